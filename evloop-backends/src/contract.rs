@@ -1,0 +1,504 @@
+//! The one contract every OS mechanism implements.
+//!
+//! A backend watches file descriptors for readiness and reports `(token, readiness)`
+//! pairs. It knows nothing of handlers, timers or signals: the core loop builds those on
+//! top. The rules below are what the core relies on; every backend honours them and the
+//! conformance suite checks them under each one.
+//!
+//! # Registration
+//!
+//! * [`Backend::register`] starts watching `fd` with an [`Interest`] and a 64-bit token
+//!   that comes back with every event for it. One registration per fd: registering an fd
+//!   that is already registered is an `AlreadyExists` error (the core multiplexes several
+//!   sources on one fd itself). A new registration is applied **at once**, so an invalid,
+//!   closed, or unsupported fd (a regular file under epoll) is reported by the call itself.
+//! * [`Backend::modify`] changes the interest and/or token of a registered fd. Changes are
+//!   **coalesced** in a change list and applied by the next [`Backend::wait`] (or
+//!   [`Backend::flush`]): an fd whose interest goes read -> none -> read within one
+//!   iteration (a watcher stopped and started again) costs no kernel call at all. An
+//!   empty interest ([`Interest::NONE`]) disables the fd while keeping it registered.
+//! * [`Backend::deregister`] ends the registration **at once**. This is the point after
+//!   which the caller may close the fd, so the kernel must forget it now: with epoll a
+//!   registration belongs to the open file, not the fd number, and a deferred delete of an
+//!   fd that was `dup`ed and closed would leave the old file registered forever (the
+//!   reason libevent ships its change list switched off). Deferring only `modify` gets
+//!   both: free stop/start pairs, and a closed fd whose number is reused by a new file in
+//!   the same iteration ends up registered for the new file.
+//! * Between `register` and `deregister` the caller guarantees that `fd` stays open and
+//!   names the same file (the core enforces this through ownership of its sources).
+//!
+//! # Waiting
+//!
+//! * [`Backend::wait`] applies pending changes, then blocks until an event, the timeout,
+//!   or a wake. `None` waits forever; a timeout shorter than the mechanism's resolution
+//!   rounds **up** (never to zero, which would spin); one beyond the kernel's range is
+//!   clamped (the caller wakes early and waits again). `EINTR` is retried with the time
+//!   that remains; it is never returned as an error.
+//! * Events land in a fixed-capacity buffer allocated once by [`Backend::new`]; `wait`
+//!   returns how many, and [`Backend::event`] decodes the i-th. If more fds are ready than
+//!   fit, the rest are reported by the next `wait` (level-triggered fds stay ready), so no
+//!   fd is starved. Nothing is allocated per wait.
+//! * Readiness is reported as [`Ready`] bits: readable, writable, `READ_CLOSED` (the peer
+//!   shut down its writing side: EPOLLRDHUP/POLLRDHUP), `HUP` (both directions closed) and
+//!   `ERROR` (EPOLLERR/POLLERR/POLLNVAL), each distinct. `HUP` and `ERROR` are reported even
+//!   when not asked for. Data that arrived before a peer closed is still readable: a backend
+//!   never drops `READABLE` because `READ_CLOSED` came with it.
+//! * Edge-triggered interest ([`Interest::EDGE`]) is native where the kernel has it
+//!   ([`Backend::NATIVE_EDGE`]). Elsewhere it is delivered level-triggered: a superset
+//!   that is still correct for edge-style code, which drains until `WouldBlock`.
+//! * An fd that was closed while registered never makes the loop spin: it is either
+//!   dropped silently by the kernel (epoll) or reported once with `ERROR` and disabled
+//!   (poll's POLLNVAL, select's EBADF).
+//!
+//! # Waking and forking
+//!
+//! The cross-thread wake is a [`crate::Waker`], registered like any fd under a token the
+//! core reserves. After `fork()`, [`Backend::reinit`] builds fresh kernel objects in the
+//! child and re-registers everything that was registered.
+
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::time::Duration;
+
+/// What a registration asks to be told about. Combine with `|`.
+///
+/// ```
+/// use evloop_backends::Interest;
+/// let both = Interest::READ | Interest::WRITE;
+/// assert!(both.is_readable() && both.is_writable());
+/// assert!(Interest::NONE.is_empty());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Interest(u8);
+
+impl Interest {
+    /// Nothing: the fd stays registered but reports nothing (a stopped watcher).
+    pub const NONE: Interest = Interest(0);
+    /// Readable (or a listening socket has a connection to accept).
+    pub const READ: Interest = Interest(1);
+    /// Writable.
+    pub const WRITE: Interest = Interest(2);
+    /// Report the peer closing its writing side as [`Ready::READ_CLOSED`].
+    pub const PEER_CLOSED: Interest = Interest(4);
+    /// Edge-triggered: report a readiness once per transition (see the module docs).
+    pub const EDGE: Interest = Interest(8);
+
+    /// The raw bits.
+    ///
+    /// ```
+    /// assert_eq!(evloop_backends::Interest::READ.bits(), 1);
+    /// ```
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    /// Build from raw bits (unknown bits are dropped).
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// assert_eq!(Interest::from_bits(3), Interest::READ | Interest::WRITE);
+    /// ```
+    pub const fn from_bits(bits: u8) -> Interest {
+        Interest(bits & 0x0f)
+    }
+    /// Whether no readiness kind is asked for (`EDGE` alone counts as empty).
+    ///
+    /// ```
+    /// assert!(evloop_backends::Interest::EDGE.is_empty());
+    /// ```
+    pub const fn is_empty(self) -> bool {
+        self.0 & 0x07 == 0
+    }
+    /// Whether `READ` is set.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Interest::READ.is_readable());
+    /// ```
+    pub const fn is_readable(self) -> bool {
+        self.0 & 1 != 0
+    }
+    /// Whether `WRITE` is set.
+    ///
+    /// ```
+    /// assert!(!evloop_backends::Interest::READ.is_writable());
+    /// ```
+    pub const fn is_writable(self) -> bool {
+        self.0 & 2 != 0
+    }
+    /// Whether `PEER_CLOSED` is set.
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// assert!((Interest::READ | Interest::PEER_CLOSED).is_peer_closed());
+    /// ```
+    pub const fn is_peer_closed(self) -> bool {
+        self.0 & 4 != 0
+    }
+    /// Whether `EDGE` is set.
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// assert!((Interest::READ | Interest::EDGE).is_edge());
+    /// ```
+    pub const fn is_edge(self) -> bool {
+        self.0 & 8 != 0
+    }
+    /// Whether every bit of `other` is set in `self`.
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// assert!((Interest::READ | Interest::WRITE).contains(Interest::WRITE));
+    /// ```
+    pub const fn contains(self, other: Interest) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// `self` without the bits of `other`.
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// assert_eq!((Interest::READ | Interest::WRITE).remove(Interest::WRITE), Interest::READ);
+    /// ```
+    pub const fn remove(self, other: Interest) -> Interest {
+        Interest(self.0 & !other.0)
+    }
+}
+
+impl std::ops::BitOr for Interest {
+    type Output = Interest;
+    fn bitor(self, rhs: Interest) -> Interest {
+        Interest(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Interest {
+    fn bitor_assign(&mut self, rhs: Interest) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl std::fmt::Debug for Interest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = [(1, "READ"), (2, "WRITE"), (4, "PEER_CLOSED"), (8, "EDGE")];
+        write_flags(f, self.0 as u16, &names, "NONE")
+    }
+}
+
+/// What happened to a source. Backends set the I/O bits; the core adds `TIMEOUT`,
+/// `SIGNAL`, `ACTIVATED` and `WAKE`. Several bits can arrive in one dispatch (readable
+/// and timed out in the same iteration, say): nothing is ever lost by merging.
+///
+/// ```
+/// use evloop_backends::Ready;
+/// let r = Ready::READABLE | Ready::READ_CLOSED;
+/// assert!(r.is_readable() && r.is_read_closed() && !r.is_error());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Ready(u16);
+
+impl Ready {
+    /// No readiness.
+    pub const EMPTY: Ready = Ready(0);
+    /// Data (or EOF, or a connection) can be read without blocking.
+    pub const READABLE: Ready = Ready(1);
+    /// Data can be written without blocking.
+    pub const WRITABLE: Ready = Ready(1 << 1);
+    /// The peer shut down its writing side (EPOLLRDHUP/POLLRDHUP). Data sent before the
+    /// close may still be readable: read until 0 bytes.
+    pub const READ_CLOSED: Ready = Ready(1 << 2);
+    /// Both directions are closed (EPOLLHUP/POLLHUP), e.g. the other end of a pipe is gone.
+    pub const HUP: Ready = Ready(1 << 3);
+    /// An error is pending on the fd (EPOLLERR/POLLERR), or the fd is invalid (POLLNVAL,
+    /// select's EBADF). Read it with `SO_ERROR` or by doing the I/O.
+    pub const ERROR: Ready = Ready(1 << 4);
+    /// Urgent/priority data (EPOLLPRI/POLLPRI).
+    pub const PRIORITY: Ready = Ready(1 << 5);
+    /// The source's timer expired (set by the core).
+    pub const TIMEOUT: Ready = Ready(1 << 8);
+    /// The watched signal arrived (set by the core; the event's count says how often).
+    pub const SIGNAL: Ready = Ready(1 << 9);
+    /// The source was activated by hand (set by the core).
+    pub const ACTIVATED: Ready = Ready(1 << 10);
+    /// The loop was woken from another thread (set by the core).
+    pub const WAKE: Ready = Ready(1 << 11);
+
+    /// The I/O bits a backend may set.
+    pub const IO_MASK: Ready = Ready(0x3f);
+
+    /// The raw bits.
+    ///
+    /// ```
+    /// assert_eq!(evloop_backends::Ready::READABLE.bits(), 1);
+    /// ```
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+    /// Build from raw bits.
+    ///
+    /// ```
+    /// use evloop_backends::Ready;
+    /// assert_eq!(Ready::from_bits(1), Ready::READABLE);
+    /// ```
+    pub const fn from_bits(bits: u16) -> Ready {
+        Ready(bits)
+    }
+    /// No bit set.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::EMPTY.is_empty());
+    /// ```
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Whether every bit of `other` is set.
+    ///
+    /// ```
+    /// use evloop_backends::Ready;
+    /// assert!((Ready::READABLE | Ready::TIMEOUT).contains(Ready::TIMEOUT));
+    /// ```
+    pub const fn contains(self, other: Ready) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Whether any bit of `other` is set.
+    ///
+    /// ```
+    /// use evloop_backends::Ready;
+    /// assert!(Ready::READABLE.intersects(Ready::READABLE | Ready::WRITABLE));
+    /// ```
+    pub const fn intersects(self, other: Ready) -> bool {
+        self.0 & other.0 != 0
+    }
+    /// The bits set in both.
+    ///
+    /// ```
+    /// use evloop_backends::Ready;
+    /// assert_eq!((Ready::READABLE | Ready::HUP).intersection(Ready::IO_MASK), Ready::READABLE | Ready::HUP);
+    /// ```
+    pub const fn intersection(self, other: Ready) -> Ready {
+        Ready(self.0 & other.0)
+    }
+    /// `self` without the bits of `other`.
+    ///
+    /// ```
+    /// use evloop_backends::Ready;
+    /// assert_eq!((Ready::READABLE | Ready::HUP).remove(Ready::HUP), Ready::READABLE);
+    /// ```
+    pub const fn remove(self, other: Ready) -> Ready {
+        Ready(self.0 & !other.0)
+    }
+    /// Readable.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::READABLE.is_readable());
+    /// ```
+    pub const fn is_readable(self) -> bool {
+        self.0 & Self::READABLE.0 != 0
+    }
+    /// Writable.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::WRITABLE.is_writable());
+    /// ```
+    pub const fn is_writable(self) -> bool {
+        self.0 & Self::WRITABLE.0 != 0
+    }
+    /// The peer closed its writing side.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::READ_CLOSED.is_read_closed());
+    /// ```
+    pub const fn is_read_closed(self) -> bool {
+        self.0 & Self::READ_CLOSED.0 != 0
+    }
+    /// Both directions closed.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::HUP.is_hup());
+    /// ```
+    pub const fn is_hup(self) -> bool {
+        self.0 & Self::HUP.0 != 0
+    }
+    /// An error is pending.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::ERROR.is_error());
+    /// ```
+    pub const fn is_error(self) -> bool {
+        self.0 & Self::ERROR.0 != 0
+    }
+    /// The source's timer expired.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::TIMEOUT.is_timeout());
+    /// ```
+    pub const fn is_timeout(self) -> bool {
+        self.0 & Self::TIMEOUT.0 != 0
+    }
+    /// The watched signal arrived.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::SIGNAL.is_signal());
+    /// ```
+    pub const fn is_signal(self) -> bool {
+        self.0 & Self::SIGNAL.0 != 0
+    }
+    /// Activated by hand.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::ACTIVATED.is_activated());
+    /// ```
+    pub const fn is_activated(self) -> bool {
+        self.0 & Self::ACTIVATED.0 != 0
+    }
+    /// Woken from another thread.
+    ///
+    /// ```
+    /// assert!(evloop_backends::Ready::WAKE.is_wake());
+    /// ```
+    pub const fn is_wake(self) -> bool {
+        self.0 & Self::WAKE.0 != 0
+    }
+    /// Any I/O readiness (readable, writable, closed, hup, error, priority).
+    ///
+    /// ```
+    /// use evloop_backends::Ready;
+    /// assert!(Ready::HUP.is_io() && !Ready::TIMEOUT.is_io());
+    /// ```
+    pub const fn is_io(self) -> bool {
+        self.0 & Self::IO_MASK.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Ready {
+    type Output = Ready;
+    fn bitor(self, rhs: Ready) -> Ready {
+        Ready(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Ready {
+    fn bitor_assign(&mut self, rhs: Ready) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = [
+            (1, "READABLE"),
+            (1 << 1, "WRITABLE"),
+            (1 << 2, "READ_CLOSED"),
+            (1 << 3, "HUP"),
+            (1 << 4, "ERROR"),
+            (1 << 5, "PRIORITY"),
+            (1 << 8, "TIMEOUT"),
+            (1 << 9, "SIGNAL"),
+            (1 << 10, "ACTIVATED"),
+            (1 << 11, "WAKE"),
+        ];
+        write_flags(f, self.0, &names, "EMPTY")
+    }
+}
+
+fn write_flags(
+    f: &mut std::fmt::Formatter<'_>,
+    bits: u16,
+    names: &[(u16, &str)],
+    empty: &str,
+) -> std::fmt::Result {
+    if bits == 0 {
+        return f.write_str(empty);
+    }
+    let mut first = true;
+    for &(bit, name) in names {
+        if bits & bit != 0 {
+            if !first {
+                f.write_str(" | ")?;
+            }
+            f.write_str(name)?;
+            first = false;
+        }
+    }
+    Ok(())
+}
+
+/// One readiness report: the registration's token and what is ready.
+///
+/// ```
+/// use evloop_backends::{Event, Ready};
+/// let ev = Event { token: 7, ready: Ready::READABLE };
+/// assert_eq!(ev.token, 7);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The token given at registration (or by the last `modify`).
+    pub token: u64,
+    /// What is ready.
+    pub ready: Ready,
+}
+
+/// An OS readiness mechanism. See the [module docs](self) for the contract.
+///
+/// ```
+/// use evloop_backends::{Backend, DefaultBackend, Interest};
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::io::Write;
+///
+/// let mut backend = DefaultBackend::new(64).unwrap();
+/// let (a, mut b) = UnixStream::pair().unwrap();
+/// backend.register(a.as_raw_fd(), 42, Interest::READ).unwrap();
+/// b.write_all(b"x").unwrap();
+/// let n = backend.wait(Some(std::time::Duration::from_secs(5))).unwrap();
+/// assert_eq!(n, 1);
+/// assert_eq!(backend.event(0).token, 42);
+/// assert!(backend.event(0).ready.is_readable());
+/// backend.deregister(a.as_raw_fd()).unwrap();
+/// ```
+pub trait Backend: Sized {
+    /// A short name: `"epoll"`, `"poll"`, `"select"`.
+    const NAME: &'static str;
+    /// Whether [`Interest::EDGE`] is delivered edge-triggered by the kernel.
+    const NATIVE_EDGE: bool;
+    /// The largest fd number this backend can watch, if it has a limit (select's
+    /// `FD_SETSIZE - 1`).
+    const MAX_FD: Option<RawFd>;
+
+    /// Create the backend with room for `event_capacity` events per [`wait`](Self::wait)
+    /// (at least 1). This is the only allocation of the event buffer.
+    fn new(event_capacity: usize) -> io::Result<Self>;
+
+    /// Start watching `fd`; applied at once (see the module docs).
+    fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+
+    /// Change the interest and token of a registered fd; coalesced until the next wait.
+    fn modify(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+
+    /// Stop watching `fd`; applied at once, so the fd may be closed right after.
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+
+    /// Apply the pending change list now, without waiting.
+    fn flush(&mut self) -> io::Result<()>;
+
+    /// Apply pending changes, then wait for events (see the module docs for timeout
+    /// rounding, clamping and `EINTR`). Returns the number of events now in the buffer.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize>;
+
+    /// The `i`-th event of the last [`wait`](Self::wait) (`i` below its return value).
+    fn event(&self, i: usize) -> Event;
+
+    /// A file descriptor that becomes readable when this backend has events, for
+    /// embedding the loop in another one (libev's `ev_embed`, libuv's backend fd).
+    /// `None` when the mechanism has no such fd (poll, select).
+    fn pollable_fd(&self) -> Option<BorrowedFd<'_>>;
+
+    /// After `fork()`, in the child: replace kernel objects shared with the parent by
+    /// fresh ones and register every fd that was registered, with its current interest.
+    fn reinit(&mut self) -> io::Result<()>;
+
+    /// Number of registered fds.
+    fn len(&self) -> usize;
+
+    /// Whether no fd is registered.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,90 @@
+//! Thin helpers over `libc`: errno to `io::Error`, timeout conversion.
+
+use std::time::Duration;
+
+/// Call a libc function, turning a `-1` return into `Err(io::Error::last_os_error())`.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        // SAFETY: each call site passes arguments that satisfy the libc contract of
+        // `$fn`; the caller's own `// SAFETY:` comment explains why.
+        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks)]
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+/// The longest timeout any of our kernel calls accepts, in milliseconds (`int` ms).
+pub(crate) const MAX_TIMEOUT_MS: i32 = i32::MAX;
+
+/// Convert an optional timeout to the `int` milliseconds of epoll_wait/poll.
+///
+/// `None` is "wait forever" (-1). A non-zero timeout below one millisecond rounds *up*
+/// to 1 ms (rounding down to 0 would turn a short timer into a busy loop), and a timeout
+/// beyond `i32::MAX` ms (about 24.8 days) is clamped: the caller wakes early, sees its
+/// deadline has not passed, and waits again.
+pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
+    match timeout {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_millis();
+            let ms = if d.subsec_nanos() % 1_000_000 != 0 { ms + 1 } else { ms };
+            if ms > MAX_TIMEOUT_MS as u128 {
+                MAX_TIMEOUT_MS
+            } else {
+                ms as i32
+            }
+        }
+    }
+}
+
+/// Deadline bookkeeping for retrying a wait after `EINTR` with the time that remains.
+pub(crate) struct Deadline {
+    end: Option<std::time::Instant>,
+}
+
+impl Deadline {
+    /// A deadline `timeout` from now (`None`: no deadline).
+    pub(crate) fn new(timeout: Option<Duration>) -> Self {
+        let end = match timeout {
+            Some(d) if !d.is_zero() => std::time::Instant::now().checked_add(d),
+            _ => None,
+        };
+        Deadline { end }
+    }
+
+    /// The timeout to use when retrying after `EINTR`: what is left of the original one.
+    /// `original` is what the first call was given.
+    pub(crate) fn remaining(&self, original: Option<Duration>) -> Option<Duration> {
+        match (original, self.end) {
+            (None, _) => None,
+            (Some(d), None) => Some(d), // zero, or too far to represent: unchanged
+            (Some(_), Some(end)) => Some(end.saturating_duration_since(std::time::Instant::now())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_millisecond_rounds_up() {
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_nanos(999_999))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
+        assert_eq!(timeout_ms(Some(Duration::from_millis(3))), 3);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms(None), -1);
+    }
+
+    #[test]
+    fn huge_timeouts_clamp() {
+        assert_eq!(timeout_ms(Some(Duration::MAX)), i32::MAX);
+        assert_eq!(timeout_ms(Some(Duration::from_secs(86_400 * 365))), i32::MAX);
+    }
+}

@@ -1,0 +1,96 @@
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::sys::syscall;
+
+/// A wake fd backed by a non-blocking self-pipe (for systems without `eventfd`). A flag
+/// skips the write while a wake is already pending, so a burst of wakes writes one byte.
+///
+/// ```
+/// use evloop_backends::Waker;
+/// let w = Waker::new().unwrap();
+/// w.wake().unwrap();
+/// w.wake().unwrap();
+/// assert!(w.drain());
+/// assert!(!w.drain());
+/// ```
+#[derive(Debug)]
+pub struct Waker {
+    read: OwnedFd,
+    write: OwnedFd,
+    pending: AtomicBool,
+}
+
+fn set_nonblock_cloexec(fd: RawFd) -> io::Result<()> {
+    let fl = syscall!(fcntl(fd, libc::F_GETFL))?;
+    syscall!(fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK))?;
+    syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+    Ok(())
+}
+
+impl Waker {
+    /// Create the pipe, both ends non-blocking and close-on-exec.
+    pub fn new() -> io::Result<Waker> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: `fds` has room for the two fds pipe(2) writes.
+        syscall!(pipe(fds.as_mut_ptr()))?;
+        // SAFETY: pipe just returned these fds; nothing else owns them.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        set_nonblock_cloexec(read.as_raw_fd())?;
+        set_nonblock_cloexec(write.as_raw_fd())?;
+        Ok(Waker {
+            read,
+            write,
+            pending: AtomicBool::new(false),
+        })
+    }
+
+    /// Make the read end readable. Safe to call from any thread.
+    pub fn wake(&self) -> io::Result<()> {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            wake_raw(self.write.as_raw_fd());
+        }
+        Ok(())
+    }
+
+    /// Consume all pending wakes; returns whether there were any.
+    pub fn drain(&self) -> bool {
+        self.pending.store(false, Ordering::Release);
+        let mut any = false;
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads into a valid, writable 64-byte buffer.
+            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return any;
+            }
+            any = true;
+        }
+    }
+
+    /// The fd to hand to [`wake_raw`] for async-signal-safe wakes (the write end).
+    pub fn wake_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+}
+
+/// Async-signal-safe wake through a raw write fd (used from signal handlers). A full
+/// pipe already means "woken", so errors are ignored.
+pub fn wake_raw(fd: RawFd) {
+    let b = 1u8;
+    // SAFETY: writes one byte from a valid location; write(2) is async-signal-safe.
+    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+}
+
+impl AsFd for Waker {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+impl AsRawFd for Waker {
+    fn as_raw_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+}

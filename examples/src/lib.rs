@@ -1,0 +1,1 @@
+//! Example servers live in `examples/`; this library is empty.
