@@ -1,1 +1,54 @@
-//! placeholder
+//! evloop's loop: a statically dispatched event loop over the backends of
+//! [`evloop_backends`].
+//!
+//! A program is a [`Machine`]: a type whose `dispatch` receives `(token, readiness)` and
+//! calls its handlers. [`EventLoop`] is generic over the machine, so nothing between the
+//! kernel and a handler is dynamic: no `dyn`, no function pointer, no box, and no heap
+//! allocation after construction.
+//!
+//! | file | what |
+//! |---|---|
+//! | `machine.rs` | the [`Machine`] trait and [`Event`] |
+//! | `ctx.rs` | [`Ctx`]: sources, timers, signals, activation, control |
+//! | `event_loop.rs` | [`EventLoop`], [`Builder`], [`Exit`]: running |
+//! | `slab.rs` | [`Slab`] and [`Key`]: collections of sources |
+//! | `timer/` | the indexed 4-ary heap and common-timeout queues |
+//! | `signal/` | the process-wide sigaction registry |
+//! | `ready_queue.rs` | per-priority dispatch queues |
+//! | `wake.rs` | [`WakeHandle`]: cross-thread wake and activation |
+//!
+//! ```
+//! use evloop_core::*;
+//! struct Nothing;
+//! impl Machine for Nothing {
+//!     type Backend = DefaultBackend;
+//!     fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {}
+//! }
+//! assert_eq!(EventLoop::new(Nothing).unwrap().run().unwrap(), Exit::Empty);
+//! ```
+#![warn(missing_docs)]
+
+mod ctx;
+mod error;
+mod event_loop;
+mod machine;
+mod ready_queue;
+mod signal;
+mod slab;
+mod timer;
+mod token;
+mod wake;
+mod watch;
+
+pub use ctx::{Ctx, Dump};
+pub use error::{Error, Result};
+pub use event_loop::{Builder, EventLoop, Exit};
+pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use evloop_backends::Epoll;
+pub use machine::{Event, Machine};
+pub use signal::signal_number;
+pub use slab::{Key, Slab};
+pub use token::{SourceId, Token};
+pub use wake::WakeHandle;
+pub use watch::Watch;

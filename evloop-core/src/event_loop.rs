@@ -1,0 +1,449 @@
+//! [`EventLoop`]: a machine plus its [`Ctx`], and the ways to run them.
+
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use evloop_backends::Backend;
+
+use crate::ctx::{Capacities, Ctx};
+use crate::{Error, Machine, Result};
+
+/// Why a run returned.
+///
+/// ```
+/// use evloop_core::Exit;
+/// assert_ne!(Exit::Exited, Exit::Broken);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exit {
+    /// No source is active any more (and `keep_running` is off).
+    Empty,
+    /// [`Ctx::exit`] or [`Ctx::exit_after`] ended it, after the iteration's handlers ran.
+    Exited,
+    /// [`Ctx::break_loop`] ended it right after one handler.
+    Broken,
+    /// `run_once` / `run_nowait` did their one pass.
+    Done,
+}
+
+/// Capacities for an [`EventLoop`], all fixed at construction (nothing grows later).
+///
+/// ```
+/// use evloop_core::*;
+/// struct M;
+/// impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+/// let el = Builder::new().sources(10_000).timers(10_000).events(512).priorities(3).build(M).unwrap();
+/// # drop(el);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Builder {
+    caps: Capacities,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            caps: Capacities {
+                sources: 1024,
+                timers: 1024,
+                events: 256,
+                priorities: 3,
+                activations: 256,
+            },
+        }
+    }
+}
+
+impl Builder {
+    /// Default capacities: 1024 sources and timers, 256 events per wait, 3 priority
+    /// levels, 256 cross-thread activations.
+    ///
+    /// ```
+    /// let b = evloop_core::Builder::new();
+    /// # let _ = b;
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Most sources of all kinds registered at once (default 1024).
+    ///
+    /// ```
+    /// let b = evloop_core::Builder::default().sources(64);
+    /// # let _ = b;
+    /// ```
+    pub fn sources(mut self, n: usize) -> Self {
+        self.caps.sources = n;
+        self
+    }
+    /// Most timers armed at once, I/O timeouts included (default 1024; at most
+    /// `sources`).
+    ///
+    /// ```
+    /// let b = evloop_core::Builder::default().timers(64);
+    /// # let _ = b;
+    /// ```
+    pub fn timers(mut self, n: usize) -> Self {
+        self.caps.timers = n;
+        self
+    }
+    /// Kernel events fetched per wait (default 256); more ready fds are fetched by the
+    /// next wait, none is starved.
+    ///
+    /// ```
+    /// let b = evloop_core::Builder::default().events(1024);
+    /// # let _ = b;
+    /// ```
+    pub fn events(mut self, n: usize) -> Self {
+        self.caps.events = n;
+        self
+    }
+    /// Priority levels, 1 to 32 (default 3). 0 is the most urgent; sources default to
+    /// the middle level, `levels / 2`.
+    ///
+    /// ```
+    /// let b = evloop_core::Builder::default().priorities(5);
+    /// # let _ = b;
+    /// ```
+    pub fn priorities(mut self, levels: u8) -> Self {
+        self.caps.priorities = levels;
+        self
+    }
+    /// Room for activations sent from other threads between two iterations (default 256).
+    ///
+    /// ```
+    /// let b = evloop_core::Builder::default().activations(4096);
+    /// # let _ = b;
+    /// ```
+    pub fn activations(mut self, n: usize) -> Self {
+        self.caps.activations = n;
+        self
+    }
+    /// Build the loop and call the machine's [`setup`](Machine::setup).
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let el = Builder::default().build(M).unwrap();
+    /// # drop(el);
+    /// ```
+    pub fn build<M: Machine>(self, mut machine: M) -> Result<EventLoop<M>> {
+        let mut ctx = Ctx::new(self.caps)?;
+        machine.setup(&mut ctx)?;
+        Ok(EventLoop { machine, ctx })
+    }
+}
+
+/// A machine and its loop. Generic over the machine, so every dispatch is a direct call.
+///
+/// ```
+/// use evloop_core::*;
+/// struct Hello;
+/// impl Machine for Hello {
+///     type Backend = DefaultBackend;
+///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
+///         ctx.add_timer(Token(0), std::time::Duration::from_millis(1))?;
+///         Ok(())
+///     }
+///     fn dispatch(&mut self, _ctx: &mut Ctx<Self>, ev: Event) {
+///         assert!(ev.ready.is_timeout());
+///     }
+/// }
+/// let mut el = EventLoop::new(Hello).unwrap();
+/// assert_eq!(el.run().unwrap(), Exit::Empty);
+/// ```
+pub struct EventLoop<M: Machine> {
+    machine: M,
+    ctx: Ctx<M>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Block,
+    NoWait,
+    AtMost(Duration),
+}
+
+impl<M: Machine> EventLoop<M> {
+    /// Build a loop with default capacities (see [`Builder`]) and run the machine's
+    /// `setup`.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let el = EventLoop::new(M).unwrap();
+    /// # drop(el);
+    /// ```
+    pub fn new(machine: M) -> Result<Self> {
+        Builder::default().build(machine)
+    }
+
+    /// A [`Builder`] to set capacities.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let el = EventLoop::<M>::builder().sources(8).build(M).unwrap();
+    /// # drop(el);
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The machine.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M(u8); impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let el = EventLoop::new(M(7)).unwrap();
+    /// assert_eq!(el.machine().0, 7);
+    /// ```
+    pub fn machine(&self) -> &M {
+        &self.machine
+    }
+
+    /// The machine, mutably.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M(u8); impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M(7)).unwrap();
+    /// el.machine_mut().0 = 8;
+    /// ```
+    pub fn machine_mut(&mut self) -> &mut M {
+        &mut self.machine
+    }
+
+    /// The loop's context, to register sources or request an exit from outside a handler.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// el.ctx().add_user(Token(1)).unwrap();
+    /// ```
+    pub fn ctx(&mut self) -> &mut Ctx<M> {
+        &mut self.ctx
+    }
+
+    /// Machine and context at once (to register a machine's field from outside).
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// struct M { sock: std::os::unix::net::UnixStream }
+    /// # impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut el = EventLoop::new(M { sock: a }).unwrap();
+    /// let (m, ctx) = el.parts();
+    /// ctx.register(&m.sock, Token(1), Watch::read()).unwrap();
+    /// ```
+    pub fn parts(&mut self) -> (&mut M, &mut Ctx<M>) {
+        (&mut self.machine, &mut self.ctx)
+    }
+
+    /// Drop the loop and hand back the machine.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M(u8); impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let el = EventLoop::new(M(3)).unwrap();
+    /// assert_eq!(el.into_machine().0, 3);
+    /// ```
+    pub fn into_machine(self) -> M {
+        self.machine
+    }
+
+    /// Run until [`Ctx::exit`], [`Ctx::exit_after`], [`Ctx::break_loop`], or until no
+    /// source is active (unless [`Ctx::keep_running`]). Returns which one it was.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// assert_eq!(el.run().unwrap(), Exit::Empty);
+    /// ```
+    pub fn run(&mut self) -> Result<Exit> {
+        self.enter()?;
+        let r = loop {
+            if let Some(e) = self.ended() {
+                break Ok(e);
+            }
+            if !self.ctx.control.keep_running && self.ctx.is_idle() {
+                break Ok(Exit::Empty);
+            }
+            if let Err(e) = self.turn(Wait::Block) {
+                break Err(e);
+            }
+        };
+        self.ctx.running = false;
+        r
+    }
+
+    /// Block until at least one source is dispatched, dispatch everything ready, and
+    /// return ([`Exit::Done`]); returns early with the reason if the loop is ended or
+    /// empty.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// el.ctx().add_timer(Token(1), std::time::Duration::from_millis(1)).unwrap();
+    /// assert_eq!(el.run_once().unwrap(), Exit::Done);
+    /// ```
+    pub fn run_once(&mut self) -> Result<Exit> {
+        self.enter()?;
+        let r = loop {
+            if !self.ctx.control.keep_running && self.ctx.is_idle() {
+                break Ok(Exit::Empty);
+            }
+            match self.turn(Wait::Block) {
+                Ok(0) => {
+                    if let Some(e) = self.ended() {
+                        break Ok(e);
+                    }
+                }
+                Ok(_) => break Ok(self.ended().unwrap_or(Exit::Done)),
+                Err(e) => break Err(e),
+            }
+        };
+        self.ctx.running = false;
+        r
+    }
+
+    /// Dispatch what is ready now without blocking, and return.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// assert_eq!(el.run_nowait().unwrap(), Exit::Done);
+    /// ```
+    pub fn run_nowait(&mut self) -> Result<Exit> {
+        self.enter()?;
+        let r = self
+            .turn(Wait::NoWait)
+            .map(|_| self.ended().unwrap_or(Exit::Done));
+        self.ctx.running = false;
+        r
+    }
+
+    /// One step for embedding in another loop: wait at most `timeout` (or until the
+    /// loop's own next timer, whichever is sooner), dispatch what is ready, and return how
+    /// many sources were dispatched. Pair it with [`pollable_fd`](Self::pollable_fd)
+    /// (libev's `ev_embed`, libuv's backend fd). An exit or break request is cleared.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// el.ctx().add_user(Token(1)).and_then(|id| el.ctx().activate(id, Ready::EMPTY)).unwrap();
+    /// assert_eq!(el.poll(Some(std::time::Duration::ZERO)).unwrap(), 1);
+    /// ```
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<usize> {
+        self.enter()?;
+        let wait = match timeout {
+            None => Wait::Block,
+            Some(d) if d.is_zero() => Wait::NoWait,
+            Some(d) => Wait::AtMost(d),
+        };
+        let r = self.turn(wait);
+        self.ctx.control.exit = false;
+        self.ctx.control.brk = false;
+        self.ctx.running = false;
+        r
+    }
+
+    /// The backend's pollable fd (epoll's fd), readable when this loop has events: watch
+    /// it from an outer loop and call [`poll`](Self::poll) with a zero timeout when it
+    /// fires. `None` for backends without one (poll, select); pending timers are not
+    /// signalled through it (use [`next_timeout`](Self::next_timeout)).
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = Epoll; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let el = EventLoop::new(M).unwrap();
+    /// assert!(el.pollable_fd().is_some());
+    /// ```
+    pub fn pollable_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.ctx.backend.pollable_fd()
+    }
+
+    /// How long until this loop's next timer is due (`None`: no timer), for an outer
+    /// loop embedding this one.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// assert_eq!(el.next_timeout(), None);
+    /// el.ctx().add_timer(Token(1), std::time::Duration::from_secs(9)).unwrap();
+    /// assert!(el.next_timeout().unwrap() <= std::time::Duration::from_secs(9));
+    /// ```
+    pub fn next_timeout(&self) -> Option<Duration> {
+        self.ctx.wait_timeout()
+    }
+
+    /// After `fork()`, in the child: recreate the backend's kernel objects and the wake
+    /// fd and re-register everything, so the child's loop shares nothing with the
+    /// parent's. Wake handles taken before the fork no longer reach this loop.
+    ///
+    /// ```no_run
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// // SAFETY: the example is single-threaded.
+    /// if unsafe { libc::fork() } == 0 {
+    ///     el.reinit_after_fork().unwrap();
+    ///     el.run().unwrap();
+    ///     std::process::exit(0);
+    /// }
+    /// ```
+    pub fn reinit_after_fork(&mut self) -> Result<()> {
+        self.ctx.reinit()
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        if self.ctx.running {
+            return Err(Error::Reentrant);
+        }
+        self.ctx.running = true;
+        self.ctx.control.exit = false;
+        self.ctx.control.brk = false;
+        Ok(())
+    }
+
+    fn ended(&self) -> Option<Exit> {
+        if self.ctx.control.brk {
+            Some(Exit::Broken)
+        } else if self.ctx.control.exit {
+            Some(Exit::Exited)
+        } else {
+            None
+        }
+    }
+
+    /// One iteration: wait, collect, dispatch. Returns the number of dispatches.
+    fn turn(&mut self, wait: Wait) -> Result<usize> {
+        let ctx = &mut self.ctx;
+        let timeout = match wait {
+            Wait::NoWait => Some(Duration::ZERO),
+            Wait::Block => ctx.wait_timeout(),
+            Wait::AtMost(d) => Some(ctx.wait_timeout().map_or(d, |t| t.min(d))),
+        };
+        let n = ctx.backend.wait(timeout).map_err(Error::Io)?;
+        ctx.invalidate_clock();
+        ctx.collect(n);
+        ctx.expire_timers();
+        let mut dispatched = 0;
+        while let Some(ev) = ctx.next_event() {
+            self.machine.dispatch(ctx, ev);
+            ctx.finish(&ev);
+            dispatched += 1;
+            if ctx.control.brk {
+                break;
+            }
+        }
+        Ok(dispatched)
+    }
+}

@@ -1,0 +1,342 @@
+//! [`Slab`]: a fixed-capacity collection of sources (connections, say) with
+//! generation-checked keys.
+
+use std::os::fd::AsFd;
+
+use crate::{Ctx, Error, Machine, Result, SourceId, Token, Watch};
+
+const NONE: u32 = u32::MAX;
+const INDEX_BITS: u32 = 24;
+const GEN_MASK: u32 = (1 << 24) - 1;
+
+/// A slab entry's key: index plus generation. A key kept after its entry was removed is
+/// stale: the slot's generation moved on, so it never names the slot's next occupant, and
+/// an event still in flight for the old occupant is dropped.
+///
+/// ```
+/// use evloop_core::Key;
+/// let k = Key::from_parts(3, 1);
+/// assert_eq!(k.index(), 3);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Key {
+    index: u32,
+    gen: u32,
+}
+
+impl Key {
+    /// A key from an index and a generation (both 24-bit).
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Key::from_parts(1, 2).generation(), 2);
+    /// ```
+    pub const fn from_parts(index: u32, gen: u32) -> Key {
+        Key {
+            index: index & ((1 << INDEX_BITS) - 1),
+            gen: gen & GEN_MASK,
+        }
+    }
+    /// The slot index (dense, below the slab's capacity: handy to index side tables).
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Key::from_parts(5, 0).index(), 5);
+    /// ```
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+    /// The generation.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Key::from_parts(5, 9).generation(), 9);
+    /// ```
+    pub const fn generation(self) -> u32 {
+        self.gen
+    }
+    /// Pack into a token payload (48 bits).
+    const fn payload(self) -> u64 {
+        ((self.gen as u64) << INDEX_BITS) | self.index as u64
+    }
+}
+
+struct Entry<T> {
+    value: Option<T>,
+    gen: u32,
+    source: Option<SourceId>,
+    next_free: u32,
+}
+
+/// Up to `N` sources of type `T`, each registered with the loop under a token tagged
+/// `tag`, found again by [`Key`]. The storage is allocated once, in [`new`](Self::new).
+///
+/// ```
+/// use evloop_core::*;
+/// use std::os::unix::net::UnixStream;
+///
+/// const CONNS: u16 = 1;
+/// struct Server { conns: Slab<UnixStream, 64> }
+/// impl Machine for Server {
+///     type Backend = DefaultBackend;
+///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+///         if let Some(key) = self.conns.key_of(ev.token) {
+///             // the connection that fired; a removed one never gets here
+///             let _conn = self.conns.get(key).unwrap();
+///             let _ = self.conns.remove(ctx, key);
+///         }
+///     }
+/// }
+/// let mut el = EventLoop::new(Server { conns: Slab::new(CONNS) }).unwrap();
+/// let (a, _b) = UnixStream::pair().unwrap();
+/// let (m, ctx) = el.parts();
+/// let key = m.conns.insert(ctx, a, Watch::read()).unwrap();
+/// assert!(m.conns.contains(key));
+/// ```
+pub struct Slab<T, const N: usize> {
+    entries: Box<[Entry<T>]>,
+    free: u32,
+    len: usize,
+    tag: u16,
+}
+
+impl<T, const N: usize> Slab<T, N> {
+    /// An empty slab whose tokens carry `tag`.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::net::TcpStream, 16> = evloop_core::Slab::new(2);
+    /// assert!(s.is_empty());
+    /// assert_eq!(s.capacity(), 16);
+    /// ```
+    pub fn new(tag: u16) -> Self {
+        assert!(N < (1 << INDEX_BITS), "Slab capacity must be below 2^24");
+        let entries = (0..N)
+            .map(|i| Entry {
+                value: None,
+                gen: 0,
+                source: None,
+                next_free: if i + 1 < N { (i + 1) as u32 } else { NONE },
+            })
+            .collect();
+        Slab {
+            entries,
+            free: if N == 0 { NONE } else { 0 },
+            len: 0,
+            tag,
+        }
+    }
+
+    /// Store `value`, register it with the loop, and return its key. A full slab is
+    /// refused with [`Error::SlabFull`] before anything is registered.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut slab: Slab<std::os::unix::net::UnixStream, 1> = Slab::new(0);
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// slab.insert(el.ctx(), a, Watch::read()).unwrap();
+    /// assert!(matches!(slab.insert(el.ctx(), b, Watch::read()), Err(Error::SlabFull { capacity: 1 })));
+    /// ```
+    pub fn insert<M: Machine>(
+        &mut self,
+        ctx: &mut Ctx<M>,
+        value: T,
+        watch: impl Into<Watch>,
+    ) -> Result<Key>
+    where
+        T: AsFd,
+    {
+        let idx = self.free;
+        if idx == NONE {
+            return Err(Error::SlabFull { capacity: N });
+        }
+        let key = Key {
+            index: idx,
+            gen: self.entries[idx as usize].gen,
+        };
+        let id = ctx.register(&value, self.token(key), watch)?;
+        let e = &mut self.entries[idx as usize];
+        self.free = e.next_free;
+        e.value = Some(value);
+        e.source = Some(id);
+        self.len += 1;
+        Ok(key)
+    }
+
+    /// Deregister and take out the entry (closing it is up to the caller: dropping it
+    /// does). A stale key is refused with [`Error::StaleKey`].
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut slab: Slab<std::os::unix::net::UnixStream, 4> = Slab::new(0);
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let k = slab.insert(el.ctx(), a, Watch::read()).unwrap();
+    /// let _stream = slab.remove(el.ctx(), k).unwrap();
+    /// assert!(matches!(slab.remove(el.ctx(), k), Err(Error::StaleKey)));
+    /// ```
+    pub fn remove<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<T> {
+        if !self.contains(key) {
+            return Err(Error::StaleKey);
+        }
+        let e = &mut self.entries[key.index as usize];
+        if let Some(id) = e.source.take() {
+            ctx.deregister(id)?;
+        }
+        let value = e.value.take().ok_or(Error::StaleKey)?;
+        e.gen = (e.gen + 1) & GEN_MASK;
+        e.next_free = self.free;
+        self.free = key.index;
+        self.len -= 1;
+        Ok(value)
+    }
+
+    /// Whether `key` names a live entry.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert!(!s.contains(evloop_core::Key::from_parts(0, 0)));
+    /// ```
+    #[inline]
+    pub fn contains(&self, key: Key) -> bool {
+        matches!(self.entries.get(key.index as usize), Some(e) if e.gen == key.gen && e.value.is_some())
+    }
+
+    /// The entry, if `key` is live.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert!(s.get(evloop_core::Key::from_parts(0, 0)).is_none());
+    /// ```
+    #[inline]
+    pub fn get(&self, key: Key) -> Option<&T> {
+        let e = self.entries.get(key.index as usize)?;
+        if e.gen == key.gen {
+            e.value.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// The entry mutably, if `key` is live.
+    ///
+    /// ```
+    /// let mut s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert!(s.get_mut(evloop_core::Key::from_parts(0, 0)).is_none());
+    /// ```
+    #[inline]
+    pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        let e = self.entries.get_mut(key.index as usize)?;
+        if e.gen == key.gen {
+            e.value.as_mut()
+        } else {
+            None
+        }
+    }
+
+    /// The loop's id for the entry's registration (to set a timeout, stop it...).
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert!(s.source(evloop_core::Key::from_parts(0, 0)).is_none());
+    /// ```
+    pub fn source(&self, key: Key) -> Option<SourceId> {
+        let e = self.entries.get(key.index as usize)?;
+        if e.gen == key.gen && e.value.is_some() {
+            e.source
+        } else {
+            None
+        }
+    }
+
+    /// The token the entry behind `key` is registered with.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(7);
+    /// let k = evloop_core::Key::from_parts(2, 0);
+    /// assert_eq!(s.key_of(s.token(k)), None); // well-formed, but nothing is stored there
+    /// assert_eq!(s.token(k).tag(), 7);
+    /// ```
+    pub const fn token(&self, key: Key) -> Token {
+        Token::tagged(self.tag, key.payload())
+    }
+
+    /// The live key a token names, if the token carries this slab's tag and its entry is
+    /// still the one the token was made for.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(7);
+    /// assert_eq!(s.key_of(evloop_core::Token(0)), None);
+    /// ```
+    #[inline]
+    pub fn key_of(&self, token: Token) -> Option<Key> {
+        if token.tag() != self.tag {
+            return None;
+        }
+        let p = token.payload();
+        let key = Key {
+            index: (p & ((1 << INDEX_BITS) - 1)) as u32,
+            gen: (p >> INDEX_BITS) as u32 & GEN_MASK,
+        };
+        self.contains(key).then_some(key)
+    }
+
+    /// Number of entries.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert_eq!(s.len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether empty.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert!(s.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The fixed capacity, `N`.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert_eq!(s.capacity(), 4);
+    /// ```
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// The tag its tokens carry.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(3);
+    /// assert_eq!(s.tag(), 3);
+    /// ```
+    pub const fn tag(&self) -> u16 {
+        self.tag
+    }
+
+    /// Every live entry with its key.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// assert_eq!(s.iter().count(), 0);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
+        self.entries.iter().enumerate().filter_map(|(i, e)| {
+            e.value.as_ref().map(|v| {
+                (
+                    Key {
+                        index: i as u32,
+                        gen: e.gen,
+                    },
+                    v,
+                )
+            })
+        })
+    }
+}

@@ -1,0 +1,388 @@
+//! Timers: one deadline per source, kept in an [indexed 4-ary heap](heap) for O(log n)
+//! add/cancel/reset, plus automatic **common-timeout queues** for O(1) add/reset.
+//!
+//! A common-timeout queue (libevent's idea, made automatic here) holds every timer armed
+//! with one particular duration. The loop's clock never goes backwards, so appending
+//! `now + d` to the tail keeps such a queue sorted by deadline: arming, re-arming and
+//! cancelling are O(1) list operations, and the whole queue occupies one heap slot keyed
+//! by its head. Per-connection idle timeouts (thousands of timers, one duration, reset on
+//! every read) are exactly this case. The first few distinct durations get queues; the
+//! rest go to the heap directly.
+//!
+//! Deadlines are nanoseconds on the loop's monotonic clock; `u64::MAX` means "never"
+//! (a timeout too large to represent is clamped there, so it never fires early and never
+//! overflows).
+
+pub(crate) mod heap;
+
+use heap::IndexedHeap;
+
+const NONE: u32 = u32::MAX;
+/// How many distinct durations get a common-timeout queue.
+pub(crate) const MAX_QUEUES: usize = 16;
+
+#[derive(Clone, Copy)]
+struct Node {
+    deadline: u64,
+    queue: u8,
+    armed: bool,
+    prev: u32,
+    next: u32,
+}
+
+const NO_QUEUE: u8 = u8::MAX;
+
+#[derive(Clone, Copy)]
+struct Queue {
+    duration: u64,
+    head: u32,
+    tail: u32,
+}
+
+/// All timers of one loop. Timer ids are source slot indexes.
+pub(crate) struct Timers {
+    heap: IndexedHeap,
+    nodes: Box<[Node]>,
+    queues: [Queue; MAX_QUEUES],
+    nqueues: usize,
+    armed: usize,
+    capacity: usize,
+    nslots: u32,
+}
+
+/// Arming would exceed the timer capacity.
+#[derive(Debug)]
+pub(crate) struct Full;
+
+impl Timers {
+    /// Timers for `nslots` sources, at most `capacity` armed at once.
+    pub(crate) fn new(nslots: usize, capacity: usize) -> Self {
+        Timers {
+            heap: IndexedHeap::new(capacity + MAX_QUEUES, nslots + MAX_QUEUES),
+            nodes: vec![
+                Node {
+                    deadline: 0,
+                    queue: NO_QUEUE,
+                    armed: false,
+                    prev: NONE,
+                    next: NONE
+                };
+                nslots
+            ]
+            .into_boxed_slice(),
+            queues: [Queue {
+                duration: 0,
+                head: NONE,
+                tail: NONE,
+            }; MAX_QUEUES],
+            nqueues: 0,
+            armed: 0,
+            capacity,
+            nslots: nslots as u32,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of armed timers.
+    pub(crate) fn armed(&self) -> usize {
+        self.armed
+    }
+
+    pub(crate) fn is_armed(&self, id: u32) -> bool {
+        self.nodes[id as usize].armed
+    }
+
+    pub(crate) fn deadline(&self, id: u32) -> Option<u64> {
+        let n = &self.nodes[id as usize];
+        n.armed.then_some(n.deadline)
+    }
+
+    /// Arm (or re-arm) timer `id` to fire `duration` ns after `now`.
+    pub(crate) fn arm(&mut self, id: u32, now: u64, duration: u64) -> Result<(), Full> {
+        self.arm_at(id, now.saturating_add(duration), duration)
+    }
+
+    /// Arm (or re-arm) timer `id` for an absolute `deadline`; `duration` picks its
+    /// common-timeout queue.
+    pub(crate) fn arm_at(&mut self, id: u32, deadline: u64, duration: u64) -> Result<(), Full> {
+        if self.nodes[id as usize].armed {
+            self.unlink(id);
+        } else if self.armed == self.capacity {
+            return Err(Full);
+        } else {
+            self.armed += 1;
+        }
+        let node = &mut self.nodes[id as usize];
+        node.armed = true;
+        node.deadline = deadline;
+        if let Some(q) = self.queue_for(duration) {
+            let tail = self.queues[q].tail;
+            if tail == NONE || self.nodes[tail as usize].deadline <= deadline {
+                self.append(q, id);
+                return Ok(());
+            }
+        }
+        let pushed = self.heap.push(id, deadline);
+        debug_assert!(pushed, "heap sized for capacity");
+        Ok(())
+    }
+
+    /// Disarm timer `id` if armed.
+    pub(crate) fn cancel(&mut self, id: u32) {
+        if self.nodes[id as usize].armed {
+            self.unlink(id);
+            self.nodes[id as usize].armed = false;
+            self.armed -= 1;
+        }
+    }
+
+    /// The earliest deadline, possibly a little early (a queue's heap key may lag behind
+    /// its head); the caller then wakes, finds nothing due, and waits again.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.heap.peek().map(|it| it.deadline)
+    }
+
+    /// Disarm and return one timer whose deadline is at or before `now`, with that
+    /// deadline.
+    pub(crate) fn pop_expired(&mut self, now: u64) -> Option<(u32, u64)> {
+        loop {
+            let top = self.heap.peek()?;
+            if top.deadline > now {
+                return None;
+            }
+            if top.id < self.nslots {
+                self.heap.pop();
+                let n = &mut self.nodes[top.id as usize];
+                n.armed = false;
+                self.armed -= 1;
+                return Some((top.id, top.deadline));
+            }
+            let q = (top.id - self.nslots) as usize;
+            let head = self.queues[q].head;
+            if head == NONE {
+                self.heap.pop();
+                continue;
+            }
+            let hd = self.nodes[head as usize].deadline;
+            if hd > now {
+                self.heap.update(top.id, hd);
+                continue;
+            }
+            self.unlink(head);
+            self.nodes[head as usize].armed = false;
+            self.armed -= 1;
+            // Keep the queue's heap key exact so expiries come out in deadline order.
+            let new_head = self.queues[q].head;
+            if new_head != NONE {
+                self.heap.update(top.id, self.nodes[new_head as usize].deadline);
+            }
+            return Some((head, hd));
+        }
+    }
+
+    fn queue_for(&mut self, duration: u64) -> Option<usize> {
+        if let Some(q) = self.queues[..self.nqueues]
+            .iter()
+            .position(|q| q.duration == duration)
+        {
+            return Some(q);
+        }
+        if self.nqueues < MAX_QUEUES && duration != 0 && duration != u64::MAX {
+            let q = self.nqueues;
+            self.nqueues += 1;
+            self.queues[q] = Queue {
+                duration,
+                head: NONE,
+                tail: NONE,
+            };
+            return Some(q);
+        }
+        None
+    }
+
+    fn append(&mut self, q: usize, id: u32) {
+        let tail = self.queues[q].tail;
+        {
+            let n = &mut self.nodes[id as usize];
+            n.queue = q as u8;
+            n.prev = tail;
+            n.next = NONE;
+        }
+        if tail == NONE {
+            self.queues[q].head = id;
+            let qid = self.nslots + q as u32;
+            let deadline = self.nodes[id as usize].deadline;
+            if self.heap.contains(qid) {
+                self.heap.update(qid, deadline);
+            } else {
+                let pushed = self.heap.push(qid, deadline);
+                debug_assert!(pushed, "heap has a slot per queue");
+            }
+        } else {
+            self.nodes[tail as usize].next = id;
+        }
+        self.queues[q].tail = id;
+    }
+
+    /// Remove `id` from wherever it is (queue or heap), leaving `armed` to the caller.
+    fn unlink(&mut self, id: u32) {
+        let n = self.nodes[id as usize];
+        if n.queue == NO_QUEUE {
+            self.heap.remove(id);
+            return;
+        }
+        let q = n.queue as usize;
+        if n.prev == NONE {
+            self.queues[q].head = n.next;
+        } else {
+            self.nodes[n.prev as usize].next = n.next;
+        }
+        if n.next == NONE {
+            self.queues[q].tail = n.prev;
+        } else {
+            self.nodes[n.next as usize].prev = n.prev;
+        }
+        if self.queues[q].head == NONE {
+            self.heap.remove(self.nslots + q as u32);
+        }
+        let n = &mut self.nodes[id as usize];
+        n.queue = NO_QUEUE;
+        n.prev = NONE;
+        n.next = NONE;
+    }
+
+    /// Check every invariant (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        self.heap.check();
+        let mut count = 0;
+        for q in 0..self.nqueues {
+            let mut cur = self.queues[q].head;
+            let mut prev = NONE;
+            let mut last = 0;
+            while cur != NONE {
+                let n = &self.nodes[cur as usize];
+                assert!(n.armed && n.queue as usize == q && n.prev == prev);
+                assert!(n.deadline >= last, "queue {q} out of order");
+                last = n.deadline;
+                prev = cur;
+                cur = n.next;
+                count += 1;
+            }
+            assert_eq!(self.queues[q].tail, prev);
+            if self.queues[q].head != NONE {
+                let qid = self.nslots + q as u32;
+                assert!(self.heap.contains(qid), "non-empty queue {q} not in heap");
+            }
+        }
+        let in_heap = (0..self.nslots).filter(|&i| self.heap.contains(i)).count();
+        assert_eq!(count + in_heap, self.armed, "armed count drifted");
+        let armed = self.nodes.iter().filter(|n| n.armed).count();
+        assert_eq!(armed, self.armed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng(s: &mut u64) -> u64 {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        *s
+    }
+
+    #[test]
+    fn fires_in_deadline_order_mixing_queue_and_heap() {
+        let mut t = Timers::new(8, 8);
+        t.arm(0, 0, 50).unwrap(); // queue(50)
+        t.arm(1, 10, 50).unwrap(); // queue(50), deadline 60
+        t.arm(2, 0, 55).unwrap(); // queue(55)
+        t.arm(3, 0, 5).unwrap();
+        t.check();
+        assert_eq!(t.pop_expired(4), None);
+        assert_eq!(t.pop_expired(100), Some((3, 5)));
+        assert_eq!(t.pop_expired(100), Some((0, 50)));
+        assert_eq!(t.pop_expired(100), Some((2, 55)));
+        assert_eq!(t.pop_expired(100), Some((1, 60)));
+        assert_eq!(t.pop_expired(100), None);
+        t.check();
+    }
+
+    #[test]
+    fn reset_in_a_queue_moves_to_tail() {
+        let mut t = Timers::new(4, 4);
+        t.arm(0, 0, 100).unwrap();
+        t.arm(1, 0, 100).unwrap();
+        t.arm(0, 50, 100).unwrap(); // reset: now deadline 150, after 1
+        t.check();
+        assert_eq!(t.pop_expired(120), Some((1, 100)));
+        assert_eq!(t.pop_expired(120), None);
+        assert_eq!(t.next_deadline(), Some(150));
+        assert_eq!(t.pop_expired(150), Some((0, 150)));
+    }
+
+    #[test]
+    fn capacity_is_enforced_and_freed_by_cancel() {
+        let mut t = Timers::new(4, 2);
+        t.arm(0, 0, 1).unwrap();
+        t.arm(1, 0, 2).unwrap();
+        assert!(t.arm(2, 0, 3).is_err());
+        t.arm(1, 0, 9).unwrap(); // re-arm needs no new capacity
+        t.cancel(0);
+        t.arm(2, 0, 3).unwrap();
+        t.check();
+    }
+
+    #[test]
+    fn never_deadline_does_not_overflow() {
+        let mut t = Timers::new(2, 2);
+        t.arm(0, 1_000, u64::MAX).unwrap();
+        assert_eq!(t.deadline(0), Some(u64::MAX));
+        assert_eq!(t.pop_expired(u64::MAX - 1), None);
+    }
+
+    /// Random churn: many timers whose expiry randomly arms and cancels others.
+    #[test]
+    fn random_churn_keeps_invariants() {
+        let (n, target) = if cfg!(miri) { (64, 500) } else { (20_000, 200_000) };
+        let mut t = Timers::new(n, n);
+        let mut s = 0xdead_beefu64;
+        let mut now = 0u64;
+        let durations = [10u64, 20, 35, 1000];
+        for id in 0..n as u32 {
+            let d = if id % 3 == 0 { durations[(id % 4) as usize] } else { rng(&mut s) % 5000 };
+            t.arm(id, now, d).unwrap();
+        }
+        let mut fired = 0;
+        let mut steps = 0;
+        while fired < target {
+            now += rng(&mut s) % 40;
+            while let Some((id, deadline)) = t.pop_expired(now) {
+                assert!(deadline <= now, "fired early");
+                assert!(t.deadline(id).is_none());
+                fired += 1;
+                let other = (rng(&mut s) % n as u64) as u32;
+                match rng(&mut s) % 4 {
+                    0 => t.cancel(other),
+                    1 => {
+                        let _ = t.arm(other, now, rng(&mut s) % 3000);
+                    }
+                    _ => {
+                        let _ = t.arm(other, now, durations[(rng(&mut s) % 4) as usize]);
+                    }
+                }
+                let _ = t.arm(id, now, 1 + rng(&mut s) % 2000);
+            }
+            steps += 1;
+            if steps % 500 == 0 {
+                t.check();
+            }
+        }
+        t.check();
+    }
+}
