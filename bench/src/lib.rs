@@ -105,7 +105,9 @@ impl Options {
             let mut value = |name: &str| -> Result<String, String> {
                 match attached.clone() {
                     Some(v) => Ok(v),
-                    None => it.next().ok_or_else(|| format!("option {name} needs a value")),
+                    None => it
+                        .next()
+                        .ok_or_else(|| format!("option {name} needs a value")),
                 }
             };
             match flag.as_str() {
@@ -118,7 +120,9 @@ impl Options {
                     opts.api = match value("--api")?.as_str() {
                         "trait" => Api::Trait,
                         "macro" => Api::Macro,
-                        other => return Err(format!("--api must be trait or macro, not {other:?}")),
+                        other => {
+                            return Err(format!("--api must be trait or macro, not {other:?}"))
+                        }
                     }
                 }
                 "-t" if attached.is_none() => opts.timeouts = true,
@@ -174,7 +178,7 @@ pub fn usage_error(msg: &str) -> ! {
 /// Raises the soft `RLIMIT_NOFILE` limit to the hard limit and returns the new soft limit.
 ///
 /// Each pipe costs two descriptors, so `-n 9980` needs the limit raised.
-pub fn raise_nofile_limit() -> io::Result<u64> {
+pub fn raise_nofile_limit() -> io::Result<libc::rlim_t> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -190,7 +194,7 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
             return Err(io::Error::last_os_error());
         }
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
 
 /// Creates `n` non-blocking, close-on-exec AF_UNIX SOCK_STREAM socketpairs.
@@ -289,7 +293,11 @@ impl XorShift {
     /// Creates a generator; a zero seed is replaced by a fixed non-zero constant.
     pub fn new(seed: u64) -> XorShift {
         XorShift {
-            state: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed },
+            state: if seed == 0 {
+                0x9E37_79B9_7F4A_7C15
+            } else {
+                seed
+            },
         }
     }
 
@@ -424,8 +432,13 @@ mod tests {
         let o = Options::parse_from(["-n", "1000", "-a100", "-w", "5", "-t", "-i", "3"])
             .unwrap()
             .unwrap();
-        assert_eq!((o.pipes, o.active, o.writes, o.timeouts, o.iters), (1000, 100, 5, true, 3));
-        let o = Options::parse_from(["-b", "poll", "--api=macro"]).unwrap().unwrap();
+        assert_eq!(
+            (o.pipes, o.active, o.writes, o.timeouts, o.iters),
+            (1000, 100, 5, true, 3)
+        );
+        let o = Options::parse_from(["-b", "poll", "--api=macro"])
+            .unwrap()
+            .unwrap();
         assert_eq!((o.backend.as_str(), o.api), ("poll", Api::Macro));
         let o = Options::parse_from(["--api", "trait"]).unwrap().unwrap();
         assert_eq!(o.api, Api::Trait);
@@ -440,7 +453,9 @@ mod tests {
 
     #[test]
     fn active_spacing() {
-        let o = Options::parse_from(["-n", "10", "-a", "3"]).unwrap().unwrap();
+        let o = Options::parse_from(["-n", "10", "-a", "3"])
+            .unwrap()
+            .unwrap();
         assert_eq!(o.active_indices().collect::<Vec<_>>(), vec![0, 3, 6]);
         assert_eq!(o.events_per_run(), 103);
     }
@@ -464,7 +479,9 @@ mod tests {
 
     #[test]
     fn summary_format() {
-        let o = Options::parse_from(["-n", "20", "-a", "2", "-w", "48"]).unwrap().unwrap();
+        let o = Options::parse_from(["-n", "20", "-a", "2", "-w", "48"])
+            .unwrap()
+            .unwrap();
         let mut r = Report::new(1);
         r.record(Duration::from_micros(10), Duration::from_micros(100));
         assert_eq!(

@@ -25,6 +25,8 @@ struct Timers {
     generation: Vec<u64>,
     /// Current deadline of each pipe, used to rebuild the heap when stale entries pile up.
     deadline: Vec<Instant>,
+    /// Whether each pipe's timer is armed (not yet fired).
+    armed: Vec<bool>,
     rng: XorShift,
     fired: u64,
 }
@@ -35,6 +37,7 @@ impl Timers {
             heap: BinaryHeap::with_capacity(4 * n + 64),
             generation: vec![0; n],
             deadline: vec![Instant::now(); n],
+            armed: vec![false; n],
             rng: XorShift::default(),
             fired: 0,
         }
@@ -45,6 +48,7 @@ impl Timers {
         let when = now + self.rng.timeout();
         self.generation[idx] += 1;
         self.deadline[idx] = when;
+        self.armed[idx] = true;
         if self.heap.len() >= 4 * self.generation.len() + 64 {
             // Too many stale entries: rebuild from the live deadlines (amortised O(1)).
             let heap = std::mem::take(&mut self.heap);
@@ -55,6 +59,7 @@ impl Timers {
                     .iter()
                     .zip(&self.generation)
                     .enumerate()
+                    .filter(|&(i, _)| self.armed[i])
                     .map(|(i, (&d, &g))| Reverse((d, i, g))),
             );
             self.heap = BinaryHeap::from(v);
@@ -84,6 +89,7 @@ impl Timers {
             } else if when <= now {
                 self.heap.pop();
                 self.generation[idx] += 1;
+                self.armed[idx] = false;
                 self.fired += 1;
             } else {
                 break;
@@ -136,7 +142,12 @@ impl Chain {
     }
 
     /// One `poll` call with the timer-derived timeout, then dispatch of its events.
-    fn turn(&mut self, poll: &mut Poll, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+    fn turn(
+        &mut self,
+        poll: &mut Poll,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         poll.poll(events, timeout)?;
         let now = Instant::now();
         self.now = now;
