@@ -1,0 +1,7 @@
+//! Compile-fail tests: misuse that the type system refuses.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+}
