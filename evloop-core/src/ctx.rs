@@ -84,17 +84,22 @@ impl Slot {
 /// always reported (as by the kernel), so a handler learns of them whatever it watches.
 #[inline]
 fn accepts(interest: Interest) -> Ready {
-    let mut r = Ready::ERROR | Ready::HUP;
-    if interest.is_readable() {
-        r |= Ready::READABLE | Ready::PRIORITY | Ready::READ_CLOSED;
-    }
-    if interest.is_writable() {
-        r |= Ready::WRITABLE;
-    }
-    if interest.is_peer_closed() {
-        r |= Ready::READ_CLOSED;
-    }
-    r
+    const ALWAYS: u16 = Ready::ERROR.bits() | Ready::HUP.bits();
+    const READ: u16 = Ready::READABLE.bits() | Ready::PRIORITY.bits() | Ready::READ_CLOSED.bits();
+    const WRITE: u16 = Ready::WRITABLE.bits();
+    const CLOSED: u16 = Ready::READ_CLOSED.bits();
+    // Indexed by READ (1) | WRITE (2) | PEER_CLOSED (4).
+    const TABLE: [u16; 8] = [
+        ALWAYS,
+        ALWAYS | READ,
+        ALWAYS | WRITE,
+        ALWAYS | READ | WRITE,
+        ALWAYS | CLOSED,
+        ALWAYS | READ | CLOSED,
+        ALWAYS | WRITE | CLOSED,
+        ALWAYS | READ | WRITE | CLOSED,
+    ];
+    Ready::from_bits(TABLE[(interest.bits() & 7) as usize])
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -164,6 +169,10 @@ pub struct Ctx<M: Machine> {
     queues: ReadyQueues,
     levels: u8,
     default_prio: u8,
+    /// Sources per priority level, and whether at most one level is in use: then kernel
+    /// events can be dispatched straight from the event buffer, in order, with no queue.
+    level_count: [u32; crate::ready_queue::MAX_LEVELS],
+    direct: bool,
     shared: Arc<Shared>,
     activation_capacity: usize,
     signal_slots: [u32; registry::MAX_SIGNAL + 1],
@@ -203,6 +212,8 @@ impl<M: Machine> Ctx<M> {
             queues: ReadyQueues::new(),
             levels,
             default_prio: levels / 2,
+            level_count: [0; crate::ready_queue::MAX_LEVELS],
+            direct: true,
             shared,
             activation_capacity: caps.activations,
             signal_slots: [NONE; registry::MAX_SIGNAL + 1],
@@ -292,10 +303,23 @@ impl<M: Machine> Ctx<M> {
             ..Slot::FREE
         };
         self.used += 1;
+        self.count_level(prio, true);
         Ok(idx)
     }
 
+    fn count_level(&mut self, prio: u8, add: bool) {
+        let c = &mut self.level_count[prio as usize];
+        if add {
+            *c += 1;
+        } else {
+            *c -= 1;
+        }
+        self.direct = self.level_count.iter().filter(|&&c| c != 0).count() <= 1;
+    }
+
     fn release(&mut self, idx: u32) {
+        let prio = self.slots[idx as usize].prio;
+        self.count_level(prio, false);
         let s = &mut self.slots[idx as usize];
         let gen = s.gen.wrapping_add(1);
         *s = Slot {
@@ -904,6 +928,8 @@ impl<M: Machine> Ctx<M> {
             self.queues.unlink(&mut self.links, idx, s.prio);
             self.queues.push(&mut self.links, idx, priority);
         }
+        self.count_level(s.prio, false);
+        self.count_level(priority, true);
         self.slots[idx as usize].prio = priority;
         Ok(())
     }
@@ -1095,36 +1121,74 @@ impl<M: Machine> Ctx<M> {
         Some(Duration::from_nanos(next.saturating_sub(self.clock())))
     }
 
-    /// Turn the backend's events into pending bits on their sources.
+    /// Handle one backend event. Returns the event to dispatch right away when that is
+    /// equivalent to queueing it (one priority level in use, a single source on the fd,
+    /// nothing already pending for it); otherwise records it as pending and returns
+    /// `None`. Each call re-validates its slot, so a source removed or stopped by an
+    /// earlier handler of this iteration is skipped.
     #[inline]
-    pub(crate) fn collect(&mut self, n: usize) {
-        for i in 0..n {
-            let ev = self.backend.event(i);
-            if ev.token == WAKE_TOKEN {
-                self.on_wake();
-                continue;
-            }
-            let id = SourceId::from_u64(ev.token);
-            let mut idx = id.index;
-            match self.slots.get(idx as usize) {
-                Some(s) if s.gen == id.gen && s.kind == Kind::Io => {}
-                _ => continue, // stale: the source was removed since
-            }
-            while idx != NONE {
-                let s = &self.slots[idx as usize];
-                let next = s.next;
-                if s.enabled {
-                    let r = ev.ready.intersection(accepts(s.interest));
-                    if !r.is_empty() {
-                        let oneshot = s.oneshot;
-                        self.mark(idx, r);
-                        if oneshot {
-                            self.disable(idx);
-                        }
+    pub(crate) fn io_event(&mut self, ev: evloop_backends::Event) -> Option<Event> {
+        if ev.token == WAKE_TOKEN {
+            self.on_wake();
+            return None;
+        }
+        let id = SourceId::from_u64(ev.token);
+        let idx = id.index;
+        let s = self.slots.get(idx as usize)?;
+        if s.gen != id.gen || s.kind != Kind::Io {
+            return None; // stale: the source was removed since
+        }
+        if !self.direct || s.next != NONE || s.queued {
+            self.collect_one(ev);
+            return None;
+        }
+        if !s.enabled {
+            return None;
+        }
+        let ready = ev.ready.intersection(accepts(s.interest));
+        if ready.is_empty() {
+            return None;
+        }
+        let token = s.token;
+        if s.oneshot {
+            self.disable(idx);
+        }
+        self.current = idx;
+        self.current_rearmed = false;
+        Some(Event {
+            token,
+            ready,
+            source: id,
+            count: 0,
+        })
+    }
+
+    /// Record a backend event as pending on every source of its fd.
+    pub(crate) fn collect_one(&mut self, ev: evloop_backends::Event) {
+        if ev.token == WAKE_TOKEN {
+            self.on_wake();
+            return;
+        }
+        let id = SourceId::from_u64(ev.token);
+        let mut idx = id.index;
+        match self.slots.get(idx as usize) {
+            Some(s) if s.gen == id.gen && s.kind == Kind::Io => {}
+            _ => return, // stale: the source was removed since
+        }
+        while idx != NONE {
+            let s = &self.slots[idx as usize];
+            let next = s.next;
+            if s.enabled {
+                let r = ev.ready.intersection(accepts(s.interest));
+                if !r.is_empty() {
+                    let oneshot = s.oneshot;
+                    self.mark(idx, r);
+                    if oneshot {
+                        self.disable(idx);
                     }
                 }
-                idx = next;
             }
+            idx = next;
         }
     }
 

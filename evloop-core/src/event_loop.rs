@@ -433,9 +433,29 @@ impl<M: Machine> EventLoop<M> {
         };
         let n = ctx.backend.wait(timeout).map_err(Error::Io)?;
         ctx.invalidate_clock();
-        ctx.collect(n);
+        // Timers first, so a source whose timeout expired as its fd became ready is
+        // already pending and gets both in one dispatch.
         ctx.expire_timers();
         let mut dispatched = 0;
+        let mut i = 0;
+        while i < n {
+            let kev = ctx.backend.event(i);
+            i += 1;
+            if let Some(ev) = ctx.io_event(kev) {
+                self.machine.dispatch(ctx, ev);
+                ctx.finish(&ev);
+                dispatched += 1;
+                if ctx.control.brk {
+                    // Keep what was not dispatched for the next run.
+                    while i < n {
+                        let kev = ctx.backend.event(i);
+                        i += 1;
+                        ctx.collect_one(kev);
+                    }
+                    return Ok(dispatched);
+                }
+            }
+        }
         while let Some(ev) = ctx.next_event() {
             self.machine.dispatch(ctx, ev);
             ctx.finish(&ev);

@@ -33,6 +33,12 @@ impl IndexedHeap {
         self.pos[id as usize] != NOT_IN_HEAP
     }
 
+    /// The key `id` is filed under (it must be in the heap).
+    #[inline]
+    pub(crate) fn key(&self, id: u32) -> u64 {
+        self.items[self.pos[id as usize] as usize].deadline
+    }
+
     pub(crate) fn peek(&self) -> Option<Item> {
         if self.len == 0 {
             None

@@ -9,6 +9,12 @@
 //! every read) are exactly this case. The first few distinct durations get queues; the
 //! rest go to the heap directly.
 //!
+//! Pushing a heap timer's deadline *later* (an idle timeout reset by activity) is O(1)
+//! too: the node records its new deadline and its heap key is left early. When that key
+//! reaches the top, the heap re-keys the node instead of firing it. A timer therefore
+//! never fires before its real deadline, and the price of laziness is at most one early
+//! wake-up per stale key, which a busy loop doesn't notice.
+//!
 //! Deadlines are nanoseconds on the loop's monotonic clock; `u64::MAX` means "never"
 //! (a timeout too large to represent is clamped there, so it never fires early and never
 //! overflows).
@@ -45,6 +51,8 @@ pub(crate) struct Timers {
     nodes: Box<[Node]>,
     queues: [Queue; MAX_QUEUES],
     nqueues: usize,
+    /// Hash slot -> queue index (direct-mapped).
+    slot_of: [u8; MAX_QUEUES],
     armed: usize,
     capacity: usize,
     nslots: u32,
@@ -76,6 +84,7 @@ impl Timers {
                 tail: NONE,
             }; MAX_QUEUES],
             nqueues: 0,
+            slot_of: [NO_QUEUE; MAX_QUEUES],
             armed: 0,
             capacity,
             nslots: nslots as u32,
@@ -108,7 +117,19 @@ impl Timers {
     /// Arm (or re-arm) timer `id` for an absolute `deadline`; `duration` picks its
     /// common-timeout queue.
     pub(crate) fn arm_at(&mut self, id: u32, deadline: u64, duration: u64) -> Result<(), Full> {
-        if self.nodes[id as usize].armed {
+        let n = self.nodes[id as usize];
+        if n.armed && n.queue == NO_QUEUE {
+            // Already in the heap: a later deadline only needs recording (lazy re-key at
+            // the top); an earlier one moves the key up now.
+            if deadline >= n.deadline || deadline >= self.heap.key(id) {
+                self.nodes[id as usize].deadline = deadline;
+            } else {
+                self.nodes[id as usize].deadline = deadline;
+                self.heap.update(id, deadline);
+            }
+            return Ok(());
+        }
+        if n.armed {
             self.unlink(id);
         } else if self.armed == self.capacity {
             return Err(Full);
@@ -154,6 +175,12 @@ impl Timers {
                 return None;
             }
             if top.id < self.nslots {
+                let real = self.nodes[top.id as usize].deadline;
+                if real > top.deadline {
+                    // Lazily extended: re-key instead of firing.
+                    self.heap.update(top.id, real);
+                    continue;
+                }
                 self.heap.pop();
                 let n = &mut self.nodes[top.id as usize];
                 n.armed = false;
@@ -183,24 +210,29 @@ impl Timers {
         }
     }
 
+    /// The common-timeout queue for `duration`: direct-mapped by a hash of the duration,
+    /// so finding it costs one comparison. The first duration to claim a slot keeps it;
+    /// a colliding duration uses the heap.
+    #[inline]
     fn queue_for(&mut self, duration: u64) -> Option<usize> {
-        if let Some(q) = self.queues[..self.nqueues]
-            .iter()
-            .position(|q| q.duration == duration)
-        {
-            return Some(q);
+        if duration == 0 || duration == u64::MAX {
+            return None;
         }
-        if self.nqueues < MAX_QUEUES && duration != 0 && duration != u64::MAX {
-            let q = self.nqueues;
-            self.nqueues += 1;
-            self.queues[q] = Queue {
-                duration,
-                head: NONE,
-                tail: NONE,
-            };
-            return Some(q);
+        let h = (duration.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % MAX_QUEUES;
+        let q = self.slot_of[h];
+        if q != NO_QUEUE {
+            let q = q as usize;
+            return (self.queues[q].duration == duration).then_some(q);
         }
-        None
+        let q = self.nqueues;
+        self.nqueues += 1;
+        self.queues[q] = Queue {
+            duration,
+            head: NONE,
+            tail: NONE,
+        };
+        self.slot_of[h] = q as u8;
+        Some(q)
     }
 
     fn append(&mut self, q: usize, id: u32) {
@@ -276,6 +308,11 @@ impl Timers {
             if self.queues[q].head != NONE {
                 let qid = self.nslots + q as u32;
                 assert!(self.heap.contains(qid), "non-empty queue {q} not in heap");
+            }
+        }
+        for i in 0..self.nslots {
+            if self.heap.contains(i) {
+                assert!(self.heap.key(i) <= self.nodes[i as usize].deadline, "heap key late");
             }
         }
         let in_heap = (0..self.nslots).filter(|&i| self.heap.contains(i)).count();
