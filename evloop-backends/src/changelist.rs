@@ -190,7 +190,10 @@ mod tests {
             calls += 1;
             st.want
         });
-        assert_eq!(calls, 0, "re-registration was applied eagerly; nothing left queued");
+        assert_eq!(
+            calls, 0,
+            "re-registration was applied eagerly; nothing left queued"
+        );
         assert_eq!(cl.get(4).unwrap().kernel_token, 9);
         assert_eq!(cl.len(), 1);
     }

@@ -17,7 +17,9 @@ use crate::changelist::ChangeList;
 use crate::sys::{syscall, timeout_ms, Deadline};
 use crate::{Backend, Event, Interest, Ready};
 
-/// The epoll backend. See the [module docs](self).
+/// The epoll backend: level-triggered unless [`Interest::EDGE`]; new registrations and
+/// deregistrations reach the kernel at once, interest changes once per iteration through
+/// the change list (see [`crate::contract`]).
 ///
 /// ```
 /// use evloop_backends::{Backend, Epoll};
@@ -53,27 +55,70 @@ fn mask(interest: Interest) -> u32 {
     m
 }
 
+/// Map epoll's bits to [`Ready`] without branches (this runs once per event).
+#[inline]
 fn ready(bits: u32) -> Ready {
-    let mut r = Ready::EMPTY;
-    if bits & libc::EPOLLIN as u32 != 0 {
-        r |= Ready::READABLE;
+    const _: () = assert!(
+        libc::EPOLLIN == 0x1
+            && libc::EPOLLPRI == 0x2
+            && libc::EPOLLOUT == 0x4
+            && libc::EPOLLERR == 0x8
+            && libc::EPOLLHUP == 0x10
+            && libc::EPOLLRDHUP == 0x2000
+    );
+    // IN, PRI, OUT, ERR and HUP are the low five bits: one table lookup maps them;
+    // RDHUP (0x2000) is moved into place with one shift.
+    const fn map_low(b: u32) -> u16 {
+        let mut r = 0;
+        if b & 0x1 != 0 {
+            r |= Ready::READABLE.bits();
+        }
+        if b & 0x2 != 0 {
+            r |= Ready::PRIORITY.bits();
+        }
+        if b & 0x4 != 0 {
+            r |= Ready::WRITABLE.bits();
+        }
+        if b & 0x8 != 0 {
+            r |= Ready::ERROR.bits();
+        }
+        if b & 0x10 != 0 {
+            r |= Ready::HUP.bits();
+        }
+        r
     }
-    if bits & libc::EPOLLOUT as u32 != 0 {
-        r |= Ready::WRITABLE;
+    const TABLE: [u16; 32] = {
+        let mut t = [0u16; 32];
+        let mut i = 0;
+        while i < 32 {
+            t[i] = map_low(i as u32);
+            i += 1;
+        }
+        t
+    };
+    let r = TABLE[(bits & 0x1f) as usize] as u32 | ((bits >> 11) & 0x4);
+    Ready::from_bits(r as u16)
+}
+
+#[cfg(test)]
+#[test]
+fn ready_mapping_matches_flags() {
+    let cases = [
+        (libc::EPOLLIN, Ready::READABLE),
+        (libc::EPOLLOUT, Ready::WRITABLE),
+        (libc::EPOLLRDHUP, Ready::READ_CLOSED),
+        (libc::EPOLLHUP, Ready::HUP),
+        (libc::EPOLLERR, Ready::ERROR),
+        (libc::EPOLLPRI, Ready::PRIORITY),
+        (libc::EPOLLET, Ready::EMPTY),
+    ];
+    for (bit, want) in cases {
+        assert_eq!(ready(bit as u32), want, "bit {bit:#x}");
     }
-    if bits & libc::EPOLLRDHUP as u32 != 0 {
-        r |= Ready::READ_CLOSED;
-    }
-    if bits & libc::EPOLLHUP as u32 != 0 {
-        r |= Ready::HUP;
-    }
-    if bits & libc::EPOLLERR as u32 != 0 {
-        r |= Ready::ERROR;
-    }
-    if bits & libc::EPOLLPRI as u32 != 0 {
-        r |= Ready::PRIORITY;
-    }
-    r
+    assert_eq!(
+        ready((libc::EPOLLIN | libc::EPOLLRDHUP) as u32),
+        Ready::READABLE | Ready::READ_CLOSED
+    );
 }
 
 fn new_epoll_fd() -> io::Result<OwnedFd> {
@@ -202,6 +247,7 @@ impl Backend for Epoll {
         } else {
             // Check the fd is valid and pollable even though nothing is watched yet.
             add(self.epfd.as_raw_fd(), fd, token, interest)?;
+            self.ctl_calls.set(self.ctl_calls.get() + 1);
             del(self.epfd.as_raw_fd(), fd)?;
         }
         self.table.insert(fd, token, interest);
@@ -232,7 +278,9 @@ impl Backend for Epoll {
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         if self.nfailed_reported != 0 {
-            self.failed.clear();
+            // Forget only what the last wait reported: refusals found since (by `flush`)
+            // are still to be reported.
+            self.failed.drain(..self.nfailed_reported);
             self.nfailed_reported = 0;
         }
         self.apply_changes();
@@ -282,11 +330,22 @@ impl Backend for Epoll {
 
     fn reinit(&mut self) -> io::Result<()> {
         let epfd = new_epoll_fd()?;
+        let failed = &mut self.failed;
         for (fd, st) in self.table.iter_mut() {
+            st.kernel = Interest::NONE;
             if !st.want.is_empty() {
-                add(epfd.as_raw_fd(), fd, st.want_token, st.want)?;
+                match add(epfd.as_raw_fd(), fd, st.want_token, st.want) {
+                    Ok(()) => st.kernel = st.want,
+                    // One fd the new instance refuses must not cost every other
+                    // registration (or leave the table out of step with the kernel):
+                    // report it as an ERROR event, like a refused change.
+                    Err(_) => {
+                        if failed.len() < failed.capacity() {
+                            failed.push(st.want_token);
+                        }
+                    }
+                }
             }
-            st.kernel = st.want;
             st.kernel_token = st.want_token;
         }
         self.epfd = epfd;

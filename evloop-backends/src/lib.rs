@@ -21,7 +21,7 @@
 //! println!("using {}", DefaultBackend::NAME);
 //! assert_eq!(b.len(), 0);
 //! ```
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod changelist;
 pub mod contract;

@@ -32,7 +32,11 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
         None => -1,
         Some(d) => {
             let ms = d.as_millis();
-            let ms = if d.subsec_nanos() % 1_000_000 != 0 { ms + 1 } else { ms };
+            let ms = if d.subsec_nanos() % 1_000_000 != 0 {
+                ms + 1
+            } else {
+                ms
+            };
             if ms > MAX_TIMEOUT_MS as u128 {
                 MAX_TIMEOUT_MS
             } else {
@@ -85,6 +89,9 @@ mod tests {
     #[test]
     fn huge_timeouts_clamp() {
         assert_eq!(timeout_ms(Some(Duration::MAX)), i32::MAX);
-        assert_eq!(timeout_ms(Some(Duration::from_secs(86_400 * 365))), i32::MAX);
+        assert_eq!(
+            timeout_ms(Some(Duration::from_secs(86_400 * 365))),
+            i32::MAX
+        );
     }
 }

@@ -26,7 +26,7 @@
 //! }
 //! assert_eq!(EventLoop::new(Nothing).unwrap().run().unwrap(), Exit::Empty);
 //! ```
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod ctx;
 mod error;

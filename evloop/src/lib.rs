@@ -40,7 +40,7 @@
 //! assert_eq!(el.run().unwrap(), Exit::Empty);
 //! assert_eq!(el.machine().bytes, 5);
 //! ```
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub use evloop_core::*;
 

@@ -31,6 +31,11 @@ fn set_nonblock_cloexec(fd: RawFd) -> io::Result<()> {
 
 impl Waker {
     /// Create the pipe, both ends non-blocking and close-on-exec.
+    ///
+    /// ```
+    /// let w = evloop_backends::Waker::new().unwrap();
+    /// # drop(w);
+    /// ```
     pub fn new() -> io::Result<Waker> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: `fds` has room for the two fds pipe(2) writes.
@@ -47,6 +52,13 @@ impl Waker {
     }
 
     /// Make the read end readable. Safe to call from any thread.
+    ///
+    /// ```
+    /// let w = std::sync::Arc::new(evloop_backends::Waker::new().unwrap());
+    /// let w2 = w.clone();
+    /// std::thread::spawn(move || w2.wake().unwrap()).join().unwrap();
+    /// assert!(w.drain());
+    /// ```
     pub fn wake(&self) -> io::Result<()> {
         if !self.pending.swap(true, Ordering::AcqRel) {
             wake_raw(self.write.as_raw_fd());
@@ -55,13 +67,19 @@ impl Waker {
     }
 
     /// Consume all pending wakes; returns whether there were any.
+    ///
+    /// ```
+    /// let w = evloop_backends::Waker::new().unwrap();
+    /// assert!(!w.drain());
+    /// ```
     pub fn drain(&self) -> bool {
         self.pending.store(false, Ordering::Release);
         let mut any = false;
         let mut buf = [0u8; 64];
         loop {
             // SAFETY: reads into a valid, writable 64-byte buffer.
-            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 return any;
             }
@@ -70,6 +88,12 @@ impl Waker {
     }
 
     /// The fd to hand to [`wake_raw`] for async-signal-safe wakes (the write end).
+    ///
+    /// ```
+    /// let w = evloop_backends::Waker::new().unwrap();
+    /// evloop_backends::wake_raw(w.wake_fd());
+    /// assert!(w.drain());
+    /// ```
     pub fn wake_fd(&self) -> RawFd {
         self.write.as_raw_fd()
     }
@@ -77,6 +101,12 @@ impl Waker {
 
 /// Async-signal-safe wake through a raw write fd (used from signal handlers). A full
 /// pipe already means "woken", so errors are ignored.
+///
+/// ```
+/// let w = evloop_backends::Waker::new().unwrap();
+/// evloop_backends::wake_raw(w.wake_fd());
+/// assert!(w.drain());
+/// ```
 pub fn wake_raw(fd: RawFd) {
     let b = 1u8;
     // SAFETY: writes one byte from a valid location; write(2) is async-signal-safe.
