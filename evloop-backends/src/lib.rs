@@ -23,6 +23,9 @@
 //! ```
 #![deny(missing_docs)]
 
+// The change list serves the kernel-state backends: epoll now, kqueue and event ports
+// when they land.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 mod changelist;
 pub mod contract;
 mod sys;

@@ -5,6 +5,7 @@
 //! wake fd fires, the loop takes each watched signal's counter and dispatches the signal
 //! source once with `Ready::SIGNAL` and the number of arrivals in `Event::count`.
 
+mod os;
 pub(crate) mod registry;
 
 /// The number of a signal by its name (`"SIGHUP"`, `"HUP"`, `"SIGRTMIN+2"`), as this
@@ -13,20 +14,23 @@ pub(crate) mod registry;
 /// ```
 /// assert_eq!(evloop_core::signal_number("SIGHUP"), Some(libc::SIGHUP));
 /// assert_eq!(evloop_core::signal_number("TERM"), Some(libc::SIGTERM));
+/// # #[cfg(target_os = "linux")]
 /// assert_eq!(evloop_core::signal_number("SIGRTMIN+1"), Some(libc::SIGRTMIN() + 1));
 /// assert_eq!(evloop_core::signal_number("SIGHUB"), None);
 /// ```
 pub fn signal_number(name: &str) -> Option<i32> {
     let n = name.strip_prefix("SIG").unwrap_or(name);
     if let Some(rest) = n.strip_prefix("RTMIN") {
+        let (min, max) = os::realtime_range()?;
         let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix('+')?.parse().ok()? };
-        let s = libc::SIGRTMIN() + off;
-        return (s <= libc::SIGRTMAX()).then_some(s);
+        let s = min + off;
+        return (s <= max).then_some(s);
     }
     if let Some(rest) = n.strip_prefix("RTMAX") {
+        let (min, max) = os::realtime_range()?;
         let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix('-')?.parse().ok()? };
-        let s = libc::SIGRTMAX() - off;
-        return (s >= libc::SIGRTMIN()).then_some(s);
+        let s = max - off;
+        return (s >= min).then_some(s);
     }
     let s = match n {
         "HUP" => libc::SIGHUP,

@@ -61,7 +61,8 @@ pub(crate) enum Refusal {
 
 /// Whether `signo` may be watched by a loop.
 pub(crate) fn check(signo: i32) -> Result<(), Refusal> {
-    if signo <= 0 || signo as usize > MAX_SIGNAL || signo > libc::SIGRTMAX() {
+    let highest = super::os::realtime_range().map_or(31, |(_, max)| max);
+    if signo <= 0 || signo as usize > MAX_SIGNAL || signo > highest {
         return Err(Refusal::Invalid);
     }
     if matches!(
@@ -70,9 +71,12 @@ pub(crate) fn check(signo: i32) -> Result<(), Refusal> {
     ) {
         return Err(Refusal::Refused);
     }
-    // glibc reserves the first two real-time signals for its own use.
-    if signo >= libc::SIGRTMIN() - 2 && signo < libc::SIGRTMIN() && signo > 31 {
-        return Err(Refusal::Invalid);
+    // glibc reserves the first two real-time signals for its own use (SIGRTMIN() already
+    // excludes them; numbers between 31 and SIGRTMIN are not for applications).
+    if let Some((min, _)) = super::os::realtime_range() {
+        if signo > 31 && signo < min {
+            return Err(Refusal::Invalid);
+        }
     }
     Ok(())
 }
@@ -158,9 +162,10 @@ fn install(signo: i32, e: &Entry) -> Result<(), Refusal> {
 }
 
 extern "C" fn handler(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: __errno_location returns this thread's errno; reading/writing it is what a
-    // signal handler must do to leave errno as it found it.
-    let saved_errno = unsafe { *libc::__errno_location() };
+    let errno = super::os::errno_ptr();
+    // SAFETY: `errno` points to this thread's errno; a signal handler saves and restores
+    // it so the interrupted code finds it as it left it.
+    let saved_errno = unsafe { *errno };
     if signo > 0 && (signo as usize) <= MAX_SIGNAL {
         let e = &TABLE[signo as usize];
         IN_HANDLER.fetch_add(1, Ordering::SeqCst);
@@ -180,7 +185,7 @@ extern "C" fn handler(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         }
     }
     // SAFETY: see above.
-    unsafe { *libc::__errno_location() = saved_errno };
+    unsafe { *errno = saved_errno };
 }
 
 /// Call the previously installed handler, if it was a function (not SIG_DFL/SIG_IGN:
