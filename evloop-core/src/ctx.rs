@@ -45,6 +45,8 @@ pub(crate) struct Slot {
     oneshot: bool,
     periodic: bool,
     queued: bool,
+    /// Queued in `deferred` rather than the ready queues.
+    deferred: bool,
     prio: u8,
     interest: Interest,
     /// I/O: the fd. Signal: the signal number.
@@ -68,6 +70,7 @@ impl Slot {
         oneshot: false,
         periodic: false,
         queued: false,
+        deferred: false,
         prio: 0,
         interest: Interest::NONE,
         fd: -1,
@@ -179,11 +182,13 @@ pub struct Ctx<M: Machine> {
     signal_mask: u128,
     live_io: usize,
     nsignals: usize,
+    live_signals: usize,
     epoch: Instant,
     now: Cell<u64>,
     stale: Cell<bool>,
     pub(crate) control: Control,
-    pub(crate) running: bool,
+    /// Activations made by handlers that must wait for the next iteration.
+    deferred: ReadyQueues,
     current: u32,
     current_rearmed: bool,
     wake_slot: u32,
@@ -220,11 +225,12 @@ impl<M: Machine> Ctx<M> {
             signal_mask: 0,
             live_io: 0,
             nsignals: 0,
+            live_signals: 0,
             epoch: Instant::now(),
             now: Cell::new(0),
             stale: Cell::new(false),
             control: Control::default(),
-            running: false,
+            deferred: ReadyQueues::new(),
             current: NONE,
             current_rearmed: false,
             wake_slot: NONE,
@@ -557,6 +563,8 @@ impl<M: Machine> Ctx<M> {
         if kind == Kind::Io {
             self.live_io -= 1;
             self.sync_fd(fd);
+        } else if kind == Kind::Signal {
+            self.live_signals -= 1;
         }
     }
 
@@ -581,6 +589,9 @@ impl<M: Machine> Ctx<M> {
         if kind == Kind::Io && !was {
             self.live_io += 1;
             self.sync_fd(fd);
+        }
+        if kind == Kind::Signal && !was {
+            self.live_signals += 1;
         }
         if matches!(kind, Kind::Io | Kind::Timer) && (d != 0 || kind == Kind::Timer) && !self.timers.is_armed(idx) {
             self.arm(idx, d)?;
@@ -825,6 +836,7 @@ impl<M: Machine> Ctx<M> {
         self.signal_slots[signo as usize] = idx;
         self.signal_mask |= 1 << signo;
         self.nsignals += 1;
+        self.live_signals += 1;
         Ok(self.id(idx))
     }
 
@@ -885,10 +897,12 @@ impl<M: Machine> Ctx<M> {
         }
     }
 
-    /// Activate a source by hand: it is dispatched in this iteration (or the next, if
-    /// called outside the loop) with `ready | Ready::ACTIVATED`, merged with anything else
-    /// that happened to it. A higher-priority source activated from a handler runs before
-    /// lower-priority sources still waiting in this iteration.
+    /// Activate a source by hand: it is dispatched with `ready | Ready::ACTIVATED`, merged
+    /// with anything else that happened to it. Called from a handler, a source *more
+    /// urgent* than the handler's own runs in this iteration, before everything less
+    /// urgent still waiting; any other runs in the next iteration (so a source that
+    /// re-activates itself yields to I/O and timers instead of starving them). Called
+    /// outside the loop, it runs in the next iteration.
     ///
     /// ```
     /// # use evloop_core::*;
@@ -901,8 +915,39 @@ impl<M: Machine> Ctx<M> {
     /// ```
     pub fn activate(&mut self, id: SourceId, ready: Ready) -> Result<()> {
         let idx = self.lookup(id)?;
-        self.mark(idx, ready | Ready::ACTIVATED);
+        let ready = ready | Ready::ACTIVATED;
+        let cur = self.current;
+        if cur != NONE && self.slots[idx as usize].prio >= self.slots[cur as usize].prio {
+            // Not more urgent than the running handler's source: next iteration, so a
+            // source re-activating itself (or two activating each other) cannot starve
+            // I/O and timers.
+            let s = &mut self.slots[idx as usize];
+            s.pending |= ready;
+            if !s.queued {
+                s.queued = true;
+                s.deferred = true;
+                let prio = s.prio;
+                self.deferred.push(&mut self.links, idx, prio);
+            }
+            return Ok(());
+        }
+        self.mark(idx, ready);
         Ok(())
+    }
+
+    /// Move activations deferred by handlers into the ready queues (start of an
+    /// iteration; they make its wait non-blocking).
+    pub(crate) fn promote_deferred(&mut self) {
+        while let Some(idx) = self.deferred.pop(&mut self.links) {
+            let s = &mut self.slots[idx as usize];
+            s.deferred = false;
+            let prio = s.prio;
+            self.queues.push(&mut self.links, idx, prio);
+        }
+    }
+
+    pub(crate) fn reset_current(&mut self) {
+        self.current = NONE;
     }
 
     /// Change a source's dispatch priority (0 is the most urgent).
@@ -925,8 +970,9 @@ impl<M: Machine> Ctx<M> {
         }
         let s = self.slots[idx as usize];
         if s.queued {
-            self.queues.unlink(&mut self.links, idx, s.prio);
-            self.queues.push(&mut self.links, idx, priority);
+            let q = if s.deferred { &mut self.deferred } else { &mut self.queues };
+            q.unlink(&mut self.links, idx, s.prio);
+            q.push(&mut self.links, idx, priority);
         }
         self.count_level(s.prio, false);
         self.count_level(priority, true);
@@ -951,7 +997,8 @@ impl<M: Machine> Ctx<M> {
         let idx = self.lookup(id)?;
         let s = self.slots[idx as usize];
         if s.queued {
-            self.queues.unlink(&mut self.links, idx, s.prio);
+            let q = if s.deferred { &mut self.deferred } else { &mut self.queues };
+            q.unlink(&mut self.links, idx, s.prio);
         }
         self.timers.cancel(idx);
         let mut result = Ok(());
@@ -986,6 +1033,9 @@ impl<M: Machine> Ctx<M> {
                 self.signal_slots[s.fd as usize] = NONE;
                 self.signal_mask &= !(1 << s.fd);
                 self.nsignals -= 1;
+                if s.enabled {
+                    self.live_signals -= 1;
+                }
             }
             Kind::Wake => self.wake_slot = NONE,
             Kind::Timer | Kind::User | Kind::Free => {}
@@ -1099,11 +1149,15 @@ impl<M: Machine> Ctx<M> {
 
     /// Whether nothing can make the loop dispatch again.
     pub(crate) fn is_idle(&self) -> bool {
-        self.live_io == 0 && self.timers.armed() == 0 && self.nsignals == 0 && self.queues.is_empty()
+        self.live_io == 0
+            && self.timers.armed() == 0
+            && self.live_signals == 0
+            && self.queues.is_empty()
+            && self.deferred.is_empty()
     }
 
     pub(crate) fn has_ready(&self) -> bool {
-        !self.queues.is_empty()
+        !self.queues.is_empty() || !self.deferred.is_empty()
     }
 
     /// How long the backend may block: until the next timer or delayed exit.

@@ -72,8 +72,6 @@ pub enum Error {
     SignalBusy(i32),
     /// The cross-thread activation queue is full; the activation was not queued.
     ActivationQueueFull,
-    /// `run` (or `poll`) was called while the loop is already running.
-    Reentrant,
 }
 
 impl fmt::Display for Error {
@@ -115,9 +113,6 @@ impl fmt::Display for Error {
             Error::ActivationQueueFull => {
                 f.write_str("the cross-thread activation queue is full; try again later")
             }
-            Error::Reentrant => f.write_str(
-                "the loop is already running: run/poll cannot be called from inside a handler",
-            ),
         }
     }
 }

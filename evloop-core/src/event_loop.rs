@@ -161,7 +161,7 @@ pub struct EventLoop<M: Machine> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wait {
     Block,
-    NoWait,
+    Nonblocking,
     AtMost(Duration),
 }
 
@@ -265,19 +265,15 @@ impl<M: Machine> EventLoop<M> {
     /// ```
     pub fn run(&mut self) -> Result<Exit> {
         self.enter()?;
-        let r = loop {
+        loop {
             if let Some(e) = self.ended() {
-                break Ok(e);
+                return Ok(e);
             }
             if !self.ctx.control.keep_running && self.ctx.is_idle() {
-                break Ok(Exit::Empty);
+                return Ok(Exit::Empty);
             }
-            if let Err(e) = self.turn(Wait::Block) {
-                break Err(e);
-            }
-        };
-        self.ctx.running = false;
-        r
+            self.turn(Wait::Block)?;
+        }
     }
 
     /// Block until at least one source is dispatched, dispatch everything ready, and
@@ -293,22 +289,17 @@ impl<M: Machine> EventLoop<M> {
     /// ```
     pub fn run_once(&mut self) -> Result<Exit> {
         self.enter()?;
-        let r = loop {
+        loop {
             if !self.ctx.control.keep_running && self.ctx.is_idle() {
-                break Ok(Exit::Empty);
+                return Ok(Exit::Empty);
             }
-            match self.turn(Wait::Block) {
-                Ok(0) => {
-                    if let Some(e) = self.ended() {
-                        break Ok(e);
-                    }
-                }
-                Ok(_) => break Ok(self.ended().unwrap_or(Exit::Done)),
-                Err(e) => break Err(e),
+            if self.turn(Wait::Block)? > 0 {
+                return Ok(self.ended().unwrap_or(Exit::Done));
             }
-        };
-        self.ctx.running = false;
-        r
+            if let Some(e) = self.ended() {
+                return Ok(e);
+            }
+        }
     }
 
     /// Dispatch what is ready now without blocking, and return.
@@ -321,17 +312,16 @@ impl<M: Machine> EventLoop<M> {
     /// ```
     pub fn run_nowait(&mut self) -> Result<Exit> {
         self.enter()?;
-        let r = self
-            .turn(Wait::NoWait)
-            .map(|_| self.ended().unwrap_or(Exit::Done));
-        self.ctx.running = false;
-        r
+        self.turn(Wait::Nonblocking)?;
+        Ok(self.ended().unwrap_or(Exit::Done))
     }
 
     /// One step for embedding in another loop: wait at most `timeout` (or until the
     /// loop's own next timer, whichever is sooner), dispatch what is ready, and return how
     /// many sources were dispatched. Pair it with [`pollable_fd`](Self::pollable_fd)
-    /// (libev's `ev_embed`, libuv's backend fd). An exit or break request is cleared.
+    /// (libev's `ev_embed`, libuv's backend fd). Interest changes made by the handlers
+    /// are applied to the kernel before it returns, so the outer loop sees them. An exit
+    /// or break request is cleared.
     ///
     /// ```
     /// # use evloop_core::*;
@@ -344,14 +334,15 @@ impl<M: Machine> EventLoop<M> {
         self.enter()?;
         let wait = match timeout {
             None => Wait::Block,
-            Some(d) if d.is_zero() => Wait::NoWait,
+            Some(d) if d.is_zero() => Wait::Nonblocking,
             Some(d) => Wait::AtMost(d),
         };
         let r = self.turn(wait);
         self.ctx.control.exit = false;
         self.ctx.control.brk = false;
-        self.ctx.running = false;
-        r
+        // Apply the handlers' interest changes now: an outer loop waiting on
+        // `pollable_fd` must see them before this loop's next wait.
+        r.and_then(|n| self.ctx.backend.flush().map(|_| n).map_err(Error::Io))
     }
 
     /// The backend's pollable fd (epoll's fd), readable when this loop has events: watch
@@ -403,11 +394,12 @@ impl<M: Machine> EventLoop<M> {
         self.ctx.reinit()
     }
 
+    /// Start a run. Re-entering a running loop is impossible (a handler only has the
+    /// `Ctx`, and the loop is borrowed while it dispatches), so there is no flag to check;
+    /// but a previous run may have unwound out of a panicking handler: forget what it was
+    /// dispatching.
     fn enter(&mut self) -> Result<()> {
-        if self.ctx.running {
-            return Err(Error::Reentrant);
-        }
-        self.ctx.running = true;
+        self.ctx.reset_current();
         self.ctx.control.exit = false;
         self.ctx.control.brk = false;
         Ok(())
@@ -426,8 +418,9 @@ impl<M: Machine> EventLoop<M> {
     /// One iteration: wait, collect, dispatch. Returns the number of dispatches.
     fn turn(&mut self, wait: Wait) -> Result<usize> {
         let ctx = &mut self.ctx;
+        ctx.promote_deferred();
         let timeout = match wait {
-            Wait::NoWait => Some(Duration::ZERO),
+            Wait::Nonblocking => Some(Duration::ZERO),
             Wait::Block => ctx.wait_timeout(),
             Wait::AtMost(d) => Some(ctx.wait_timeout().map_or(d, |t| t.min(d))),
         };

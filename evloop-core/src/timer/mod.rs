@@ -6,8 +6,8 @@
 //! `now + d` to the tail keeps such a queue sorted by deadline: arming, re-arming and
 //! cancelling are O(1) list operations, and the whole queue occupies one heap slot keyed
 //! by its head. Per-connection idle timeouts (thousands of timers, one duration, reset on
-//! every read) are exactly this case. The first few distinct durations get queues; the
-//! rest go to the heap directly.
+//! every read) are exactly this case. Sixteen queues are direct-mapped by duration and
+//! released when empty; a duration whose slot is taken uses the heap.
 //!
 //! Pushing a heap timer's deadline *later* (an idle timeout reset by activity) is O(1)
 //! too: the node records its new deadline and its heap key is left early. When that key
@@ -50,9 +50,6 @@ pub(crate) struct Timers {
     heap: IndexedHeap,
     nodes: Box<[Node]>,
     queues: [Queue; MAX_QUEUES],
-    nqueues: usize,
-    /// Hash slot -> queue index (direct-mapped).
-    slot_of: [u8; MAX_QUEUES],
     armed: usize,
     capacity: usize,
     nslots: u32,
@@ -83,8 +80,6 @@ impl Timers {
                 head: NONE,
                 tail: NONE,
             }; MAX_QUEUES],
-            nqueues: 0,
-            slot_of: [NO_QUEUE; MAX_QUEUES],
             armed: 0,
             capacity,
             nslots: nslots as u32,
@@ -210,29 +205,25 @@ impl Timers {
         }
     }
 
-    /// The common-timeout queue for `duration`: direct-mapped by a hash of the duration,
-    /// so finding it costs one comparison. The first duration to claim a slot keeps it;
-    /// a colliding duration uses the heap.
+    /// The common-timeout queue for `duration`: direct-mapped by a hash of the duration
+    /// (queue index = hash slot), so finding it costs one comparison. A free slot is
+    /// claimed by the first duration that hashes there and released when its queue
+    /// empties; a duration whose slot is busy with another uses the heap.
     #[inline]
     fn queue_for(&mut self, duration: u64) -> Option<usize> {
         if duration == 0 || duration == u64::MAX {
             return None;
         }
-        let h = (duration.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % MAX_QUEUES;
-        let q = self.slot_of[h];
-        if q != NO_QUEUE {
-            let q = q as usize;
-            return (self.queues[q].duration == duration).then_some(q);
+        let q = (duration.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % MAX_QUEUES;
+        let queue = &mut self.queues[q];
+        if queue.duration == duration {
+            return Some(q);
         }
-        let q = self.nqueues;
-        self.nqueues += 1;
-        self.queues[q] = Queue {
-            duration,
-            head: NONE,
-            tail: NONE,
-        };
-        self.slot_of[h] = q as u8;
-        Some(q)
+        if queue.duration == 0 {
+            queue.duration = duration;
+            return Some(q);
+        }
+        None
     }
 
     fn append(&mut self, q: usize, id: u32) {
@@ -279,6 +270,7 @@ impl Timers {
         }
         if self.queues[q].head == NONE {
             self.heap.remove(self.nslots + q as u32);
+            self.queues[q].duration = 0; // free for another duration
         }
         let n = &mut self.nodes[id as usize];
         n.queue = NO_QUEUE;
@@ -291,7 +283,7 @@ impl Timers {
     pub(crate) fn check(&self) {
         self.heap.check();
         let mut count = 0;
-        for q in 0..self.nqueues {
+        for q in 0..MAX_QUEUES {
             let mut cur = self.queues[q].head;
             let mut prev = NONE;
             let mut last = 0;
@@ -308,6 +300,8 @@ impl Timers {
             if self.queues[q].head != NONE {
                 let qid = self.nslots + q as u32;
                 assert!(self.heap.contains(qid), "non-empty queue {q} not in heap");
+            } else {
+                assert_eq!(self.queues[q].duration, 0, "empty queue {q} not released");
             }
         }
         for i in 0..self.nslots {
