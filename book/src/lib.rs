@@ -1,1 +1,25 @@
-//! placeholder
+//! The evloop book, as a crate, so that its code cannot rot.
+//!
+//! The chapters are the Markdown files next to this one, rendered by mdBook
+//! (`book/book.toml`). Each is also included here as the documentation of one item, so
+//! `cargo test -p evloop-book` compiles every Rust code block of every chapter as a
+//! doctest and runs it (unless the block is marked `no_run`, `ignore` or `compile_fail`,
+//! each with its reason in the text). Add a chapter to `SUMMARY.md` and here.
+
+#[doc = include_str!("intro.md")]
+pub struct Introduction;
+
+#[doc = include_str!("by-hand.md")]
+pub struct TheLoopByHand;
+
+#[doc = include_str!("backends.md")]
+pub struct Backends;
+
+#[doc = include_str!("timers.md")]
+pub struct Timers;
+
+#[doc = include_str!("signals.md")]
+pub struct Signals;
+
+#[doc = include_str!("loop-control.md")]
+pub struct LoopControl;
