@@ -1,7 +1,8 @@
 //! The process-wide half of signal handling: one real `sigaction` per signal number,
 //! shared by every loop in the process.
 //!
-//! The installed handler does only async-signal-safe work: for each loop subscribed to
+//! The installed handler runs with every signal blocked (deliveries never nest) on the
+//! interrupted thread's own stack, and does only async-signal-safe work: for each loop subscribed to
 //! the signal it bumps that loop's pending counter (an atomic) and writes to the loop's
 //! wake fd; then it chains to the handler that was installed before ours. It takes no
 //! lock and allocates nothing, and it saves and restores `errno`. Everything else (which
@@ -148,9 +149,12 @@ fn install(signo: i32, e: &Entry) -> Result<(), Refusal> {
     // set below.
     let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
     new.sa_sigaction = handler as *const () as usize;
-    new.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+    // Run on the thread's normal stack (not SA_ONSTACK: Rust's per-thread alternate
+    // stack is a few KiB, and two nested kernel signal frames overflow it), with every
+    // signal blocked while this short handler runs, so deliveries never nest.
+    new.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
     // SAFETY: `new.sa_mask` is a valid sigset_t to initialise.
-    unsafe { libc::sigemptyset(&mut new.sa_mask) };
+    unsafe { libc::sigfillset(&mut new.sa_mask) };
     e.installed.store(true, Ordering::Release);
     // SAFETY: `new` is a fully initialised sigaction whose handler is an
     // `extern "C" fn(c_int, *mut siginfo_t, *mut c_void)`, matching SA_SIGINFO.
