@@ -198,7 +198,9 @@ pub struct Ctx<M: Machine> {
 impl<M: Machine> Ctx<M> {
     pub(crate) fn new(caps: Capacities) -> Result<Self> {
         let n = caps.sources.clamp(1, (u32::MAX - 1) as usize);
-        let levels = caps.priorities.clamp(1, crate::ready_queue::MAX_LEVELS as u8);
+        let levels = caps
+            .priorities
+            .clamp(1, crate::ready_queue::MAX_LEVELS as u8);
         let mut backend = M::Backend::new(caps.events.max(1))?;
         let shared = Shared::new(caps.activations)?;
         backend.register(shared.waker.as_raw_fd(), WAKE_TOKEN, Interest::READ)?;
@@ -459,7 +461,8 @@ impl<M: Machine> Ctx<M> {
         }
         if head == NONE {
             if fd as usize >= self.fd_heads.len() {
-                self.fd_heads.resize((fd as usize + 1).next_power_of_two(), NONE);
+                self.fd_heads
+                    .resize((fd as usize + 1).next_power_of_two(), NONE);
             }
             self.fd_heads[fd as usize] = idx;
         }
@@ -531,9 +534,11 @@ impl<M: Machine> Ctx<M> {
 
     /// Stop a source without removing it (libev's `ev_io_stop`, libevent's `event_del`):
     /// an I/O source stops watching its fd and its timeout is cancelled; a timer is
-    /// disarmed; a signal or user source is no longer dispatched. The source keeps its id,
-    /// token and options; [`start`](Self::start) resumes it. Stopping and starting an I/O
-    /// source in one iteration costs no kernel call.
+    /// disarmed; a signal or user source is no longer dispatched. A dispatch still pending
+    /// for it in this iteration (readiness, expiry, activation) is cancelled, as by
+    /// `event_del`. The source keeps its id, token and options; [`start`](Self::start)
+    /// resumes it. Stopping and starting an I/O source in one iteration costs no kernel
+    /// call.
     ///
     /// ```
     /// # use evloop_core::*;
@@ -549,6 +554,21 @@ impl<M: Machine> Ctx<M> {
     pub fn stop(&mut self, id: SourceId) -> Result<()> {
         let idx = self.lookup(id)?;
         self.disable(idx);
+        // Cancel a pending dispatch too. (Not in `disable`: a one-shot source is disabled
+        // right after being marked, and that dispatch must happen.)
+        let s = &mut self.slots[idx as usize];
+        if s.queued {
+            let q = if s.deferred {
+                &mut self.deferred
+            } else {
+                &mut self.queues
+            };
+            q.unlink(&mut self.links, idx, s.prio);
+            s.queued = false;
+            s.deferred = false;
+            s.pending = Ready::EMPTY;
+            s.count = 0;
+        }
         Ok(())
     }
 
@@ -593,7 +613,10 @@ impl<M: Machine> Ctx<M> {
         if kind == Kind::Signal && !was {
             self.live_signals += 1;
         }
-        if matches!(kind, Kind::Io | Kind::Timer) && (d != 0 || kind == Kind::Timer) && !self.timers.is_armed(idx) {
+        if matches!(kind, Kind::Io | Kind::Timer)
+            && (d != 0 || kind == Kind::Timer)
+            && !self.timers.is_armed(idx)
+        {
             self.arm(idx, d)?;
         }
         Ok(())
@@ -627,9 +650,11 @@ impl<M: Machine> Ctx<M> {
         if idx == self.current {
             self.current_rearmed = true;
         }
-        self.timers.arm(idx, now, d).map_err(|_| Error::TimerCapacity {
-            capacity: self.timers.capacity(),
-        })
+        self.timers
+            .arm(idx, now, d)
+            .map_err(|_| Error::TimerCapacity {
+                capacity: self.timers.capacity(),
+            })
     }
 
     /// Set (or clear, with `None`) an I/O source's idle timeout and restart it from now.
@@ -970,7 +995,11 @@ impl<M: Machine> Ctx<M> {
         }
         let s = self.slots[idx as usize];
         if s.queued {
-            let q = if s.deferred { &mut self.deferred } else { &mut self.queues };
+            let q = if s.deferred {
+                &mut self.deferred
+            } else {
+                &mut self.queues
+            };
             q.unlink(&mut self.links, idx, s.prio);
             q.push(&mut self.links, idx, priority);
         }
@@ -997,7 +1026,11 @@ impl<M: Machine> Ctx<M> {
         let idx = self.lookup(id)?;
         let s = self.slots[idx as usize];
         if s.queued {
-            let q = if s.deferred { &mut self.deferred } else { &mut self.queues };
+            let q = if s.deferred {
+                &mut self.deferred
+            } else {
+                &mut self.queues
+            };
             q.unlink(&mut self.links, idx, s.prio);
         }
         self.timers.cancel(idx);
@@ -1262,7 +1295,9 @@ impl<M: Machine> Ctx<M> {
                     let next = deadline.saturating_add(period.saturating_mul(missed + 1));
                     let _ = self.timers.arm_at(idx, next, period);
                     let s = &mut self.slots[idx as usize];
-                    s.count = s.count.saturating_add(u32::try_from(missed + 1).unwrap_or(u32::MAX));
+                    s.count = s
+                        .count
+                        .saturating_add(u32::try_from(missed + 1).unwrap_or(u32::MAX));
                     self.mark(idx, Ready::TIMEOUT);
                 }
                 Kind::Timer => self.mark(idx, Ready::TIMEOUT),
@@ -1375,7 +1410,11 @@ impl<M: Machine> Ctx<M> {
             let signo = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let idx = self.signal_slots[signo];
-            registry::rebind(signo as i32, self.slots[idx as usize].sub as usize, shared.waker.wake_fd());
+            registry::rebind(
+                signo as i32,
+                self.slots[idx as usize].sub as usize,
+                shared.waker.wake_fd(),
+            );
         }
         self.shared = shared;
         Ok(())
@@ -1446,13 +1485,23 @@ impl<M: Machine> fmt::Display for Dump<'_, M> {
                 if s.enabled { "active" } else { "stopped" }
             )?;
             match s.kind {
-                Kind::Io => write!(f, " fd={} {:?}{}", s.fd, s.interest, if s.oneshot { " oneshot" } else { "" })?,
+                Kind::Io => write!(
+                    f,
+                    " fd={} {:?}{}",
+                    s.fd,
+                    s.interest,
+                    if s.oneshot { " oneshot" } else { "" }
+                )?,
                 Kind::Signal => write!(f, " signo={}", s.fd)?,
                 Kind::Timer => write!(f, " {}", if s.periodic { "periodic" } else { "once" })?,
                 _ => {}
             }
             if let Some(d) = c.timers.deadline(i as u32) {
-                write!(f, " due_in={:?}", Duration::from_nanos(d.saturating_sub(c.now.get())))?;
+                write!(
+                    f,
+                    " due_in={:?}",
+                    Duration::from_nanos(d.saturating_sub(c.now.get()))
+                )?;
             }
             if s.queued {
                 write!(f, " pending={:?}", s.pending)?;

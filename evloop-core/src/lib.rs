@@ -43,9 +43,9 @@ mod watch;
 pub use ctx::{Ctx, Dump};
 pub use error::{Error, Result};
 pub use event_loop::{Builder, EventLoop, Exit};
-pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use evloop_backends::Epoll;
+pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select};
 pub use machine::{Event, Machine};
 pub use signal::signal_number;
 pub use slab::{Key, Slab};

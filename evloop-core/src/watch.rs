@@ -61,7 +61,9 @@ impl Watch {
     /// assert!(i.is_readable() && i.is_writable());
     /// ```
     pub const fn both() -> Watch {
-        Watch::new(Interest::from_bits(Interest::READ.bits() | Interest::WRITE.bits()))
+        Watch::new(Interest::from_bits(
+            Interest::READ.bits() | Interest::WRITE.bits(),
+        ))
     }
     /// Edge-triggered (see the backend contract for backends without native edges).
     ///

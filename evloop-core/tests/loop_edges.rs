@@ -30,7 +30,8 @@ fn embedded_poll_applies_handler_interest_changes() {
             }
             if ev.ready.is_activated() {
                 // Ask for writability (the socket is writable right away).
-                ctx.set_interest(ev.source, Interest::READ | Interest::WRITE).unwrap();
+                ctx.set_interest(ev.source, Interest::READ | Interest::WRITE)
+                    .unwrap();
             }
         }
     }
@@ -53,7 +54,10 @@ fn embedded_poll_applies_handler_interest_changes() {
     };
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
-    assert_eq!(n, 1, "outer loop not woken by the handler's interest change");
+    assert_eq!(
+        n, 1,
+        "outer loop not woken by the handler's interest change"
+    );
     el.poll(Some(Duration::ZERO)).unwrap();
     assert!(el.machine().writable_seen);
 }
@@ -164,7 +168,10 @@ fn stopped_signal_source_does_not_keep_the_loop_alive() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("1 passed"), "child failed:\n{text}");
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "child failed:\n{text}"
+        );
         return;
     }
     struct M;

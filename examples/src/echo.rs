@@ -139,7 +139,11 @@ impl Echo {
             conn.end = 0;
         }
         // Wait for writability while bytes are pending, for readability otherwise.
-        let want = if blocked { Interest::WRITE } else { Interest::READ };
+        let want = if blocked {
+            Interest::WRITE
+        } else {
+            Interest::READ
+        };
         if let Some(id) = self.conns.source(key) {
             let _ = ctx.set_interest(id, want);
         }

@@ -47,7 +47,11 @@ impl<B: Backend> Machine for Chain<B> {
         self.reads += 1;
         if self.writes_left > 0 {
             self.writes_left -= 1;
-            let next = if idx + 1 == self.fds.len() { 0 } else { idx + 1 };
+            let next = if idx + 1 == self.fds.len() {
+                0
+            } else {
+                idx + 1
+            };
             // SAFETY: writes one byte from a valid local; the fd is open for the run.
             if unsafe { libc::write(self.fds[next].1, (&byte as *const u8).cast(), 1) } != 1 {
                 self.failures += 1;
@@ -144,7 +148,9 @@ fn main() {
         "epoll" => run::<evloop::Epoll>(&opts, &pairs),
         "poll" => run::<evloop::Poll>(&opts, &pairs),
         "select" => run::<evloop::Select>(&opts, &pairs),
-        other => evloop_bench::usage_error(&format!("unknown backend `{other}` (epoll, poll, select)")),
+        other => {
+            evloop_bench::usage_error(&format!("unknown backend `{other}` (epoll, poll, select)"))
+        }
     };
     let backend = opts.backend.clone();
     std::process::exit(report.print("evloop", &backend, &opts));

@@ -22,13 +22,21 @@ pub fn signal_number(name: &str) -> Option<i32> {
     let n = name.strip_prefix("SIG").unwrap_or(name);
     if let Some(rest) = n.strip_prefix("RTMIN") {
         let (min, max) = os::realtime_range()?;
-        let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix('+')?.parse().ok()? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('+')?.parse().ok()?
+        };
         let s = min + off;
         return (s <= max).then_some(s);
     }
     if let Some(rest) = n.strip_prefix("RTMAX") {
         let (min, max) = os::realtime_range()?;
-        let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix('-')?.parse().ok()? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('-')?.parse().ok()?
+        };
         let s = max - off;
         return (s >= min).then_some(s);
     }

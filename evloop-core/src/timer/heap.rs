@@ -158,7 +158,10 @@ impl IndexedHeap {
             );
         }
         for i in 0..self.len {
-            assert_eq!(self.pos[self.items[i].id as usize] as usize, i, "pos index broken");
+            assert_eq!(
+                self.pos[self.items[i].id as usize] as usize, i,
+                "pos index broken"
+            );
         }
         let in_heap = self.pos.iter().filter(|&&p| p != NOT_IN_HEAP).count();
         assert_eq!(in_heap, self.len, "pos has stale entries");

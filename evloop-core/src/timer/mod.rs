@@ -199,7 +199,8 @@ impl Timers {
             // Keep the queue's heap key exact so expiries come out in deadline order.
             let new_head = self.queues[q].head;
             if new_head != NONE {
-                self.heap.update(top.id, self.nodes[new_head as usize].deadline);
+                self.heap
+                    .update(top.id, self.nodes[new_head as usize].deadline);
             }
             return Some((head, hd));
         }
@@ -306,7 +307,10 @@ impl Timers {
         }
         for i in 0..self.nslots {
             if self.heap.contains(i) {
-                assert!(self.heap.key(i) <= self.nodes[i as usize].deadline, "heap key late");
+                assert!(
+                    self.heap.key(i) <= self.nodes[i as usize].deadline,
+                    "heap key late"
+                );
             }
         }
         let in_heap = (0..self.nslots).filter(|&i| self.heap.contains(i)).count();
@@ -380,13 +384,21 @@ mod tests {
     /// Random churn: many timers whose expiry randomly arms and cancels others.
     #[test]
     fn random_churn_keeps_invariants() {
-        let (n, target) = if cfg!(miri) { (64, 500) } else { (20_000, 200_000) };
+        let (n, target) = if cfg!(miri) {
+            (64, 500)
+        } else {
+            (20_000, 200_000)
+        };
         let mut t = Timers::new(n, n);
         let mut s = 0xdead_beefu64;
         let mut now = 0u64;
         let durations = [10u64, 20, 35, 1000];
         for id in 0..n as u32 {
-            let d = if id % 3 == 0 { durations[(id % 4) as usize] } else { rng(&mut s) % 5000 };
+            let d = if id % 3 == 0 {
+                durations[(id % 4) as usize]
+            } else {
+                rng(&mut s) % 5000
+            };
             t.arm(id, now, d).unwrap();
         }
         let mut fired = 0;

@@ -1,0 +1,129 @@
+//! The core loop's conformance suite, run once per backend.
+//!
+//! Every test in `suite/` is a generic function over `B: Backend`. The macro below
+//! instantiates each of them in one module per backend, so the test names say which
+//! backend they ran under (`epoll_suite::read_fires_while_unread`,
+//! `poll_suite::...`, `select_suite::...`), as libevent's test.sh runs its whole
+//! regression suite under each backend in turn.
+//!
+//! The checklist the suite mirrors is `libevent-behaviours.md` (registration and
+//! readiness, handlers changing the loop, timers, loop control, priorities, activation,
+//! introspection and resources). Signals, fork and allocation counting have their own
+//! test files; calling `run` from inside a handler does not compile (a UI test).
+//!
+//! Tests listed under `exclusive` count open fds or depend on fd numbers staying closed
+//! or free; they run alone, every other test runs alongside the rest.
+
+mod suite;
+
+macro_rules! conformance_tests {
+    ($backend:ty) => {
+        conformance_tests! { @emit $backend;
+            shared: [
+                io::read_fires_while_unread,
+                io::write_fires_with_buffer_space,
+                io::oneshot_disarms_after_first_dispatch,
+                io::oneshot_rearmed_in_own_handler,
+                io::several_sources_on_one_fd,
+                io::combined_source_reports_what_fired,
+                io::readiness_and_timeout_coincide_in_one_dispatch,
+                io::peer_close_after_data_unix,
+                io::peer_close_after_data_tcp,
+                io::peer_shutdown_write_detected,
+                io::write_to_closed_peer_is_an_error,
+                io::many_ready_fds_with_small_event_buffer,
+                handlers_changing_loop::removed_ready_source_is_not_dispatched,
+                handlers_changing_loop::stopped_ready_source_is_not_dispatched,
+                handlers_changing_loop::first_of_two_removes_the_other,
+                handlers_changing_loop::first_of_two_stops_the_other,
+                handlers_changing_loop::handler_removes_and_readds_itself,
+                handlers_changing_loop::handler_removes_and_readds_another,
+                handlers_changing_loop::del_add_del_in_one_pass_fires_nothing,
+                handlers_changing_loop::stop_start_stop_in_one_pass_fires_nothing,
+                timers::one_shot_timer_fires_once,
+                timers::periodic_timer_fires_every_period,
+                timers::io_timeout_reset_by_activity,
+                timers::stalled_periodic_timer_fires_once_with_count,
+                timers::huge_timeouts_never_fire_or_overflow,
+                timers::timer_never_fires_early,
+                timers::sub_millisecond_timeouts_do_not_spin,
+                timers::many_equal_duration_timers,
+                timers::random_timer_churn,
+                timers::cached_now_is_stable_within_an_iteration,
+                control::run_until_empty,
+                control::keep_running_waits_when_empty,
+                control::run_once_blocks_then_dispatches_all_ready,
+                control::run_nowait_never_blocks,
+                control::exit_lets_the_iteration_finish,
+                control::exit_after_lets_the_iteration_finish,
+                control::break_stops_after_the_current_handler,
+                control::poll_step_returns_dispatch_count,
+                control::pollable_fd_signals_pending_events,
+                priorities::ready_sources_run_most_urgent_first,
+                priorities::later_activation_with_higher_priority_runs_first,
+                priorities::default_and_invalid_priorities,
+                activation::activation_from_a_handler,
+                activation::activation_from_another_thread,
+                activation::wakes_from_other_threads_coalesce,
+                slab::new_occupant_never_gets_old_events,
+                slab::insert_lookup_remove,
+                introspection::source_count_tracks_every_kind,
+                introspection::dump_lists_every_source,
+                errors::negative_fd_is_refused,
+                errors::stale_source_id_is_refused,
+                errors::stale_key_is_refused,
+                errors::full_slab_is_refused,
+                errors::full_source_table_is_refused,
+                errors::timer_capacity_is_enforced,
+                errors::wrong_kind_is_refused,
+                errors::activation_queue_full_is_refused,
+            ]
+            exclusive: [
+                io::fd_closed_while_registered_does_not_spin,
+                io::fd_reuse_after_dup_close_dup2,
+                errors::closed_fd_is_refused,
+                errors::fd_beyond_backend_limit,
+                resources::dropping_the_loop_closes_what_it_owns,
+                resources::no_fd_leak_over_1000_connections,
+            ]
+        }
+    };
+    (@emit $backend:ty;
+        shared: [$($sarea:ident :: $sname:ident),* $(,)?]
+        exclusive: [$($earea:ident :: $ename:ident),* $(,)?]
+    ) => {
+        $(
+            #[test]
+            fn $sname() {
+                crate::suite::util::run(
+                    concat!(stringify!($sarea), "::", stringify!($sname)),
+                    false,
+                    crate::suite::$sarea::$sname::<$backend>,
+                );
+            }
+        )*
+        $(
+            #[test]
+            fn $ename() {
+                crate::suite::util::run(
+                    concat!(stringify!($earea), "::", stringify!($ename)),
+                    true,
+                    crate::suite::$earea::$ename::<$backend>,
+                );
+            }
+        )*
+    };
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_suite {
+    conformance_tests!(evloop_core::Epoll);
+}
+
+mod poll_suite {
+    conformance_tests!(evloop_core::Poll);
+}
+
+mod select_suite {
+    conformance_tests!(evloop_core::Select);
+}
