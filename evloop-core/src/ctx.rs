@@ -116,6 +116,7 @@ pub(crate) struct Control {
     pub(crate) brk: bool,
     pub(crate) exit_at: Option<u64>,
     pub(crate) keep_running: bool,
+    pub(crate) idle: bool,
 }
 
 /// Capacities fixed when the loop is built.
@@ -1125,6 +1126,54 @@ impl<M: Machine> Ctx<M> {
         self.control.brk = true;
     }
 
+    /// Turn idling on or off: while on, an iteration that dispatches nothing calls the
+    /// machine's [`idle`](Machine::idle) hook, and the loop never blocks (libev's
+    /// `ev_idle_start`/`ev_idle_stop`). Off by default.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// el.ctx().set_idle(true);
+    /// assert!(el.ctx().is_idling());
+    /// ```
+    pub fn set_idle(&mut self, on: bool) {
+        self.control.idle = on;
+    }
+
+    /// Whether idling is on (see [`set_idle`](Self::set_idle)).
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// assert!(!el.ctx().is_idling());
+    /// ```
+    pub fn is_idling(&self) -> bool {
+        self.control.idle
+    }
+
+    /// The source whose handler is running, if a handler is running (handy for a
+    /// handler of a single field, which gets no [`Event`]).
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// struct M { seen: Option<SourceId> }
+    /// impl Machine for M {
+    ///     type Backend = DefaultBackend;
+    ///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) { self.seen = ctx.current(); assert_eq!(ctx.current(), Some(ev.source)); }
+    /// }
+    /// let mut el = EventLoop::new(M { seen: None }).unwrap();
+    /// assert_eq!(el.ctx().current(), None);
+    /// let id = el.ctx().add_user(Token(1)).unwrap();
+    /// el.ctx().activate(id, Ready::EMPTY).unwrap();
+    /// el.run_nowait().unwrap();
+    /// assert_eq!(el.machine().seen, Some(id));
+    /// ```
+    pub fn current(&self) -> Option<SourceId> {
+        (self.current != NONE).then(|| self.id(self.current))
+    }
+
     /// Keep `run` going even when no source is active (it then waits for wakes,
     /// activations from other threads, or `exit_after`).
     ///
@@ -1182,7 +1231,8 @@ impl<M: Machine> Ctx<M> {
 
     /// Whether nothing can make the loop dispatch again.
     pub(crate) fn is_idle(&self) -> bool {
-        self.live_io == 0
+        !self.control.idle
+            && self.live_io == 0
             && self.timers.armed() == 0
             && self.live_signals == 0
             && self.queues.is_empty()
@@ -1195,7 +1245,7 @@ impl<M: Machine> Ctx<M> {
 
     /// How long the backend may block: until the next timer or delayed exit.
     pub(crate) fn wait_timeout(&self) -> Option<Duration> {
-        if self.has_ready() {
+        if self.has_ready() || self.control.idle {
             return Some(Duration::ZERO);
         }
         let next = match (self.timers.next_deadline(), self.control.exit_at) {

@@ -419,6 +419,7 @@ impl<M: Machine> EventLoop<M> {
     fn turn(&mut self, wait: Wait) -> Result<usize> {
         let ctx = &mut self.ctx;
         ctx.promote_deferred();
+        self.machine.before_wait(ctx);
         let timeout = match wait {
             Wait::Nonblocking => Some(Duration::ZERO),
             Wait::Block => ctx.wait_timeout(),
@@ -426,6 +427,7 @@ impl<M: Machine> EventLoop<M> {
         };
         let n = ctx.backend.wait(timeout).map_err(Error::Io)?;
         ctx.invalidate_clock();
+        self.machine.after_wait(ctx);
         // Timers first, so a source whose timeout expired as its fd became ready is
         // already pending and gets both in one dispatch.
         ctx.expire_timers();
@@ -456,6 +458,10 @@ impl<M: Machine> EventLoop<M> {
             if ctx.control.brk {
                 break;
             }
+        }
+        if dispatched == 0 && ctx.control.idle {
+            self.machine.idle(ctx);
+            dispatched = 1;
         }
         Ok(dispatched)
     }

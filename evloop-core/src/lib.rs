@@ -12,6 +12,7 @@
 //! | `ctx.rs` | [`Ctx`]: sources, timers, signals, activation, control |
 //! | `event_loop.rs` | [`EventLoop`], [`Builder`], [`Exit`]: running |
 //! | `slab.rs` | [`Slab`] and [`Key`]: collections of sources |
+//! | `source.rs` | [`Source`]: a watchable field, single or collection |
 //! | `timer/` | the indexed 4-ary heap and common-timeout queues |
 //! | `signal/` | the process-wide sigaction registry |
 //! | `ready_queue.rs` | per-priority dispatch queues |
@@ -35,6 +36,7 @@ mod machine;
 mod ready_queue;
 mod signal;
 mod slab;
+mod source;
 mod timer;
 mod token;
 mod wake;
@@ -49,6 +51,7 @@ pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select
 pub use machine::{Event, Machine};
 pub use signal::signal_number;
 pub use slab::{Key, Slab};
+pub use source::Source;
 pub use token::{SourceId, Token};
 pub use wake::WakeHandle;
 pub use watch::Watch;

@@ -82,4 +82,45 @@ pub trait Machine: Sized {
 
     /// Handle one event.
     fn dispatch(&mut self, ctx: &mut Ctx<Self>, event: Event);
+
+    /// Called at the start of every iteration, before the loop computes its timeout and
+    /// waits (libev's prepare watcher): flush buffers, arm timers. The default does
+    /// nothing and costs nothing.
+    #[inline]
+    fn before_wait(&mut self, ctx: &mut Ctx<Self>) {
+        let _ = ctx;
+    }
+
+    /// Called right after the wait returns, before anything is dispatched (libev's
+    /// check watcher). The default does nothing and costs nothing.
+    #[inline]
+    fn after_wait(&mut self, ctx: &mut Ctx<Self>) {
+        let _ = ctx;
+    }
+
+    /// Called at the end of an iteration that dispatched nothing, while idling is on
+    /// ([`Ctx::set_idle`]; libev's `ev_idle`). While it is on the loop never blocks, so
+    /// background work runs whenever no event is pending; turn it off when the work is
+    /// done.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// struct Crunch { left: u32 }
+    /// impl Machine for Crunch {
+    ///     type Backend = DefaultBackend;
+    ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> { ctx.set_idle(true); Ok(()) }
+    ///     fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {}
+    ///     fn idle(&mut self, ctx: &mut Ctx<Self>) {
+    ///         self.left -= 1; // one slice of background work
+    ///         if self.left == 0 { ctx.set_idle(false); }
+    ///     }
+    /// }
+    /// let mut el = EventLoop::new(Crunch { left: 3 }).unwrap();
+    /// assert_eq!(el.run().unwrap(), Exit::Empty);
+    /// assert_eq!(el.machine().left, 0);
+    /// ```
+    #[inline]
+    fn idle(&mut self, ctx: &mut Ctx<Self>) {
+        let _ = ctx;
+    }
 }

@@ -25,6 +25,14 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key [`Source::entry`](crate::Source::entry) gives for a single (non-collection)
+    /// source.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Key::SINGLE.index(), 0);
+    /// ```
+    pub const SINGLE: Key = Key { index: 0, gen: 0 };
+
     /// A key from an index and a generation (both 24-bit).
     ///
     /// ```
@@ -66,7 +74,8 @@ struct Entry<T> {
 }
 
 /// Up to `N` sources of type `T`, each registered with the loop under a token tagged
-/// `tag`, found again by [`Key`]. The storage is allocated once, in [`new`](Self::new).
+/// `tag`, found again by [`Key`]. The storage is allocated once, in [`new`](Self::new)
+/// (or `default()`, tag 0, for a slab that `#[event_machine]` will [`bind`](Self::bind)).
 ///
 /// ```
 /// use evloop_core::*;
@@ -87,7 +96,7 @@ struct Entry<T> {
 /// let mut el = EventLoop::new(Server { conns: Slab::new(CONNS) }).unwrap();
 /// let (a, _b) = UnixStream::pair().unwrap();
 /// let (m, ctx) = el.parts();
-/// let key = m.conns.insert(ctx, a, Watch::read()).unwrap();
+/// let key = m.conns.insert_with(ctx, a, Watch::read()).unwrap();
 /// assert!(m.conns.contains(key));
 /// ```
 pub struct Slab<T, const N: usize> {
@@ -95,6 +104,7 @@ pub struct Slab<T, const N: usize> {
     free: u32,
     len: usize,
     tag: u16,
+    watch: Watch,
 }
 
 impl<T, const N: usize> Slab<T, N> {
@@ -120,11 +130,60 @@ impl<T, const N: usize> Slab<T, N> {
             free: if N == 0 { NONE } else { 0 },
             len: 0,
             tag,
+            watch: Watch::read(),
         }
     }
 
-    /// Store `value`, register it with the loop, and return its key. A full slab is
-    /// refused with [`Error::SlabFull`] before anything is registered.
+    /// Set the tag its tokens carry and the [`Watch`] that [`insert`](Self::insert)
+    /// uses. `#[event_machine]` calls this in the generated `setup` with the tag it
+    /// assigned and the interest, options and idle timeout of the collection's handlers.
+    /// Entries already inserted keep the token they were registered with.
+    ///
+    /// ```
+    /// use evloop_core::{Slab, Watch};
+    /// let mut s: Slab<std::net::TcpStream, 8> = Slab::default();
+    /// s.bind(4, Watch::read().peer_closed());
+    /// assert_eq!(s.tag(), 4);
+    /// assert!(s.watch().interest().is_peer_closed());
+    /// ```
+    pub fn bind(&mut self, tag: u16, watch: Watch) {
+        self.tag = tag;
+        self.watch = watch;
+    }
+
+    /// The [`Watch`] that [`insert`](Self::insert) registers entries with (by default
+    /// `Watch::read()`).
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::default();
+    /// assert!(s.watch().interest().is_readable());
+    /// ```
+    pub fn watch(&self) -> Watch {
+        self.watch
+    }
+
+    /// Store `value` and register it with the slab's own [`Watch`] (see
+    /// [`bind`](Self::bind)); otherwise as [`insert_with`](Self::insert_with).
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut slab: Slab<std::os::unix::net::UnixStream, 4> = Slab::default();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let key = slab.insert(el.ctx(), a).unwrap();
+    /// assert!(slab.contains(key));
+    /// ```
+    pub fn insert<M: Machine>(&mut self, ctx: &mut Ctx<M>, value: T) -> Result<Key>
+    where
+        T: AsFd,
+    {
+        let w = self.watch;
+        self.insert_with(ctx, value, w)
+    }
+
+    /// Store `value`, register it with the loop as `watch` says, and return its key. A
+    /// full slab is refused with [`Error::SlabFull`] before anything is registered.
     ///
     /// ```
     /// use evloop_core::*;
@@ -132,10 +191,10 @@ impl<T, const N: usize> Slab<T, N> {
     /// let mut el = EventLoop::new(M).unwrap();
     /// let mut slab: Slab<std::os::unix::net::UnixStream, 1> = Slab::new(0);
     /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// slab.insert(el.ctx(), a, Watch::read()).unwrap();
-    /// assert!(matches!(slab.insert(el.ctx(), b, Watch::read()), Err(Error::SlabFull { capacity: 1 })));
+    /// slab.insert_with(el.ctx(), a, Watch::read()).unwrap();
+    /// assert!(matches!(slab.insert_with(el.ctx(), b, Watch::read()), Err(Error::SlabFull { capacity: 1 })));
     /// ```
-    pub fn insert<M: Machine>(
+    pub fn insert_with<M: Machine>(
         &mut self,
         ctx: &mut Ctx<M>,
         value: T,
@@ -170,7 +229,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// let mut el = EventLoop::new(M).unwrap();
     /// let mut slab: Slab<std::os::unix::net::UnixStream, 4> = Slab::new(0);
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let k = slab.insert(el.ctx(), a, Watch::read()).unwrap();
+    /// let k = slab.insert_with(el.ctx(), a, Watch::read()).unwrap();
     /// let _stream = slab.remove(el.ctx(), k).unwrap();
     /// assert!(matches!(slab.remove(el.ctx(), k), Err(Error::StaleKey)));
     /// ```
@@ -338,5 +397,12 @@ impl<T, const N: usize> Slab<T, N> {
                 )
             })
         })
+    }
+}
+
+impl<T, const N: usize> Default for Slab<T, N> {
+    /// An empty slab with tag 0 and `Watch::read()`.
+    fn default() -> Self {
+        Slab::new(0)
     }
 }

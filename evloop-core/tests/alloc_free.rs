@@ -280,7 +280,7 @@ impl<B: Backend> Mix<B> {
             return self.failed(ctx, "churn: write error");
         }
         let w = Watch::read().priority((k % 3) as u8);
-        let key = match self.slab.insert(ctx, conn, w) {
+        let key = match self.slab.insert_with(ctx, conn, w) {
             Ok(key) => key,
             Err(_) => return self.failed(ctx, "slab insert"),
         };

@@ -88,7 +88,7 @@ impl Echo {
                         end: 0,
                     };
                     // A full slab drops the connection (closing it) rather than the server.
-                    if self.conns.insert(ctx, conn, Watch::read()).is_ok() {
+                    if self.conns.insert_with(ctx, conn, Watch::read()).is_ok() {
                         self.accepted += 1;
                     }
                 }

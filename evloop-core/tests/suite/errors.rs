@@ -91,7 +91,7 @@ pub fn fd_beyond_backend_limit<B: Backend>() {
                 "{r:?}"
             );
             let mut slab: Slab<UnixStream, 2> = Slab::new(1);
-            let e = slab.insert(el.ctx(), high, Watch::read());
+            let e = slab.insert_with(el.ctx(), high, Watch::read());
             assert!(matches!(e, Err(Error::FdTooLarge { .. })), "{e:?}");
             assert!(slab.is_empty());
             assert_eq!(el.ctx().source_count(), 1);
@@ -148,10 +148,10 @@ pub fn stale_key_is_refused<B: Backend>() {
     let mut slab: Slab<UnixStream, 1> = Slab::new(2);
     let (a, _pa) = unix_pair();
     let (b, _pb) = unix_pair();
-    let old = slab.insert(el.ctx(), a, Watch::read()).unwrap();
+    let old = slab.insert_with(el.ctx(), a, Watch::read()).unwrap();
     slab.remove(el.ctx(), old).unwrap();
     assert!(matches!(slab.remove(el.ctx(), old), Err(Error::StaleKey)));
-    let new = slab.insert(el.ctx(), b, Watch::read()).unwrap();
+    let new = slab.insert_with(el.ctx(), b, Watch::read()).unwrap();
     assert_eq!(new.index(), old.index());
     assert!(matches!(slab.remove(el.ctx(), old), Err(Error::StaleKey)));
     assert!(slab.get(old).is_none() && slab.source(old).is_none());
@@ -174,16 +174,16 @@ pub fn full_slab_is_refused<B: Backend>() {
     let mut keys = Vec::new();
     for _ in 0..2 {
         let (a, b) = unix_pair();
-        keys.push(slab.insert(el.ctx(), a, Watch::read()).unwrap());
+        keys.push(slab.insert_with(el.ctx(), a, Watch::read()).unwrap());
         peers.push(b);
     }
     let (c, _pc) = unix_pair();
-    let e = slab.insert(el.ctx(), c, Watch::read());
+    let e = slab.insert_with(el.ctx(), c, Watch::read());
     assert!(matches!(e, Err(Error::SlabFull { capacity: 2 })), "{e:?}");
     assert_eq!(el.ctx().source_count(), 3);
     slab.remove(el.ctx(), keys[0]).unwrap();
     let (d, _pd) = unix_pair();
-    slab.insert(el.ctx(), d, Watch::read()).unwrap();
+    slab.insert_with(el.ctx(), d, Watch::read()).unwrap();
     assert_eq!(slab.len(), 2);
     bystander_fires(&mut el, &pair);
 }

@@ -49,7 +49,7 @@ pub fn dropping_the_loop_closes_what_it_owns<B: Backend>() {
         }
         for _ in 0..4 {
             let (a, b) = unix_pair();
-            s.slab.insert(ctx, a, Watch::read()).unwrap();
+            s.slab.insert_with(ctx, a, Watch::read()).unwrap();
             s.ends.push(b);
         }
         ctx.add_timer(Token(20), Duration::from_secs(60)).unwrap();
@@ -83,7 +83,7 @@ fn serve<B: Backend>(s: &mut Server, ctx: &mut Ctx<Harness<B, Server>>, ev: &Eve
             match s.listener.accept() {
                 Ok((conn, _)) => {
                     conn.set_nonblocking(true).unwrap();
-                    s.conns.insert(ctx, conn, Watch::read()).unwrap();
+                    s.conns.insert_with(ctx, conn, Watch::read()).unwrap();
                     s.accepted += 1;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,

@@ -25,7 +25,7 @@ fn replace_on_control<B: Backend>(s: &mut Conns, ctx: &mut Ctx<Harness<B, Conns>
         if let (Some(old), Some(sock)) = (s.old, s.replacement.take()) {
             let gone = s.slab.remove(ctx, old).unwrap();
             drop(gone); // closed: its fd number may be reused right away
-            s.new = Some(s.slab.insert(ctx, sock, Watch::read()).unwrap());
+            s.new = Some(s.slab.insert_with(ctx, sock, Watch::read()).unwrap());
         }
     } else {
         let key = s
@@ -57,7 +57,7 @@ pub fn new_occupant_never_gets_old_events<B: Backend>() {
     let old = m
         .state
         .slab
-        .insert(ctx, a, Watch::read().priority(1))
+        .insert_with(ctx, a, Watch::read().priority(1))
         .unwrap();
     let old_id = m.state.slab.source(old).unwrap();
     let old_token = m.state.slab.token(old);
@@ -100,7 +100,7 @@ pub fn insert_lookup_remove<B: Backend>() {
     let mut keys = Vec::new();
     for _ in 0..4 {
         let (a, b) = unix_pair();
-        keys.push(slab.insert(el.ctx(), a, Watch::read()).unwrap());
+        keys.push(slab.insert_with(el.ctx(), a, Watch::read()).unwrap());
         peers.push(b);
     }
     assert_eq!((slab.len(), slab.capacity(), slab.tag()), (4, 4, CONNS));
