@@ -1078,6 +1078,52 @@ impl<M: Machine> Ctx<M> {
         result
     }
 
+    /// The source watching `source`'s fd (the first, if several do), e.g. to change
+    /// what a field registered by `#[event_machine]` watches from outside its handlers.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// assert_eq!(el.ctx().source_of(&a), None);
+    /// let id = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    /// assert_eq!(el.ctx().source_of(&a), Some(id));
+    /// ```
+    pub fn source_of<S: AsFd + ?Sized>(&self, source: &S) -> Option<SourceId> {
+        let fd = source.as_fd().as_raw_fd();
+        let head = self.fd_heads.get(fd as usize).copied().unwrap_or(NONE);
+        (head != NONE).then(|| self.id(head))
+    }
+
+    /// Remove every source watching `source`'s fd (as [`deregister`](Self::deregister)
+    /// each), and return how many there were. Handy for a field registered by
+    /// `#[event_machine]`, whose [`SourceId`] the program never saw: a server stops
+    /// accepting with `ctx.deregister_fd(&self.listener)`.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// el.ctx().register(&listener, Token(1), Watch::read()).unwrap();
+    /// assert_eq!(el.ctx().deregister_fd(&listener).unwrap(), 1);
+    /// assert_eq!(el.ctx().source_count(), 0);
+    /// ```
+    pub fn deregister_fd<S: AsFd + ?Sized>(&mut self, source: &S) -> Result<usize> {
+        let fd = source.as_fd().as_raw_fd();
+        let mut n = 0;
+        loop {
+            let head = self.fd_heads.get(fd as usize).copied().unwrap_or(NONE);
+            if head == NONE {
+                return Ok(n);
+            }
+            let id = self.id(head);
+            self.deregister(id)?;
+            n += 1;
+        }
+    }
+
     // ----- loop control ------------------------------------------------------------
 
     /// End the loop once the handlers of the current iteration have run

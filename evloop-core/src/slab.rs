@@ -249,6 +249,28 @@ impl<T, const N: usize> Slab<T, N> {
         Ok(value)
     }
 
+    /// Change what the entry behind `key` watches (e.g. add `WRITE` while output is
+    /// pending, drop it once flushed). Coalesced like [`Ctx::set_interest`].
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut slab: Slab<std::os::unix::net::UnixStream, 4> = Slab::default();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let k = slab.insert(el.ctx(), a).unwrap();
+    /// slab.set_interest(el.ctx(), k, Interest::READ | Interest::WRITE).unwrap();
+    /// ```
+    pub fn set_interest<M: Machine>(
+        &self,
+        ctx: &mut Ctx<M>,
+        key: Key,
+        interest: crate::Interest,
+    ) -> Result<()> {
+        let id = self.source(key).ok_or(Error::StaleKey)?;
+        ctx.set_interest(id, interest)
+    }
+
     /// Whether `key` names a live entry.
     ///
     /// ```
