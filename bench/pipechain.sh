@@ -10,7 +10,7 @@
 #   mio        target/release/pipechain-mio        (mio 1.x, bench/src/bin/pipechain_mio.rs)
 #   raw-epoll  bench/out/pipechain_epoll           (hand-written epoll loop in C)
 #
-# Usage: bench/pipechain.sh [--smoke | --callgrind | --strace]
+# Usage: bench/pipechain.sh [--smoke | --callgrind | --strace | --api-compare]
 #
 #   (default)    Wall-clock table. For n in {100,1000,9980}, a in {1,100}, t in {0,1}, run
 #                every implementation ROUNDS times (default 3), interleaved (all
@@ -31,6 +31,11 @@
 #   --strace     Marginal syscalls per event, the same way: at n=1000 a=100 -i 5, with
 #                and without -t, `strace -c -f` with -w 100 and -w 2100; the difference of
 #                the call counts / (2000 * iters), in total and for the dominant syscalls.
+#   --api-compare  Is #[event_machine] free? The hand-written machine (evloop, --api trait)
+#                against the same machine from the macro (evloop-macro, --api macro) at
+#                n in {1000, 9980}, a=100, with and without -t: ROUNDS (default 9)
+#                interleaved rounds, median ns/event and their ratio, then marginal
+#                instructions per event under callgrind and their ratio.
 #
 # Environment: ROUNDS, ITERS (default mode), EXTRA_EVLOOP_BACKENDS, NO_CARGO_BUILD=1 (use
 # the Rust binaries already in ${CARGO_TARGET_DIR:-target}/release), CARGO_TARGET_DIR.
@@ -52,8 +57,9 @@ case "${1:-}" in
     --smoke) MODE=smoke ;;
     --callgrind) MODE=callgrind ;;
     --strace) MODE=strace ;;
+    --api-compare) MODE=apicompare ;;
     -h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--smoke | --callgrind | --strace]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--smoke | --callgrind | --strace | --api-compare]" >&2; exit 2 ;;
 esac
 
 warn() { echo "warning: $*" >&2; }
@@ -84,6 +90,7 @@ install_missing() {
 
 pkgs=(gcc libc6-dev libevent-dev libev-dev)
 [ "$MODE" = callgrind ] && pkgs+=(valgrind)
+[ "$MODE" = apicompare ] && pkgs+=(valgrind)
 [ "$MODE" = strace ] && pkgs+=(strace)
 install_missing "${pkgs[@]}"
 
@@ -112,6 +119,8 @@ fi
 impl_cmd() {
     case "$1" in
         evloop) CMD=("$RBIN/pipechain" -b epoll --api trait) ;;
+        evloop-macro) CMD=("$RBIN/pipechain" -b epoll --api macro) ;;
+        evloop-raw) CMD=("$RBIN/pipechain" -b epoll --api raw) ;;
         evloop-*) CMD=("$RBIN/pipechain" -b "${1#evloop-}" --api trait) ;;
         libev) CMD=("$OUT/pipechain_libev") ;;
         libevent) CMD=("$OUT/pipechain_libevent") ;;
@@ -165,7 +174,7 @@ run_summary() {
 
 smoke() {
     local impls=(libev libevent mio raw-epoll) t name out rc lines pass=0 fail=0
-    [ $HAVE_EVLOOP = 1 ] && impls=(evloop evloop-poll evloop-select "${impls[@]}")
+    [ $HAVE_EVLOOP = 1 ] && impls=(evloop evloop-macro evloop-raw evloop-poll evloop-select "${impls[@]}")
     for t in 0 1; do
         local targs=()
         [ $t = 1 ] && targs=(-t)
@@ -197,7 +206,7 @@ wallclock() {
     local rounds=${ROUNDS:-3} iters=${ITERS:-25}
     local impls=(libev libevent mio raw-epoll) evs=() b
     if [ $HAVE_EVLOOP = 1 ]; then
-        evs=(evloop)
+        evs=(evloop evloop-macro)
         for b in ${EXTRA_EVLOOP_BACKENDS:-}; do evs+=("evloop-$b"); done
     fi
     impls=("${evs[@]}" "${impls[@]}")
@@ -235,7 +244,7 @@ wallclock() {
         line="n\ta\tt"
         for name in "${impls[@]}"; do line+="\t$name"; done
         for o in "${others[@]}"; do line+="\tev/$o"; done
-        echo -e "$line\tsetup_us:evloop\tsetup_us:libev"
+        echo -e "$line\tmacro/trait\tsetup_us:evloop\tsetup_us:libev"
         for n in 100 1000 9980; do
             for a in 1 100; do
                 for t in 0 1; do
@@ -250,6 +259,7 @@ wallclock() {
                     done
                     ev=${M[evloop]:--}
                     for o in "${others[@]}"; do line+="\t$(ratio "$ev" "${M[$o]}")"; done
+                    line+="\t$(ratio "${M[evloop-macro]:--}" "$ev")"
                     # shellcheck disable=SC2086
                     line+="\t$(median ${SETUP[$n/$a/$t/evloop]:-})"
                     # shellcheck disable=SC2086
@@ -259,8 +269,9 @@ wallclock() {
             done
         done
     } | align
-    echo "(ns/event: lower is better; ev/X < 1 means evloop is faster than X;" \
-        "setup_*: median setup time in us)"
+    echo "(ns/event: lower is better; evloop = the hand-written machine (--api trait)," \
+        "evloop-macro = the same machine from #[event_machine]; ev/X < 1 means evloop is" \
+        "faster than X; setup_*: median setup time in us)"
     [ $failed -eq 0 ] || die "some runs failed (see warnings above)"
 }
 
@@ -369,7 +380,47 @@ strace_mode() {
     } | align 1,2,4
 }
 
+# ---------------------------------------------------------------- --api-compare
+
+# Is #[event_machine] free? The hand-written machine (--api trait) against the same
+# machine from the macro (--api macro): wall clock over many interleaved rounds (median
+# and ratio), then marginal instructions per event under callgrind (stable).
+apicompare() {
+    local rounds=${ROUNDS:-9} iters=${ITERS:-25} n t r name s lo hi
+    local -A NS=() IR=()
+    echo "#[event_machine] vs the hand-written trait impl, -a 100 -w 100 -i $iters," \
+        "$rounds interleaved rounds; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    {
+        echo -e "n\tt\ttrait ns/ev\tmacro ns/ev\tmacro/trait\ttrait Ir/ev\tmacro Ir/ev\tIr macro/trait"
+        for n in 1000 9980; do
+            for t in 0 1; do
+                local targs=()
+                [ $t = 1 ] && targs=(-t)
+                for ((r = 0; r < rounds; r++)); do
+                    for name in evloop evloop-macro; do
+                        [ $((r % 2)) = 1 ] && name=$([ $name = evloop ] && echo evloop-macro || echo evloop)
+                        s=$(run_summary "$name" -n $n -a 100 -w 100 -i "$iters" "${targs[@]}")
+                        NS[$name]+=" $(field "$s" run_ns_per_event)"
+                    done
+                done
+                for name in evloop evloop-macro; do
+                    lo=$(callgrind_ir "$name" -n $n -i $MARGINAL_ITERS -w 100 -a 100 "${targs[@]}")
+                    hi=$(callgrind_ir "$name" -n $n -i $MARGINAL_ITERS -w 2100 -a 100 "${targs[@]}")
+                    IR[$name]=$(awk -v lo="$lo" -v hi="$hi" -v d=$((2000 * MARGINAL_ITERS)) 'BEGIN {
+                        if (lo == "-" || hi == "-") print "-"; else printf "%.1f", (hi - lo) / d }')
+                done
+                # shellcheck disable=SC2086
+                local mt mm
+                mt=$(median ${NS[evloop]}) mm=$(median ${NS[evloop-macro]})
+                echo -e "$n\t$t\t$mt\t$mm\t$(ratio "$mm" "$mt")\t${IR[evloop]}\t${IR[evloop-macro]}\t$(awk -v a="${IR[evloop-macro]}" -v b="${IR[evloop]}" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }')"
+                NS=()
+            done
+        done
+    } | align
+}
+
 case "$MODE" in
+    apicompare) apicompare ;;
     smoke) smoke ;;
     default) wallclock ;;
     callgrind) callgrind ;;

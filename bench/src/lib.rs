@@ -18,7 +18,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Which evloop API flavour a binary should exercise (`--api trait|macro`).
+/// Which evloop API flavour a binary should exercise (`--api trait|macro|raw`).
 ///
 /// Binaries that have only one way of registering handlers (such as the mio one) accept the
 /// flag and ignore it.
@@ -28,6 +28,9 @@ pub enum Api {
     Trait,
     /// Handlers declared through the procedural-macro API.
     Macro,
+    /// A hand-written trait impl with no collection: the token is the pipe index (the
+    /// leanest form, to show what a `Slab` costs).
+    Raw,
 }
 
 impl fmt::Display for Api {
@@ -35,6 +38,7 @@ impl fmt::Display for Api {
         f.write_str(match self {
             Api::Trait => "trait",
             Api::Macro => "macro",
+            Api::Raw => "raw",
         })
     }
 }
@@ -74,7 +78,7 @@ impl Default for Options {
 
 /// The usage text printed on a usage error or for `-h`.
 pub const USAGE: &str = "usage: PROG [-n pipes] [-a active] [-w writes] [-t] [-i iterations] \
-[-b epoll|poll|select] [--api trait|macro]";
+[-b epoll|poll|select] [--api trait|macro|raw]";
 
 impl Options {
     /// Parses options from an argument list that does *not* include the program name.
@@ -120,8 +124,9 @@ impl Options {
                     opts.api = match value("--api")?.as_str() {
                         "trait" => Api::Trait,
                         "macro" => Api::Macro,
+                        "raw" => Api::Raw,
                         other => {
-                            return Err(format!("--api must be trait or macro, not {other:?}"))
+                            return Err(format!("--api must be trait, macro or raw, not {other:?}"))
                         }
                     }
                 }

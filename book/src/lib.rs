@@ -9,6 +9,21 @@
 #[doc = include_str!("intro.md")]
 pub struct Introduction;
 
+#[doc = include_str!("getting-started.md")]
+pub struct GettingStarted;
+
+#[doc = include_str!("handlers.md")]
+pub struct HandlersReference;
+
+#[doc = include_str!("dynamic-sources.md")]
+pub struct DynamicSources;
+
+#[doc = include_str!("compile-errors.md")]
+pub struct CompileErrors;
+
+#[doc = include_str!("expansion.md")]
+pub struct HowItExpands;
+
 #[doc = include_str!("by-hand.md")]
 pub struct TheLoopByHand;
 

@@ -453,6 +453,11 @@ pub struct Event {
 /// assert!(backend.event(0).ready.is_readable());
 /// backend.deregister(a.as_raw_fd()).unwrap();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an evloop backend",
+    label = "not a backend",
+    note = "use `evloop::DefaultBackend` (chosen for the target), `evloop::Epoll`, `evloop::Poll` or `evloop::Select`"
+)]
 pub trait Backend: Sized {
     /// A short name: `"epoll"`, `"poll"`, `"select"`.
     const NAME: &'static str;

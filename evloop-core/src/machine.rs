@@ -69,6 +69,11 @@ pub struct Event {
 /// assert_eq!(el.run().unwrap(), Exit::Exited);
 /// assert_eq!(el.machine().ticks, 3);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event machine",
+    label = "this type has no `impl Machine`",
+    note = "annotate the struct and its `impl` block with `#[event_machine]`, or implement `evloop::Machine` by hand"
+)]
 pub trait Machine: Sized {
     /// The OS mechanism: usually [`DefaultBackend`](crate::DefaultBackend); a machine
     /// generic over `B: Backend` runs on any.

@@ -51,7 +51,46 @@ pub mod backends {
 
 /// What generated code refers to. Not a public API: names here may change at any time.
 #[doc(hidden)]
-pub mod __private {
-    pub use evloop_backends;
-    pub use evloop_core;
+pub mod __private;
+
+pub use evloop_macros::event_machine;
+pub use evloop_macros::{
+    after_wait, before_wait, on_idle, on_read, on_signal, on_start, on_timeout, on_timer, on_wake,
+    on_write,
+};
+
+/// Everything a machine needs, in one `use evloop::prelude::*;`: the attributes and the
+/// types their handlers see.
+///
+/// ```
+/// use evloop::prelude::*;
+///
+/// #[event_machine]
+/// struct Once { fired: bool }
+///
+/// #[event_machine]
+/// impl Once {
+///     #[on_timer(1, once)]
+///     fn fire(&mut self, _ctx: &mut Ctx<Self>) { self.fired = true; }
+/// }
+///
+/// assert!(Once { fired: false }.run().unwrap().fired);
+/// ```
+pub mod prelude {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub use crate::Epoll;
+    pub use crate::{
+        after_wait, before_wait, event_machine, on_idle, on_read, on_signal, on_start, on_timeout,
+        on_timer, on_wake, on_write,
+    };
+    pub use crate::{
+        Backend, Ctx, DefaultBackend, Error, Event, EventLoop, Exit, Interest, Key, Machine, Poll,
+        Ready, Result, Select, Slab, Source, SourceId, Token, WakeHandle, Watch,
+    };
 }
+
+/// The attribute reference, compiled and run as doctests here (the macro crate cannot run
+/// examples that need this crate).
+#[cfg(doctest)]
+#[doc = include_str!("../../evloop-macros/doc/event_machine.md")]
+pub struct EventMachineDoc;

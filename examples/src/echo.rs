@@ -1,28 +1,21 @@
-//! A TCP echo server written by hand against [`evloop::Machine`]: a listener field, a
-//! [`Slab`] of connections, SIGINT/SIGTERM for a clean stop, and a wake source so another
-//! thread can stop it too.
+//! A TCP echo server with `#[event_machine]`: a listener, a [`Slab`] of up to
+//! [`MAX_CONNS`] connections, SIGINT/SIGTERM for a clean stop, and `#[on_wake]` so
+//! another thread can stop it too.
 //!
-//! Each connection has a fixed 1 KiB buffer. Bytes read are written back; if the socket
-//! will not take them all, the connection stops reading until it is writable again
+//! Each connection has a fixed 1 KiB buffer (nothing is allocated per event). Bytes
+//! read are written back; when the socket will not take them all, the connection stops
+//! reading and watches for writability instead until the buffer is flushed
 //! (backpressure: a client that does not read cannot make the server buffer more).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
 
-use evloop::{
-    Ctx, DefaultBackend, Event, EventLoop, Exit, Interest, Key, Machine, Result, Slab, Token,
-    WakeHandle, Watch,
-};
+use evloop::prelude::*;
 
 /// Most connections served at once.
-pub const MAX_CONNS: usize = 8192;
+pub const MAX_CONNS: usize = 16_384;
 const BUF: usize = 1024;
-
-const LISTENER: Token = Token(0);
-const STOP: Token = Token(1);
-const SIGINT: Token = Token(2);
-const SIGTERM: Token = Token(3);
-const CONNS: u16 = 1;
 
 /// One client: its socket and the bytes read but not yet echoed.
 pub struct Conn {
@@ -32,7 +25,14 @@ pub struct Conn {
     end: usize,
 }
 
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
 /// The echo server's state.
+#[event_machine(sources = 16_400, timers = 16)]
 pub struct Echo {
     listener: TcpListener,
     conns: Slab<Conn, MAX_CONNS>,
@@ -42,10 +42,10 @@ pub struct Echo {
     pub echoed: u64,
 }
 
-impl std::os::fd::AsFd for Conn {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
+enum Flush {
+    Done,
+    Blocked,
+    Failed,
 }
 
 impl Echo {
@@ -55,7 +55,7 @@ impl Echo {
         listener.set_nonblocking(true)?;
         Ok(Echo {
             listener,
-            conns: Slab::new(CONNS),
+            conns: Slab::default(),
             accepted: 0,
             echoed: 0,
         })
@@ -71,9 +71,37 @@ impl Echo {
         self.conns.len()
     }
 
+    /// Write out what is buffered for `key`.
+    fn flush(&mut self, key: Key) -> Flush {
+        let Some(c) = self.conns.get_mut(key) else {
+            return Flush::Failed;
+        };
+        while c.start < c.end {
+            match c.stream.write(&c.buf[c.start..c.end]) {
+                Ok(n) => {
+                    c.start += n;
+                    self.echoed += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Flush::Blocked,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Flush::Failed,
+            }
+        }
+        c.start = 0;
+        c.end = 0;
+        Flush::Done
+    }
+
+    fn close(&mut self, ctx: &mut Ctx<Self>, key: Key) {
+        let _ = self.conns.remove(ctx, key); // dropping the stream closes it
+    }
+}
+
+#[event_machine]
+impl Echo {
+    #[on_read(listener)]
     fn accept(&mut self, ctx: &mut Ctx<Self>) {
-        // Accept a bounded batch per wake-up so one busy listener cannot starve the
-        // connections.
+        // A bounded batch per wake-up, so a busy listener cannot starve connections.
         for _ in 0..64 {
             match self.listener.accept() {
                 Ok((stream, _)) => {
@@ -87,112 +115,84 @@ impl Echo {
                         start: 0,
                         end: 0,
                     };
-                    // A full slab drops the connection (closing it) rather than the server.
-                    if self.conns.insert_with(ctx, conn, Watch::read()).is_ok() {
+                    // A full slab drops the connection (closing it), not the server.
+                    if self.conns.insert(ctx, conn).is_ok() {
                         self.accepted += 1;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return, // EMFILE and friends: try again on the next readiness
             }
         }
     }
 
-    fn serve(&mut self, ctx: &mut Ctx<Self>, key: Key, ev: Event) {
-        let Some(conn) = self.conns.get_mut(key) else {
+    #[on_read(conns)]
+    fn readable(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let mut close = ev.ready.is_error();
-        if !close && ev.ready.is_readable() && conn.start == conn.end {
-            match conn.stream.read(&mut conn.buf) {
-                Ok(0) => close = true,
-                Ok(n) => {
-                    conn.start = 0;
-                    conn.end = n;
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                Err(_) => close = true,
+        match c.stream.read(&mut c.buf) {
+            Ok(0) => return self.close(ctx, key),
+            Ok(n) => {
+                c.start = 0;
+                c.end = n;
             }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
+            Err(_) => return self.close(ctx, key),
         }
-        let mut blocked = false;
-        while !close && conn.start < conn.end {
-            match conn.stream.write(&conn.buf[conn.start..conn.end]) {
-                Ok(n) => {
-                    conn.start += n;
-                    self.echoed += n as u64;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    blocked = true;
-                    break;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => close = true,
+        match self.flush(key) {
+            Flush::Done => {}
+            // Stop reading until the client has taken what we owe it.
+            Flush::Blocked => {
+                let _ = self.conns.set_interest(ctx, key, Interest::WRITE);
             }
-        }
-        if close {
-            let _ = self.conns.remove(ctx, key); // dropping the stream closes it
-            return;
-        }
-        if conn.start == conn.end {
-            conn.start = 0;
-            conn.end = 0;
-        }
-        // Wait for writability while bytes are pending, for readability otherwise.
-        let want = if blocked {
-            Interest::WRITE
-        } else {
-            Interest::READ
-        };
-        if let Some(id) = self.conns.source(key) {
-            let _ = ctx.set_interest(id, want);
+            Flush::Failed => self.close(ctx, key),
         }
     }
-}
 
-impl Machine for Echo {
-    type Backend = DefaultBackend;
-
-    fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-        ctx.register(&self.listener, LISTENER, Watch::read())?;
-        ctx.add_wake(STOP)?;
-        ctx.add_signal(libc::SIGINT, SIGINT)?;
-        ctx.add_signal(libc::SIGTERM, SIGTERM)?;
-        Ok(())
+    #[on_write(conns)]
+    fn writable(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        match self.flush(key) {
+            Flush::Done => {
+                let _ = self.conns.set_interest(ctx, key, Interest::READ);
+            }
+            Flush::Blocked => {}
+            Flush::Failed => self.close(ctx, key),
+        }
     }
 
-    fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
-        match ev.token {
-            LISTENER => self.accept(ctx),
-            STOP | SIGINT | SIGTERM => ctx.exit(),
-            t => {
-                if let Some(key) = self.conns.key_of(t) {
-                    self.serve(ctx, key, ev);
-                }
-            }
-        }
+    #[on_signal(SIGINT)]
+    fn interrupt(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.exit();
+    }
+
+    #[on_signal(SIGTERM)]
+    fn terminate(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.exit();
+    }
+
+    #[on_wake]
+    fn stop(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.exit();
     }
 }
 
 /// A built echo server: run it with [`EventLoop::run`]; stop it from another thread with
 /// the handle's `wake()`.
-pub fn server(addr: SocketAddr) -> Result<(EventLoop<Echo>, WakeHandle)> {
-    let echo = Echo::bind(addr)?;
-    let mut el = EventLoop::<Echo>::builder()
-        .sources(MAX_CONNS + 8)
-        .timers(16)
-        .build(echo)?;
+pub fn server(addr: SocketAddr) -> evloop::Result<(EventLoop<Echo>, WakeHandle)> {
+    let mut el = Echo::bind(addr)?.event_loop()?;
     let stop = el.ctx().wake_handle();
     Ok((el, stop))
 }
 
 /// Serve until SIGINT/SIGTERM; returns how the loop ended.
-pub fn run(addr: SocketAddr) -> Result<Exit> {
+pub fn run(addr: SocketAddr) -> evloop::Result<Exit> {
     let (mut el, _stop) = server(addr)?;
     eprintln!(
         "echo: listening on {} ({} backend); Ctrl-C to stop",
         el.machine().local_addr()?,
-        <DefaultBackend as evloop::Backend>::NAME
+        <DefaultBackend as Backend>::NAME
     );
     let exit = el.run()?;
     let m = el.machine();

@@ -1,5 +1,8 @@
-//! Example servers built on evloop. Each lives in a module here so that its test can
-//! drive it in-process; `examples/*.rs` are the thin `main`s that `cargo run --example`
-//! starts.
+//! Example servers built on evloop with `#[event_machine]`. Each lives in a module here
+//! so that its test can drive it in-process; `examples/*.rs` are the thin `main`s that
+//! `cargo run --example` starts.
 
+pub mod daemon;
 pub mod echo;
+pub mod timers;
+pub mod udp;

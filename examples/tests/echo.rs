@@ -8,8 +8,23 @@ use std::time::Duration;
 
 use evloop::Exit;
 
+const CLIENTS: usize = 3000;
+
+fn raise_fd_limit() {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid rlimit pointers.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+    }
+}
+
 #[test]
-fn echoes_many_clients_and_stops_on_wake() {
+fn echoes_thousands_of_clients_and_stops_on_wake() {
     let (mut el, stop) = evloop_examples::echo::server("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = el.machine().local_addr().unwrap();
     let server = std::thread::spawn(move || {
@@ -17,7 +32,10 @@ fn echoes_many_clients_and_stops_on_wake() {
         (exit, el.into_machine())
     });
 
-    let mut clients: Vec<TcpStream> = (0..200)
+    // Thousands of connections: each costs two fds in this process (client and server
+    // side), so raise the soft fd limit to the hard one (20000 here) first.
+    raise_fd_limit();
+    let mut clients: Vec<TcpStream> = (0..CLIENTS)
         .map(|_| {
             let s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -52,6 +70,6 @@ fn echoes_many_clients_and_stops_on_wake() {
     stop.wake().unwrap();
     let (exit, echo) = server.join().unwrap();
     assert_eq!(exit, Exit::Exited);
-    assert_eq!(echo.accepted, 201);
+    assert_eq!(echo.accepted, CLIENTS as u64 + 1);
     assert!(echo.echoed >= (1 << 20));
 }

@@ -1,7 +1,12 @@
-//! Compile-fail tests: misuse that the type system refuses.
+//! Compile-fail and compile-pass tests (trybuild), one case per file, named for what it
+//! tests: `tests/ui/fail/*.rs` must fail with exactly the blessed `.stderr` beside it;
+//! `tests/ui/pass/*.rs` must compile and run. Bless with
+//! `TRYBUILD=overwrite cargo test -p evloop-ui-tests` on the pinned toolchain, then read
+//! every `.stderr`: it must point at the user's token and say how to fix it.
 
 #[test]
 fn ui() {
     let t = trybuild::TestCases::new();
-    t.compile_fail("tests/ui/*.rs");
+    t.compile_fail("tests/ui/fail/*.rs");
+    t.pass("tests/ui/pass/*.rs");
 }

@@ -1,43 +1,49 @@
 //! The pipe-chain benchmark (protocol 1 of bench-protocol.md) on evloop.
 //!
-//! `--api trait` (the default) is the machine written by hand against
-//! `evloop::Machine`; `-b epoll|poll|select` picks the backend by type parameter.
+//! Three machines run the same handler:
+//! * `--api trait` (the default): written by hand against `evloop::Machine`, keeping
+//!   the read ends in a `Slab` and dispatching through `Source::entry`, which is exactly
+//!   the shape `#[event_machine]` generates: comparing it with `--api macro` measures
+//!   what the macro costs, nothing else;
+//! * `--api macro`: the same machine declared with `#[event_machine]`;
+//! * `--api raw`: by hand with no collection at all (the token is the pipe index): the
+//!   leanest form, to show what a `Slab` costs.
+//!
+//! `-b epoll|poll|select` picks the backend, by type parameter.
 
 use std::marker::PhantomData;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use evloop::{Backend, Ctx, Event, EventLoop, Machine, SourceId, Token, Watch};
+use evloop::prelude::*;
 use evloop_bench::{write_byte, Api, Options, Report, XorShift};
 
-/// The benchmark's machine: one read source per pipe; the token is the pipe's index.
-struct Chain<B> {
-    fds: Vec<(RawFd, RawFd)>,
-    ids: Vec<SourceId>,
+/// Capacity of the pipe slabs: the largest n that fits the fd limit is 9980.
+const MAX_PIPES: usize = 10_000;
+
+/// What every variant shares: the write ends and the counters.
+struct Common {
+    wfds: Vec<RawFd>,
     writes_left: usize,
     reads: usize,
     failures: u64,
     fired: u64,
     timeouts: bool,
     rng: XorShift,
-    _b: PhantomData<fn() -> B>,
 }
 
-impl<B: Backend> Machine for Chain<B> {
-    type Backend = B;
-
-    // The handler every implementation shares: read one byte; if writes are left,
-    // write one byte into the next pipe; with -t re-arm this watcher's timeout. Written
-    // as lean as the C versions (raw read/write, no modulo).
-    #[inline]
-    fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+impl Common {
+    /// The handler every implementation shares: read one byte; if writes are left,
+    /// write one byte into the next pipe; with -t re-arm this watcher's timeout. Written
+    /// as lean as the C versions (raw read/write, no modulo).
+    #[inline(always)]
+    fn on_readable<M: Machine>(&mut self, idx: usize, rfd: RawFd, ctx: &mut Ctx<M>, ev: Event) {
         if ev.ready.is_timeout() {
             self.fired += 1;
         }
-        let idx = ev.token.0 as usize;
         let mut byte = 0u8;
         // SAFETY: reads one byte into a valid local; the fd is open for the run.
-        let r = unsafe { libc::read(self.fds[idx].0, (&mut byte as *mut u8).cast(), 1) };
+        let r = unsafe { libc::read(rfd, (&mut byte as *mut u8).cast(), 1) };
         if r != 1 {
             if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
                 self.failures += 1;
@@ -47,13 +53,13 @@ impl<B: Backend> Machine for Chain<B> {
         self.reads += 1;
         if self.writes_left > 0 {
             self.writes_left -= 1;
-            let next = if idx + 1 == self.fds.len() {
+            let next = if idx + 1 == self.wfds.len() {
                 0
             } else {
                 idx + 1
             };
             // SAFETY: writes one byte from a valid local; the fd is open for the run.
-            if unsafe { libc::write(self.fds[next].1, (&byte as *const u8).cast(), 1) } != 1 {
+            if unsafe { libc::write(self.wfds[next], (&byte as *const u8).cast(), 1) } != 1 {
                 self.failures += 1;
                 self.reads += 1; // one byte fewer will ever arrive
             }
@@ -65,34 +71,194 @@ impl<B: Backend> Machine for Chain<B> {
     }
 }
 
-fn run<B: Backend>(opts: &Options, pairs: &[(OwnedFd, OwnedFd)]) -> Report {
+/// How the driver reaches into a variant.
+trait Variant: Machine {
+    fn new(common: Common) -> Self;
+    fn common(&mut self) -> &mut Common;
+    /// Register the read ends; return their sources in pipe order.
+    fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId>;
+}
+
+/// `--api raw`: by hand, the token is the pipe index.
+mod raw {
+    use super::*;
+
+    pub struct Chain<B> {
+        pub c: Common,
+        pub rfds: Vec<OwnedFd>,
+        pub _b: PhantomData<fn() -> B>,
+    }
+
+    impl<B: Backend> Machine for Chain<B> {
+        type Backend = B;
+
+        #[inline]
+        fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+            let idx = ev.token.0 as usize;
+            let rfd = self.rfds[idx].as_raw_fd();
+            self.c.on_readable(idx, rfd, ctx, ev);
+        }
+    }
+
+    impl<B: Backend> Variant for Chain<B> {
+        fn new(c: Common) -> Self {
+            Chain {
+                c,
+                rfds: Vec::new(),
+                _b: PhantomData,
+            }
+        }
+        fn common(&mut self) -> &mut Common {
+            &mut self.c
+        }
+        fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId> {
+            self.rfds = reads;
+            self.rfds
+                .iter()
+                .enumerate()
+                .map(|(i, fd)| {
+                    ctx.register(fd, Token(i as u64), Watch::read())
+                        .expect("register")
+                })
+                .collect()
+        }
+    }
+}
+
+/// `--api trait`: by hand, in the shape `#[event_machine]` generates.
+mod by_trait {
+    use super::*;
+
+    const PIPES: u16 = 1;
+
+    pub struct Chain<B> {
+        pub c: Common,
+        pub pipes: Slab<OwnedFd, MAX_PIPES>,
+        pub _b: PhantomData<fn() -> B>,
+    }
+
+    impl<B: Backend> Chain<B> {
+        #[inline(always)]
+        fn readable(&mut self, key: Key, ctx: &mut Ctx<Self>, ev: Event) {
+            let rfd = self.pipes.get(key).map_or(-1, |fd| fd.as_raw_fd());
+            self.c.on_readable(key.index() as usize, rfd, ctx, ev);
+        }
+    }
+
+    impl<B: Backend> Machine for Chain<B> {
+        type Backend = B;
+
+        fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
+            Source::attach(&mut self.pipes, ctx, PIPES, Watch::read())
+        }
+
+        #[inline]
+        fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+            if ev.token.tag() == PIPES {
+                if let Some(key) = Source::entry(&self.pipes, ev.token) {
+                    if ev.ready.intersects(
+                        Ready::READABLE
+                            | Ready::READ_CLOSED
+                            | Ready::HUP
+                            | Ready::ERROR
+                            | Ready::PRIORITY,
+                    ) {
+                        self.readable(key, ctx, ev);
+                    }
+                }
+            }
+        }
+    }
+
+    impl<B: Backend> Variant for Chain<B> {
+        fn new(c: Common) -> Self {
+            Chain {
+                c,
+                pipes: Slab::default(),
+                _b: PhantomData,
+            }
+        }
+        fn common(&mut self) -> &mut Common {
+            &mut self.c
+        }
+        fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId> {
+            reads
+                .into_iter()
+                .map(|fd| {
+                    let key = self.pipes.insert(ctx, fd).expect("insert");
+                    self.pipes.source(key).expect("live")
+                })
+                .collect()
+        }
+    }
+}
+
+/// `--api macro`: the same machine, declared.
+mod by_macro {
+    use super::*;
+
+    #[event_machine(backend = B, sources = 10_016, timers = 10_016, events = 1024)]
+    pub struct Chain<B: Backend> {
+        pub c: Common,
+        pub pipes: Slab<OwnedFd, MAX_PIPES>,
+        pub _b: PhantomData<fn() -> B>,
+    }
+
+    #[event_machine]
+    impl<B: Backend> Chain<B> {
+        #[on_read(pipes)]
+        fn readable(&mut self, key: Key, ctx: &mut Ctx<Self>, ev: Event) {
+            let rfd = self.pipes.get(key).map_or(-1, |fd| fd.as_raw_fd());
+            self.c.on_readable(key.index() as usize, rfd, ctx, ev);
+        }
+    }
+
+    impl<B: Backend> Variant for Chain<B> {
+        fn new(c: Common) -> Self {
+            Chain {
+                c,
+                pipes: Slab::default(),
+                _b: PhantomData,
+            }
+        }
+        fn common(&mut self) -> &mut Common {
+            &mut self.c
+        }
+        fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId> {
+            reads
+                .into_iter()
+                .map(|fd| {
+                    let key = self.pipes.insert(ctx, fd).expect("insert");
+                    self.pipes.source(key).expect("live")
+                })
+                .collect()
+        }
+    }
+}
+
+fn run<V: Variant>(opts: &Options) -> Report {
     let n = opts.pipes;
-    let chain = Chain::<B> {
-        fds: evloop_bench::raw_fds(pairs),
-        ids: Vec::with_capacity(n),
+    let pairs = evloop_bench::socketpairs(n).expect("socketpairs");
+    let (reads, writes): (Vec<OwnedFd>, Vec<OwnedFd>) = pairs.into_iter().unzip();
+    let common = Common {
+        wfds: writes.iter().map(|fd| fd.as_raw_fd()).collect(),
         writes_left: 0,
         reads: 0,
         failures: 0,
         fired: 0,
         timeouts: opts.timeouts,
         rng: XorShift::default(),
-        _b: PhantomData,
     };
-    let mut el = EventLoop::<Chain<B>>::builder()
+    let mut el = EventLoop::<V>::builder()
         .sources(n + 16)
         .timers(n + 16)
         .events(1024)
-        .build(chain)
+        .build(V::new(common))
         .expect("build loop");
-    {
+    let ids = {
         let (m, ctx) = el.parts();
-        for (i, &(r, _)) in m.fds.iter().enumerate() {
-            let id = ctx
-                .register_raw(r, Token(i as u64), Watch::read())
-                .expect("register");
-            m.ids.push(id);
-        }
-    }
+        m.add_pipes(ctx, reads)
+    };
     let mut report = Report::new(opts.iters);
     for _ in 0..opts.iters {
         // setup: stop and start every watcher (with -t, a fresh random timeout), then one
@@ -100,11 +266,12 @@ fn run<B: Backend>(opts: &Options, pairs: &[(OwnedFd, OwnedFd)]) -> Report {
         let t0 = Instant::now();
         {
             let (m, ctx) = el.parts();
-            for &id in &m.ids {
+            let c = m.common();
+            for &id in &ids {
                 ctx.stop(id).expect("stop");
                 ctx.start(id).expect("start");
-                if m.timeouts {
-                    ctx.set_timeout(id, Some(m.rng.timeout())).expect("timeout");
+                if c.timeouts {
+                    ctx.set_timeout(id, Some(c.rng.timeout())).expect("timeout");
                 }
             }
         }
@@ -113,41 +280,49 @@ fn run<B: Backend>(opts: &Options, pairs: &[(OwnedFd, OwnedFd)]) -> Report {
 
         let t1 = Instant::now();
         {
-            let m = el.machine_mut();
-            m.reads = 0;
-            m.writes_left = opts.writes;
+            let c = el.machine_mut().common();
+            c.reads = 0;
+            c.writes_left = opts.writes;
             for i in opts.active_indices() {
-                if !write_byte(m.fds[i].1) {
-                    m.failures += 1;
+                if !write_byte(c.wfds[i]) {
+                    c.failures += 1;
                 }
             }
         }
         let expect = opts.events_per_run();
-        while el.machine().reads < expect {
+        while el.machine_mut().common().reads < expect {
             el.run_once().expect("run_once");
         }
         let run = t1.elapsed();
         report.record(setup, run);
     }
-    let m = el.machine();
-    report.failures = m.failures;
-    report.timeouts_fired = m.fired;
+    let c = el.machine_mut().common();
+    report.failures = c.failures;
+    report.timeouts_fired = c.fired;
+    drop(writes);
     report
+}
+
+fn run_api<B: Backend>(opts: &Options) -> Report {
+    match opts.api {
+        Api::Trait => run::<by_trait::Chain<B>>(opts),
+        Api::Macro => run::<by_macro::Chain<B>>(opts),
+        Api::Raw => run::<raw::Chain<B>>(opts),
+    }
 }
 
 fn main() {
     let opts = Options::from_env();
-    if let Api::Macro = opts.api {
-        evloop_bench::usage_error("--api macro needs #[event_machine], which is not written yet");
+    if opts.pipes > MAX_PIPES {
+        evloop_bench::usage_error(&format!("-n is at most {MAX_PIPES}"));
     }
     if let Err(e) = evloop_bench::raise_nofile_limit() {
         eprintln!("warning: cannot raise RLIMIT_NOFILE: {e}");
     }
-    let pairs = evloop_bench::socketpairs(opts.pipes).expect("socketpairs");
     let report = match opts.backend.as_str() {
-        "epoll" => run::<evloop::Epoll>(&opts, &pairs),
-        "poll" => run::<evloop::Poll>(&opts, &pairs),
-        "select" => run::<evloop::Select>(&opts, &pairs),
+        "epoll" => run_api::<evloop::Epoll>(&opts),
+        "poll" => run_api::<evloop::Poll>(&opts),
+        "select" => run_api::<evloop::Select>(&opts),
         other => {
             evloop_bench::usage_error(&format!("unknown backend `{other}` (epoll, poll, select)"))
         }

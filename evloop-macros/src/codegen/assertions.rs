@@ -1,0 +1,110 @@
+//! Checks that rustc performs for the macro, on the user's tokens:
+//!
+//! - per field handler, in `setup`: the field's type can be watched by this attribute
+//!   (`check::WatchRead` ...), and it is a collection exactly when the handler takes a
+//!   key (`check::NoKey` / `check::WithKey`). The shape was probed by method resolution
+//!   (`fields.rs`); each check is a trait-method call whose `#[diagnostic::on_unimplemented]`
+//!   message names the field's type, spanned on the field's name in the attribute or on
+//!   the handler. Exactly one of them fails for a given mistake.
+//! - per `priority = N`, for a non-generic machine: `N` is below the struct's
+//!   `priorities` (a `const` assertion).
+//! - per pair of duplicate handlers under different cfgs: a `compile_error!` gated on
+//!   both cfgs.
+//! - on the struct side: the impl block is annotated too (`Handlers`).
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::{Ident, ItemStruct};
+
+use super::Gen;
+use crate::analyze::cfg_attr;
+use crate::syntax::ast::{HandlerKind, Priority};
+
+/// The checks of handler `i`, which watches `field` (its tag's name).
+pub fn field_checks(g: &Gen, i: usize, _field: &Ident) -> TokenStream {
+    let h = &g.handlers[i];
+    let Some(field) = h.kind.field() else {
+        return TokenStream::new();
+    };
+    let cfg = cfg_attr(h);
+    let watchable = match h.kind {
+        HandlerKind::Read { .. } => quote!(WatchRead),
+        HandlerKind::Write { .. } => quote!(WatchWrite),
+        _ => quote!(WatchTimeout),
+    };
+    let watch_check = quote_spanned! {field.span()=>
+        <_ as ::evloop::__private::check::#watchable<_>>::check(&self.#field, shape);
+    };
+    let key_check = match h.sig.key {
+        Some(key_span) => quote_spanned! {key_span=>
+            <_ as ::evloop::__private::check::WithKey<_>>::check(&self.#field, shape);
+        },
+        None => quote_spanned! {h.method.span()=>
+            <_ as ::evloop::__private::check::NoKey<_>>::check(&self.#field, shape);
+        },
+    };
+    quote! {
+        #cfg
+        {
+            #watch_check
+            #key_check
+        }
+    }
+}
+
+/// Impl-side items: priority ranges and cfg-gated duplicates.
+pub fn impl_side(g: &Gen) -> TokenStream {
+    let mut out = Vec::new();
+    let generic = !g.item.generics.params.is_empty();
+    let self_ty = &g.item.self_ty;
+    for h in g.handlers {
+        let p: Option<Priority> = match &h.kind {
+            HandlerKind::Read { io, .. } | HandlerKind::Write { io, .. } => io.priority,
+            HandlerKind::Timer { priority, .. } | HandlerKind::Signal { priority, .. } => *priority,
+            _ => None,
+        };
+        let Some(p) = p else { continue };
+        // A generic machine's levels are not known here; the loop checks at setup.
+        if generic {
+            continue;
+        }
+        let cfg = cfg_attr(h);
+        let v = p.value;
+        let levels = super::machine::struct_side(self_ty, quote!(PRIORITIES));
+        let msg = format!(
+            "`priority = {v}` is out of range: priorities go from 0 (the most urgent) to the machine's `priorities` - 1; raise `priorities` on the struct: `#[event_machine(priorities = {})]` (default 3, at most 32)",
+            u16::from(v) + 1
+        );
+        out.push(quote_spanned! {p.span=>
+            #cfg
+            const _: () = ::core::assert!(
+                #v < #levels,
+                #msg
+            );
+        });
+    }
+    for c in &g.analysis.cfg_conflicts {
+        let a = &g.handlers[c.first].cfgs;
+        let b = &g.handlers[c.second].cfgs;
+        let msg = &c.message;
+        out.push(quote_spanned! {c.span=>
+            #[cfg(all(#(#a,)* #(#b),*))]
+            ::core::compile_error!(#msg);
+        });
+    }
+    quote!(#(#out)*)
+}
+
+/// The struct side's assertion that the impl block carries `#[event_machine]`.
+pub fn struct_side(item: &ItemStruct) -> TokenStream {
+    let name = &item.ident;
+    let (ig, tg, wc) = item.generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[allow(dead_code)]
+            fn assert_impl_annotated #ig () #wc {
+                <#name #tg as ::evloop::__private::Handlers>::assert_annotated();
+            }
+        };
+    }
+}

@@ -1,0 +1,116 @@
+//! Code generation, one file per concern:
+//!
+//! | file | emits |
+//! |---|---|
+//! | `machine_struct.rs` | the struct side: `impl MachineStruct` (backend, capacities) and the assertion that the impl side exists |
+//! | `machine.rs` | `impl Machine`: `type Backend`, `setup`, `dispatch` (a `match` on the token's tag) |
+//! | `setup.rs` | the body of `setup`, in order: fields, timers, signals, wake, idle, `on_start` |
+//! | `fields.rs` | per watched field: its union `Watch` and `attach`; its dispatch arm |
+//! | `timers.rs` | `add_periodic` / `add_timer` per timer; the timers' arm |
+//! | `signals.rs` | `add_signal` per signal (the target's numbers, through `libc`); the signals' arm |
+//! | `hooks.rs` | `on_start`, `on_idle`, `before_wait`, `after_wait`, `on_wake` |
+//! | `assertions.rs` | the field checks (trait calls with `on_unimplemented` messages), priority ranges, cfg-gated conflicts |
+//! | `run.rs` | the inherent `event_loop()` and `run()` |
+//! | `fallback.rs` | what is emitted when the input has errors |
+//!
+//! Every piece that belongs to a handler carries the handler's `#[cfg]`s.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::{ItemImpl, ItemStruct};
+
+use crate::analyze::{self, Analysis};
+use crate::syntax::ast::Handler;
+use crate::syntax::{check, parse};
+use crate::Errors;
+
+mod assertions;
+mod fallback;
+mod fields;
+mod hooks;
+mod machine;
+mod machine_struct;
+mod run;
+mod setup;
+mod signals;
+mod timers;
+
+/// What every generator reads.
+pub struct Gen<'a> {
+    pub item: &'a ItemImpl,
+    pub handlers: &'a [Handler],
+    pub analysis: &'a Analysis,
+}
+
+impl Gen<'_> {
+    /// The call of handler `i`, with its declared parameters: `self.name(key, ctx, ev)`.
+    pub fn call(&self, i: usize, key: Option<&TokenStream>) -> TokenStream {
+        let h = &self.handlers[i];
+        let method = &h.method;
+        let key = match (h.sig.key, key) {
+            (Some(_), Some(k)) => quote!(#k,),
+            _ => TokenStream::new(),
+        };
+        let ev = if h.sig.event.is_some() {
+            quote!(, ev)
+        } else {
+            TokenStream::new()
+        };
+        quote_spanned!(method.span()=> self.#method(#key ctx #ev))
+    }
+}
+
+/// `#[event_machine(...)] struct S { ... }`: the struct unchanged, its `MachineStruct`
+/// impl, the assertion that its impl block is annotated too.
+pub fn expand_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
+    let mut errors = Errors::default();
+    check::struct_item(&item, &mut errors);
+    let input = parse::struct_input(args, item, &mut errors);
+    // Options that failed to parse are left out: the rest is still emitted, so the impl
+    // side compiles and nothing else is reported.
+    let generated = machine_struct::expand(&input);
+    let errors = errors.to_compile_errors();
+    let item = &input.item;
+    quote! {
+        #errors
+        #item
+        #generated
+    }
+}
+
+/// `#[event_machine] impl S { ... }`: the block without its handler attributes, plus
+/// `impl Machine`, `impl Handlers`, `event_loop()` and `run()`.
+pub fn expand_impl(args: TokenStream, item: ItemImpl) -> TokenStream {
+    let mut errors = Errors::default();
+    if !args.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &args,
+            "options go on the struct: `#[event_machine(backend = ...)] struct S`; the impl block's `#[event_machine]` takes none",
+        ));
+    }
+    check::impl_block(&item, &mut errors);
+    let mut input = parse::impl_input(item, &mut errors);
+    check::generated_names(&input.item, &mut errors);
+    check::handlers(&input.item, &mut input.handlers, &mut errors);
+    let analysis = analyze::analyze(&input.handlers, &mut errors);
+    if !errors.is_empty() {
+        return fallback::expand(&input.item, &errors);
+    }
+    let g = Gen {
+        item: &input.item,
+        handlers: &input.handlers,
+        analysis: &analysis,
+    };
+    let item = g.item;
+    let machine = machine::impl_machine(&g);
+    let handlers = machine::impl_handlers(g.item);
+    let run = run::inherent(g.item);
+    let asserts = assertions::impl_side(&g);
+    quote! {
+        #item
+        #machine
+        #handlers
+        #run
+        #asserts
+    }
+}

@@ -1,0 +1,88 @@
+//! Signals: `ctx.add_signal(number, Token::tagged(SIGNAL_TAG, index))`. The number is the
+//! target's, named through `::evloop::__private::libc` (`SIGRTMIN() + n` for real-time
+//! signals): the macro runs on the build host and never decides it. Names were checked
+//! by `crate::signals` while parsing.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+
+use super::Gen;
+use crate::analyze::cfg_attr;
+use crate::syntax::ast::{HandlerKind, Signal, SignalName};
+
+/// The signal's number on the target.
+fn number(s: &Signal) -> TokenStream {
+    let span = s.span;
+    match &s.which {
+        SignalName::Named(n) => {
+            let id = syn::Ident::new(n, span);
+            quote_spanned!(span=> ::evloop::__private::libc::#id)
+        }
+        SignalName::RtMin(0) => quote_spanned!(span=> ::evloop::__private::libc::SIGRTMIN()),
+        SignalName::RtMax(0) => quote_spanned!(span=> ::evloop::__private::libc::SIGRTMAX()),
+        SignalName::RtMin(n) => {
+            let n = *n as i32;
+            quote_spanned!(span=> ::evloop::__private::libc::SIGRTMIN() + #n)
+        }
+        SignalName::RtMax(n) => {
+            let n = *n as i32;
+            quote_spanned!(span=> ::evloop::__private::libc::SIGRTMAX() - #n)
+        }
+    }
+}
+
+pub fn setup(g: &Gen) -> TokenStream {
+    let signals = g.analysis.signals.iter().enumerate().map(|(index, &i)| {
+        let h = &g.handlers[i];
+        let HandlerKind::Signal { signal, priority } = &h.kind else {
+            unreachable!("signals holds signal handlers")
+        };
+        let cfg = cfg_attr(h);
+        let index = index as u64;
+        let number = number(signal);
+        let register = quote! {
+            ctx.add_signal(
+                #number,
+                ::evloop::Token::tagged(::evloop::__private::SIGNAL_TAG, #index),
+            )?
+        };
+        match priority {
+            Some(p) => {
+                let p = p.value;
+                quote! {
+                    #cfg
+                    {
+                        let id = #register;
+                        ctx.set_priority(id, #p)?;
+                    }
+                }
+            }
+            None => quote! {
+                #cfg
+                #register;
+            },
+        }
+    });
+    quote!(#(#signals)*)
+}
+
+pub fn arm(g: &Gen) -> TokenStream {
+    if g.analysis.signals.is_empty() {
+        return TokenStream::new();
+    }
+    let arms = g.analysis.signals.iter().enumerate().map(|(index, &i)| {
+        let cfg = cfg_attr(&g.handlers[i]);
+        let index = index as u64;
+        let call = g.call(i, None);
+        quote! {
+            #cfg
+            #index => #call,
+        }
+    });
+    quote! {
+        ::evloop::__private::SIGNAL_TAG => match ev.token.payload() {
+            #(#arms)*
+            _ => {}
+        },
+    }
+}

@@ -1,0 +1,311 @@
+//! What `#[event_machine]`'s generated code refers to, through the one path
+//! `::evloop::__private`. Not a public API: names here may change at any time.
+//!
+//! | item | used for |
+//! |---|---|
+//! | `MachineStruct` | written by the struct's attribute: backend and capacities |
+//! | `Handlers` | written by the impl's attribute: proof that the impl block is annotated |
+//! | `shape` | which kind of source a field is (single fd, `Slab`, neither), found by method resolution |
+//! | `check` | the traits whose `#[diagnostic::on_unimplemented]` messages report a field used wrongly |
+//! | `TIMER_TAG`, `SIGNAL_TAG`, `WAKE_TAG` | the token tags generated code reserves |
+//!
+//! The checks are trait-method calls (`<_ as check::WatchRead<_>>::check(&self.field, shape)`):
+//! an unimplemented trait on such a call is reported on the user's token with the trait's
+//! message and no note pointing in here.
+
+pub use evloop_backends;
+pub use evloop_core;
+pub use libc;
+
+use evloop_core::{Backend, Builder, Ready};
+
+/// Token tag of the machine's timers; the payload is the timer's index.
+pub const TIMER_TAG: u16 = 0xFFF0;
+/// Token tag of the machine's signals; the payload is the signal's index.
+pub const SIGNAL_TAG: u16 = 0xFFF1;
+/// Token tag of the machine's wake source.
+pub const WAKE_TAG: u16 = 0xFFF2;
+
+/// What an `#[on_read]` handler is called for: readable, closed by the peer, hung up, in
+/// error, priority data.
+pub const READ_READY: Ready = Ready::from_bits(
+    Ready::READABLE.bits()
+        | Ready::READ_CLOSED.bits()
+        | Ready::HUP.bits()
+        | Ready::ERROR.bits()
+        | Ready::PRIORITY.bits(),
+);
+/// What an `#[on_write]` handler is called for when its field has an `#[on_read]` too.
+pub const WRITE_READY: Ready = Ready::WRITABLE;
+/// What an `#[on_write]` handler is called for when it is its field's only I/O handler:
+/// hang-ups and errors too, so they are not lost.
+pub const WRITE_READY_ALONE: Ready =
+    Ready::from_bits(Ready::WRITABLE.bits() | Ready::HUP.bits() | Ready::ERROR.bits());
+
+/// `backend = T` on the struct: `T` must be a [`Backend`]. Checked through this trait so
+/// that a wrong type is one error, with this message, on the user's token.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an evloop backend",
+    label = "expected `DefaultBackend`, `Epoll`, `Poll`, `Select`, or another type implementing `Backend`",
+    note = "`backend = ...` on `#[event_machine(...)]` names the OS mechanism the loop waits with; leave it out for the platform's default"
+)]
+pub trait BackendOption {
+    /// The backend itself.
+    type Backend: Backend;
+}
+impl<B: Backend> BackendOption for B {
+    type Backend = B;
+}
+
+/// The struct half of a machine: what `#[event_machine(...)]` on the struct declares.
+/// The impl half names the backend and the capacities through it, so a machine whose
+/// struct is not annotated gets this trait's message, once.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not annotated with `#[event_machine]`: add it to `struct {Self}`",
+    label = "this type's struct declaration has no `#[event_machine]`",
+    note = "a machine is annotated twice: `#[event_machine]` on the struct (its options: backend, capacities) and on the impl block that holds its handlers"
+)]
+pub trait MachineStruct {
+    /// The backend (`backend = ...`; default [`DefaultBackend`](crate::DefaultBackend)).
+    /// Not bounded here: a wrong type is reported once, by [`BackendOption`].
+    type Backend;
+    /// Most sources registered at once (`sources = N`).
+    const SOURCES: usize = 1024;
+    /// Most timers armed at once, idle timeouts included (`timers = N`; default: as
+    /// many as sources).
+    const TIMERS: usize = Self::SOURCES;
+    /// Kernel events fetched per wait (`events = N`).
+    const EVENTS: usize = 256;
+    /// Priority levels (`priorities = N`).
+    const PRIORITIES: u8 = 3;
+    /// Room for activations from other threads (`activations = N`).
+    const ACTIVATIONS: usize = 256;
+
+    /// A [`Builder`] with the struct's capacities.
+    #[inline]
+    fn builder() -> Builder {
+        Builder::new()
+            .sources(Self::SOURCES)
+            .timers(Self::TIMERS)
+            .events(Self::EVENTS)
+            .priorities(Self::PRIORITIES)
+            .activations(Self::ACTIVATIONS)
+    }
+}
+
+/// The impl half of a machine: implemented by `#[event_machine]` on the impl block. The
+/// struct's attribute asserts it, so a forgotten impl attribute is one clear error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has `#[event_machine]` on its struct but no `#[event_machine]` impl block",
+    label = "no `#[event_machine] impl` for this machine",
+    note = "add `#[event_machine]` to the `impl` block that holds the handlers (a machine without handlers still needs one, empty)"
+)]
+pub trait Handlers {
+    /// Called by the struct's assertion; does nothing.
+    #[inline(always)]
+    fn assert_annotated() {}
+}
+
+/// What kind of source a field is, decided by method resolution on the field's concrete
+/// type (autoref specialisation): `(&&&&Probe(&self.field)).__evloop_shape()` gives
+/// [`Collection`](shape::Collection) for a `Slab` of fds, [`Single`](shape::Single) for an
+/// `AsFd` type, [`AnySource`](shape::AnySource) for another [`Source`](crate::Source)
+/// (a generic `S: Source`), and [`NotSource`](shape::NotSource) for anything else. Each
+/// shape attaches and looks up its field; `NotSource` does nothing, so a field that is
+/// not a source is reported once, by `check`, and never again by the
+/// code that registers or dispatches it.
+pub mod shape {
+    use std::os::fd::AsFd;
+
+    use evloop_core::{Ctx, Key, Machine, Result, Slab, Source, Token, Watch};
+
+    /// Wraps a reference to a field for probing.
+    pub struct Probe<'a, T: ?Sized>(pub &'a T);
+
+    /// A `Slab` of fds: events name an entry by [`Key`].
+    #[derive(Clone, Copy, Debug)]
+    pub struct Collection;
+    /// One fd (an `AsFd` type).
+    #[derive(Clone, Copy, Debug)]
+    pub struct Single;
+    /// Some other [`Source`] (a generic field bounded by `Source`).
+    #[derive(Clone, Copy, Debug)]
+    pub struct AnySource;
+    /// Not a source: reported by the checks, ignored by registration and dispatch.
+    #[derive(Clone, Copy, Debug)]
+    pub struct NotSource;
+
+    /// Probe level 1 (most specific): `Slab<T: AsFd, N>`.
+    pub trait ProbeCollection {
+        /// The field's shape.
+        #[inline(always)]
+        fn __evloop_shape(&self) -> Collection {
+            Collection
+        }
+    }
+    impl<T: AsFd, const N: usize> ProbeCollection for &&&Probe<'_, Slab<T, N>> {}
+
+    /// Probe level 2: any `AsFd` type.
+    pub trait ProbeSingle {
+        /// The field's shape.
+        #[inline(always)]
+        fn __evloop_shape(&self) -> Single {
+            Single
+        }
+    }
+    impl<T: AsFd> ProbeSingle for &&Probe<'_, T> {}
+
+    /// Probe level 3: any other [`Source`].
+    pub trait ProbeSource {
+        /// The field's shape.
+        #[inline(always)]
+        fn __evloop_shape(&self) -> AnySource {
+            AnySource
+        }
+    }
+    impl<T: Source> ProbeSource for &Probe<'_, T> {}
+
+    /// Probe level 4: anything.
+    pub trait ProbeOther {
+        /// The field's shape.
+        #[inline(always)]
+        fn __evloop_shape(&self) -> NotSource {
+            NotSource
+        }
+    }
+    impl<T: ?Sized> ProbeOther for Probe<'_, T> {}
+
+    macro_rules! source_shape {
+        ($($shape:ident),*) => {$(
+            impl $shape {
+                /// [`Source::attach`].
+                #[inline(always)]
+                pub fn attach<F: Source, M: Machine>(
+                    self,
+                    field: &mut F,
+                    ctx: &mut Ctx<M>,
+                    tag: u16,
+                    watch: Watch,
+                ) -> Result<()> {
+                    field.attach(ctx, tag, watch)
+                }
+                /// [`Source::entry`].
+                #[inline(always)]
+                pub fn entry<F: Source>(self, field: &F, token: Token) -> Option<Key> {
+                    field.entry(token)
+                }
+            }
+        )*};
+    }
+    source_shape!(Collection, Single, AnySource);
+
+    impl NotSource {
+        /// Nothing to attach (the field was reported by the checks).
+        #[inline(always)]
+        pub fn attach<F: ?Sized, M: Machine>(
+            self,
+            _field: &mut F,
+            _ctx: &mut Ctx<M>,
+            _tag: u16,
+            _watch: Watch,
+        ) -> Result<()> {
+            Ok(())
+        }
+        /// Never an entry.
+        #[inline(always)]
+        pub fn entry<F: ?Sized>(self, _field: &F, _token: Token) -> Option<Key> {
+            None
+        }
+    }
+}
+
+/// The field checks. Each trait is implemented for the shapes that pass it, so exactly
+/// one check fails for a field used wrongly, and its message names the field's type.
+/// `Unresolved` impls keep a field that does not exist (already reported by rustc as
+/// E0609, with the list of fields) from failing a check too.
+pub mod check {
+    use super::shape::{AnySource, Collection, NotSource, Single};
+
+    /// Implemented by nothing: lets the checks accept a type that is still unknown
+    /// because the field does not exist.
+    pub trait Unresolved {}
+
+    macro_rules! watchable {
+        ($($name:ident, $attr:literal, $message:tt;)*) => {$(
+            #[doc = concat!("The field can be watched by `#[", $attr, "]`.")]
+            #[diagnostic::on_unimplemented(
+                message = $message,
+                label = "not a source",
+                note = "a watched field is a single source (a type that implements `AsFd`: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `File`, `OwnedFd`, ...) or a collection of them (`Slab<T, N>`)"
+            )]
+            pub trait $name<F: ?Sized> {
+                /// Compiles only if the check passes; does nothing.
+                #[inline(always)]
+                fn check(_field: &F, _shape: Self)
+                where
+                    Self: Sized,
+                {
+                }
+            }
+            #[diagnostic::do_not_recommend]
+            impl<F: ?Sized> $name<F> for Collection {}
+            #[diagnostic::do_not_recommend]
+            impl<F: ?Sized> $name<F> for Single {}
+            #[diagnostic::do_not_recommend]
+            impl<F: ?Sized> $name<F> for AnySource {}
+        )*};
+    }
+    watchable! {
+        WatchRead, "on_read", "`{F}` cannot be watched by `#[on_read]`";
+        WatchWrite, "on_write", "`{F}` cannot be watched by `#[on_write]`";
+        WatchTimeout, "on_timeout", "`{F}` cannot be watched by `#[on_timeout]`";
+    }
+
+    /// A handler without a key parameter: the field must not be a collection.
+    #[diagnostic::on_unimplemented(
+        message = "`{F}` is a collection: its handler takes the entry's key: `fn h(&mut self, key: Key, ctx: &mut Ctx<Self>)`",
+        label = "this handler takes no `key: Key` parameter",
+        note = "a collection's events name the entry that fired; add `key: Key` before `ctx`"
+    )]
+    pub trait NoKey<F: ?Sized> {
+        /// Compiles only if the check passes; does nothing.
+        #[inline(always)]
+        fn check(_field: &F, _shape: Self)
+        where
+            Self: Sized,
+        {
+        }
+    }
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> NoKey<F> for Single {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> NoKey<F> for AnySource {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> NoKey<F> for NotSource {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized + Unresolved> NoKey<F> for Collection {}
+
+    /// A handler with a key parameter: the field must not be a single source.
+    #[diagnostic::on_unimplemented(
+        message = "`{F}` is a single source: its handler takes no key: `fn h(&mut self, ctx: &mut Ctx<Self>)`",
+        label = "remove this handler's `key: Key` parameter",
+        note = "keys name the entries of a collection (`Slab<T, N>`); a single source has none"
+    )]
+    pub trait WithKey<F: ?Sized> {
+        /// Compiles only if the check passes; does nothing.
+        #[inline(always)]
+        fn check(_field: &F, _shape: Self)
+        where
+            Self: Sized,
+        {
+        }
+    }
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> WithKey<F> for Collection {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> WithKey<F> for AnySource {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> WithKey<F> for NotSource {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized + Unresolved> WithKey<F> for Single {}
+}

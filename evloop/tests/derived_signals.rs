@@ -1,0 +1,180 @@
+//! Signal handlers of `#[event_machine]` machines, under every backend.
+//!
+//! Signal dispositions are process-wide, so every test runs in a process of its own: the
+//! `#[test]` function re-executes this test binary with `--exact <its name>` and
+//! `EVLOOP_DERIVED_SIGNAL_CHILD=<its name>`; in that child the same function runs the
+//! real body. The parent checks the child's exit status and shows its output on failure.
+
+use std::marker::PhantomData;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use evloop::prelude::*;
+
+const CHILD_ENV: &str = "EVLOOP_DERIVED_SIGNAL_CHILD";
+const CHILD_DEADLINE: Duration = Duration::from_secs(30);
+
+/// In the child named `name`, run `body`; anywhere else, run the child and check it.
+fn isolated(name: &str, body: fn()) {
+    if std::env::var_os(CHILD_ENV).is_some_and(|v| v == name) {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let child = Command::new(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the test binary");
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let (out, timed_out) = match rx.recv_timeout(CHILD_DEADLINE) {
+        Ok(out) => (out, false),
+        Err(_) => {
+            // SAFETY: `pid` is our own child, not yet reaped (the waiter has not returned).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            (rx.recv().expect("waiter"), true)
+        }
+    };
+    waiter.join().expect("waiter thread");
+    let out = out.expect("wait for the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !timed_out && out.status.success() && stdout.contains("1 passed"),
+        "child `{name}` failed ({}; timed out: {timed_out})\n--- child stdout ---\n{stdout}\n--- child stderr ---\n{stderr}",
+        out.status
+    );
+}
+
+fn raise(signo: i32) {
+    // SAFETY: raise(3) only delivers a signal to this thread; every signal raised here is
+    // watched by the loop under test, whose handler bumps an atomic and writes its wake fd.
+    assert_eq!(unsafe { libc::raise(signo) }, 0);
+}
+
+#[event_machine(backend = B)]
+struct Signals<B: Backend> {
+    order: Vec<&'static str>,
+    usr1: u32,
+    rt_count: u32,
+    rt_high: u32,
+    _b: PhantomData<B>,
+}
+
+#[event_machine]
+impl<B: Backend> Signals<B> {
+    #[on_start]
+    fn started(&mut self, _ctx: &mut Ctx<Self>) {
+        raise(libc::SIGUSR1);
+        raise(libc::SIGUSR2);
+        for _ in 0..3 {
+            raise(libc::SIGRTMIN() + 1);
+        }
+        raise(libc::SIGRTMAX() - 1);
+    }
+
+    #[on_signal(SIGUSR1)]
+    fn usr1(&mut self, _ctx: &mut Ctx<Self>, ev: Event) {
+        assert!(ev.ready.is_signal());
+        self.usr1 += ev.count;
+        self.order.push("usr1");
+    }
+
+    #[on_signal(SIGUSR2, priority = 0)]
+    fn usr2(&mut self, _ctx: &mut Ctx<Self>) {
+        self.order.push("usr2");
+    }
+
+    #[on_signal(SIGRTMIN + 1)]
+    fn rt(&mut self, _ctx: &mut Ctx<Self>, ev: Event) {
+        self.rt_count += ev.count;
+        self.order.push("rt");
+    }
+
+    #[on_signal(SIGRTMAX - 1, priority = 2)]
+    fn rt_high(&mut self, ctx: &mut Ctx<Self>) {
+        self.rt_high += 1;
+        self.order.push("rtmax");
+        ctx.exit();
+    }
+}
+
+fn signals_body<B: Backend>() {
+    let m = Signals::<B> {
+        order: vec![],
+        usr1: 0,
+        rt_count: 0,
+        rt_high: 0,
+        _b: PhantomData,
+    }
+    .run()
+    .unwrap();
+    assert_eq!(m.usr1, 1);
+    assert_eq!(m.rt_count, 3, "three arrivals, one dispatch with count 3");
+    assert_eq!(m.rt_high, 1);
+    // Dispatched together, most urgent first: usr2 (0), then usr1 and rt (1), rtmax (2).
+    assert_eq!(m.order.first(), Some(&"usr2"), "{:?}", m.order);
+    assert_eq!(m.order.last(), Some(&"rtmax"), "{:?}", m.order);
+    assert_eq!(m.order.len(), 4, "{:?}", m.order);
+}
+
+#[test]
+fn epoll_signals() {
+    isolated("epoll_signals", signals_body::<Epoll>);
+}
+
+#[test]
+fn poll_signals() {
+    isolated("poll_signals", signals_body::<Poll>);
+}
+
+#[test]
+fn select_signals() {
+    isolated("select_signals", signals_body::<Select>);
+}
+
+/// A graceful-shutdown shape: SIGTERM stops the loop from inside a handler.
+#[event_machine]
+struct Daemon {
+    ticks: u32,
+    terminated: bool,
+}
+
+#[event_machine]
+impl Daemon {
+    #[on_timer(1)]
+    fn tick(&mut self, _ctx: &mut Ctx<Self>) {
+        self.ticks += 1;
+        if self.ticks == 3 {
+            raise(libc::SIGTERM);
+        }
+    }
+
+    #[on_signal(SIGTERM)]
+    fn terminate(&mut self, ctx: &mut Ctx<Self>) {
+        self.terminated = true;
+        ctx.exit();
+    }
+}
+
+#[test]
+fn sigterm_stops_the_loop() {
+    isolated("sigterm_stops_the_loop", || {
+        let d = Daemon {
+            ticks: 0,
+            terminated: false,
+        }
+        .run()
+        .unwrap();
+        assert!(d.terminated && d.ticks >= 3);
+    });
+}

@@ -1,0 +1,13 @@
+// The loop calls handlers synchronously.
+use evloop::prelude::*;
+
+#[event_machine]
+struct Ticker;
+
+#[event_machine]
+impl Ticker {
+    #[on_timer(100)]
+    async fn tick(&mut self, _ctx: &mut Ctx<Self>) {}
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use evloop::prelude::*;
+
+#[event_machine]
+struct Daemon;
+
+#[event_machine]
+impl Daemon {
+    #[on_signal(SIGHUB)]
+    fn reload(&mut self, _ctx: &mut Ctx<Self>) {}
+}
+
+fn main() {}
