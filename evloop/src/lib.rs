@@ -94,3 +94,8 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../../evloop-macros/doc/event_machine.md")]
 pub struct EventMachineDoc;
+
+/// The README's example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoc;
