@@ -1,0 +1,1431 @@
+//! memcached's ASCII protocol: a per-connection parser that consumes bytes and appends
+//! replies, byte for byte as memcached 1.6 writes them.
+//!
+//! A server keeps one [`Connection`] per client. Whenever bytes arrive it calls
+//! [`Connection::process`] with them, the output buffer, the shared [`Store`] and its
+//! [`Environment`]; then it writes the output and acts on the returned [`Next`].
+//!
+//! ```
+//! use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
+//! use evloop_memcache_engine::store::{Store, StoreConfig};
+//! let mut store = Store::new(StoreConfig::default());
+//! let env = ServerStats::default();
+//! let mut conn = Connection::new();
+//! let mut out = Vec::new();
+//! let p = conn.process(b"set k 0 0 5\r\nhello\r\nget k\r\n", &mut out, &mut store, &env);
+//! assert_eq!(p.next, Next::Read);
+//! assert_eq!(out, b"STORED\r\nVALUE k 0 5\r\nhello\r\nEND\r\n");
+//! ```
+//!
+//! # What is reproduced
+//!
+//! Commands: `set`, `add`, `replace`, `append`, `prepend`, `cas` (all with `noreply`),
+//! `get`, `gets`, `bget`, `gat`, `gats`, `touch`, `delete`, `incr`, `decr`,
+//! `flush_all`, `version`, `verbosity`, `stats`, `stats reset`, `stats detail`,
+//! `cache_memlimit`, `shutdown` (refused, as memcached without `-A`) and `quit`.
+//! Replies, including every error line, and the following details are memcached's:
+//!
+//! - the command line is tokenized on spaces only, cut at the first NUL, with one
+//!   `\r` before the `\n` removed; a line of up to 24 tokens is checked for its number
+//!   of tokens as memcached checks it; numbers are parsed with C's quirks (see
+//!   `cnum.rs`), e.g. a length of `4294967297` is 1;
+//! - keys are up to 250 bytes and may hold any byte but space, NUL and `\n` (memcached
+//!   does not refuse control characters); an over-long key in a `get` replies
+//!   `CLIENT_ERROR bad command line format` and discards the values already found,
+//!   and also every earlier reply memcached had not yet written;
+//! - a data block is read as exactly `<bytes>` + 2 bytes; if the last two are not
+//!   `\r\n`, the reply is `CLIENT_ERROR bad data chunk`, nothing is stored, and the
+//!   bytes after the block are parsed as the next command;
+//! - an item above the size limit is refused with `SERVER_ERROR object too large for
+//!   cache`, its data block is swallowed, and a `set` deletes the key's old value;
+//! - `noreply` (the last token) silences every reply of the command, errors included;
+//! - a line without `\n` longer than 2048 bytes closes the connection unless it starts
+//!   (after at most 100 spaces) with `get ` or `gets `, which may be of any length;
+//!   so does a line whose `\n` is more than 16384 bytes away (memcached's read buffer);
+//! - an unknown command whose last token starts with `HTTP/` closes the connection;
+//! - memcached's "requests per event" batching (`-R`, 20) and which replies it has
+//!   flushed when it closes a connection abruptly (see [`Next::Close`]).
+//!
+//! # What is not
+//!
+//! - The meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`), `watch`, `lru`,
+//!   `lru_crawler`, `slabs`, `extstore`, `refresh_certs` and the `stats` sub-commands
+//!   other than `reset` and `detail` are not implemented: they reply `ERROR`.
+//!   `stats detail on|off` replies `OK` but collects nothing (`dump` lists nothing).
+//! - Where memcached's bytes depend on timing, the engine gives the timing-free
+//!   answer: `incr`/`decr` write a shorter result over the old value padded with
+//!   spaces (memcached makes a new, unpadded item instead when another thread, e.g.
+//!   its LRU maintainer, happens to hold the item at that moment).
+//! - `incr`/`decr` of a value of only white space is `CLIENT_ERROR cannot increment
+//!   or decrement non-numeric value`, as on a fresh memcached; memcached's `strtoull`
+//!   reads past such a value into stale slab memory and may find a number there.
+//! - Abrupt closes drop the replies memcached would not yet have written, computed
+//!   per `process` call; memcached also holds back replies while it waits for the
+//!   rest of a data block, which the engine cannot (the server has written them).
+
+use crate::cnum::{self, push_u64};
+use crate::store::{DeltaOutcome, NewItem, Store, StoreMode, StoreOutcome};
+use std::time::Duration;
+
+/// The version string memcached 1.6 reports, used when the [`Environment`] does not
+/// supply its own.
+///
+/// ```
+/// assert!(evloop_memcache_engine::protocol::DEFAULT_VERSION.starts_with("1.6."));
+/// ```
+pub const DEFAULT_VERSION: &str = "1.6.18";
+
+/// The longest key memcached accepts.
+///
+/// ```
+/// assert_eq!(evloop_memcache_engine::protocol::KEY_MAX_LENGTH, 250);
+/// ```
+pub const KEY_MAX_LENGTH: usize = 250;
+
+/// memcached's default requests per event (`-R`).
+///
+/// ```
+/// assert_eq!(evloop_memcache_engine::protocol::DEFAULT_REQS_PER_EVENT, 20);
+/// ```
+pub const DEFAULT_REQS_PER_EVENT: u32 = 20;
+
+/// memcached's `MAX_TOKENS`: a command line is split into at most 23 tokens at a time.
+const MAX_TOKENS: usize = 24;
+/// Without `\n` in this many bytes, a command line that is not a `get` closes the
+/// connection.
+const LINE_LIMIT: usize = 2048;
+/// memcached's `READ_BUFFER_SIZE`: how much of a command line it can see at once.
+const READ_BUFFER_SIZE: usize = 16384;
+/// memcached's `MAX_VERBOSITY_LEVEL`.
+const MAX_VERBOSITY_LEVEL: u32 = 2;
+
+/// Process-wide statistics the engine cannot know, supplied by the server for `stats`.
+///
+/// `ServerStats` is itself an [`Environment`] (returning a copy of itself), which is
+/// convenient for tests and for servers that refresh one value now and then.
+///
+/// ```
+/// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+/// let env = ServerStats { pid: 42, threads: 1, ..ServerStats::default() };
+/// assert_eq!(env.server_stats().pid, 42);
+/// assert_eq!(env.version(), "1.6.18");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStats {
+    /// `pid`.
+    pub pid: u32,
+    /// `uptime`, in seconds.
+    pub uptime: u64,
+    /// `rusage_user`.
+    pub rusage_user: Duration,
+    /// `rusage_system`.
+    pub rusage_system: Duration,
+    /// `max_connections` (`-c`).
+    pub max_connections: u64,
+    /// `curr_connections`.
+    pub curr_connections: u64,
+    /// `total_connections`.
+    pub total_connections: u64,
+    /// `rejected_connections`.
+    pub rejected_connections: u64,
+    /// `connection_structures`.
+    pub connection_structures: u64,
+    /// `accepting_conns` (reported as 1 or 0).
+    pub accepting_conns: bool,
+    /// `listen_disabled_num`: times accepting was paused for lack of connections/fds.
+    pub listen_disabled_num: u64,
+    /// `threads` (`-t`).
+    pub threads: u32,
+}
+
+impl Default for ServerStats {
+    /// memcached's defaults: 1024 connections, 4 threads, accepting.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::ServerStats;
+    /// assert_eq!(ServerStats::default().threads, 4);
+    /// ```
+    fn default() -> Self {
+        ServerStats {
+            pid: 0,
+            uptime: 0,
+            rusage_user: Duration::ZERO,
+            rusage_system: Duration::ZERO,
+            max_connections: 1024,
+            curr_connections: 0,
+            total_connections: 0,
+            rejected_connections: 0,
+            connection_structures: 0,
+            accepting_conns: true,
+            listen_disabled_num: 0,
+            threads: 4,
+        }
+    }
+}
+
+/// What the engine asks of the server: process statistics, the version string, and
+/// notifications of `stats reset` and `verbosity`. Called only by the commands that
+/// need them.
+///
+/// ```
+/// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+/// struct MyServer { started: std::time::Instant }
+/// impl Environment for MyServer {
+///     fn server_stats(&self) -> ServerStats {
+///         ServerStats { pid: std::process::id(), uptime: self.started.elapsed().as_secs(), ..ServerStats::default() }
+///     }
+///     fn version(&self) -> &str { "1.6.18-evloop" }
+/// }
+/// let s = MyServer { started: std::time::Instant::now() };
+/// assert_eq!(s.server_stats().pid, std::process::id());
+/// ```
+pub trait Environment {
+    /// The process statistics for `stats`.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+    /// assert_eq!(ServerStats::default().server_stats(), ServerStats::default());
+    /// ```
+    fn server_stats(&self) -> ServerStats;
+
+    /// The version reported by `version` and `stats`.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+    /// assert_eq!(ServerStats::default().version(), "1.6.18");
+    /// ```
+    fn version(&self) -> &str {
+        DEFAULT_VERSION
+    }
+
+    /// `stats reset` was received: reset `total_connections`, `rejected_connections`
+    /// and `listen_disabled_num` (the store resets its own counters).
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+    /// ServerStats::default().reset_stats(); // the default does nothing
+    /// ```
+    fn reset_stats(&self) {}
+
+    /// `verbosity <level>` was received (`level` is capped at 2, as memcached does).
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+    /// ServerStats::default().set_verbosity(1); // the default does nothing
+    /// ```
+    fn set_verbosity(&self, level: u32) {
+        let _ = level;
+    }
+}
+
+impl Environment for ServerStats {
+    fn server_stats(&self) -> ServerStats {
+        self.clone()
+    }
+}
+
+/// Why the connection must be closed.
+///
+/// ```
+/// use evloop_memcache_engine::protocol::CloseReason;
+/// assert_ne!(CloseReason::Quit, CloseReason::HttpRequest);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The client sent `quit`.
+    Quit,
+    /// A command line without `\n` grew past memcached's limits.
+    LineTooLong,
+    /// The client spoke HTTP (an unknown command ending in `HTTP/...`).
+    HttpRequest,
+}
+
+/// What the server should do after [`Connection::process`].
+///
+/// ```
+/// use evloop_memcache_engine::protocol::{Next, CloseReason};
+/// assert_ne!(Next::Read, Next::Close(CloseReason::Quit));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Next {
+    /// Every byte was consumed: write the output, read more.
+    Read,
+    /// The connection used its requests-per-event budget (`-R`, memcached's
+    /// `conn_yields`): write the output, let other connections run, then call
+    /// `process` again with the bytes not consumed (and any that arrived since).
+    Yield,
+    /// Write the output, then close the connection. The output is what memcached
+    /// would have sent: for `quit`, every reply; for the abrupt closes, the replies
+    /// memcached had flushed before closing (those before the last `get` of the batch,
+    /// or before the batch). Later calls return `Close` again.
+    Close(CloseReason),
+}
+
+/// The result of [`Connection::process`].
+///
+/// ```
+/// use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
+/// use evloop_memcache_engine::store::{Store, StoreConfig};
+/// let (mut s, mut out) = (Store::new(StoreConfig::default()), Vec::new());
+/// let p = Connection::new().process(b"version\r\nver", &mut out, &mut s, &ServerStats::default());
+/// assert_eq!((p.consumed, p.next), (12, Next::Read)); // "ver" is kept by the connection
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Progress {
+    /// How many bytes of the input were consumed. Less than the input only with
+    /// [`Next::Yield`] and [`Next::Close`].
+    pub consumed: usize,
+    /// What to do next.
+    pub next: Next,
+}
+
+#[derive(Debug)]
+struct PendingData {
+    mode: StoreMode,
+    item: NewItem,
+    /// Bytes of value still to come.
+    value_left: usize,
+    trailer: [u8; 2],
+    trailer_len: usize,
+    noreply: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for a command line.
+    Line,
+    /// Reading a data block.
+    Data(PendingData),
+    /// Discarding the data block of a refused item.
+    Swallow(usize),
+    Closed(CloseReason),
+}
+
+/// The connection-level effect of one command.
+enum Flow {
+    /// A reply was queued (memcached's `conn_new_cmd`).
+    Next,
+    /// A reply was queued and flushed at once (`conn_mwrite`: the `get` family).
+    Flush,
+    /// The command continues with a data block (`conn_nread`/`conn_swallow`).
+    Block,
+    Close(CloseReason),
+}
+
+/// One memcached event's bookkeeping: the request budget, and how much of the output
+/// memcached would have written by now.
+struct Event {
+    nreqs: i64,
+    /// Whether a command completed and its `conn_new_cmd` decrement is due.
+    pending: bool,
+    flushed: usize,
+}
+
+/// The per-connection protocol state. See the [module documentation](self).
+///
+/// It allocates only to keep a command line split across calls (a buffer it keeps
+/// and reuses) and for each stored item; `get` and `set` otherwise parse in place.
+///
+/// ```
+/// use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
+/// use evloop_memcache_engine::store::{Store, StoreConfig};
+/// let (mut store, env) = (Store::new(StoreConfig::default()), ServerStats::default());
+/// let mut conn = Connection::new();
+/// let mut out = Vec::new();
+/// // A command split across reads is fine.
+/// for piece in [&b"se"[..], b"t k 1 0 2\r", b"\nhi", b"\r\nget k\r\n"] {
+///     let p = conn.process(piece, &mut out, &mut store, &env);
+///     assert_eq!(p, evloop_memcache_engine::protocol::Progress { consumed: piece.len(), next: Next::Read });
+/// }
+/// assert_eq!(out, b"STORED\r\nVALUE k 1 2\r\nhi\r\nEND\r\n");
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    state: State,
+    /// The start of a command line whose `\n` has not arrived.
+    partial: Vec<u8>,
+    /// The previous call yielded: the next starts with a `conn_new_cmd` decrement.
+    after_yield: bool,
+    /// After a yield, how much of memcached's read buffer was left unparsed.
+    window_left: usize,
+    reqs_per_event: u32,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection::new()
+    }
+}
+
+impl Connection {
+    /// A connection waiting for its first command, with memcached's default of 20
+    /// requests per event.
+    ///
+    /// ```
+    /// let conn = evloop_memcache_engine::protocol::Connection::new();
+    /// assert!(!conn.is_closed());
+    /// ```
+    pub fn new() -> Connection {
+        Connection {
+            state: State::Line,
+            partial: Vec::new(),
+            after_yield: false,
+            window_left: 0,
+            reqs_per_event: DEFAULT_REQS_PER_EVENT,
+        }
+    }
+
+    /// Sets the requests per event (memcached's `-R`; at least 1): after this many
+    /// commands `process` returns [`Next::Yield`].
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
+    /// use evloop_memcache_engine::store::{Store, StoreConfig};
+    /// let (mut s, mut out) = (Store::new(StoreConfig::default()), Vec::new());
+    /// let mut conn = Connection::new().with_reqs_per_event(1);
+    /// let input = b"version\r\nversion\r\nversion\r\n";
+    /// let p = conn.process(input, &mut out, &mut s, &ServerStats::default());
+    /// assert_eq!((p.consumed, p.next), (18, Next::Yield)); // the first call runs one extra
+    /// ```
+    pub fn with_reqs_per_event(mut self, reqs: u32) -> Connection {
+        self.reqs_per_event = reqs.max(1);
+        self
+    }
+
+    /// Whether the connection has been closed (a [`Next::Close`] was returned).
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Connection, ServerStats};
+    /// use evloop_memcache_engine::store::{Store, StoreConfig};
+    /// let (mut s, mut out) = (Store::new(StoreConfig::default()), Vec::new());
+    /// let mut conn = Connection::new();
+    /// conn.process(b"quit\r\n", &mut out, &mut s, &ServerStats::default());
+    /// assert!(conn.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed(_))
+    }
+
+    /// Consumes `input` (the bytes received, or the part left by a [`Next::Yield`]),
+    /// appends the replies to `out`, and says what to do next.
+    ///
+    /// Bytes of an incomplete command line are kept by the connection and count as
+    /// consumed. To reproduce memcached exactly where its behaviour depends on how
+    /// bytes arrive (line-length limits, replies dropped on abrupt close), call this
+    /// once per read, with at most 16 KiB, as memcached reads.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Connection, Next, CloseReason, ServerStats};
+    /// use evloop_memcache_engine::store::{Store, StoreConfig};
+    /// let (mut s, mut out) = (Store::new(StoreConfig::default()), Vec::new());
+    /// let mut conn = Connection::new();
+    /// let p = conn.process(b"bogus\r\nquit\r\nget k\r\n", &mut out, &mut s, &ServerStats::default());
+    /// assert_eq!(p.next, Next::Close(CloseReason::Quit));
+    /// assert_eq!(p.consumed, 13);
+    /// assert_eq!(out, b"ERROR\r\n");
+    /// ```
+    pub fn process(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        store: &mut Store,
+        env: &dyn Environment,
+    ) -> Progress {
+        let out_start = out.len();
+        let p = self.run(input, out, store, env);
+        store.stats.bytes_read += p.consumed as u64;
+        store.stats.bytes_written += out.len().saturating_sub(out_start) as u64;
+        if p.next == Next::Yield {
+            store.stats.conn_yields += 1;
+        }
+        p
+    }
+
+    fn fresh_event(&self, flushed: usize) -> Event {
+        Event {
+            nreqs: i64::from(self.reqs_per_event),
+            pending: false,
+            flushed,
+        }
+    }
+
+    /// How far memcached would read for a command line, from `pos`, given the
+    /// carried-over partial line.
+    fn read_window(&self, pos: usize, len: usize) -> usize {
+        if self.partial.len() > LINE_LIMIT {
+            // A long get line: memcached grows its buffer and reads all there is.
+            len
+        } else {
+            len.min(pos + (READ_BUFFER_SIZE - self.partial.len()))
+        }
+    }
+
+    fn run(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        store: &mut Store,
+        env: &dyn Environment,
+    ) -> Progress {
+        let len = input.len();
+        let mut pos = 0;
+        let mut ev = self.fresh_event(out.len());
+        // The end of what memcached has in its read buffer; bytes past it are still
+        // in the socket.
+        let mut window = match self.state {
+            State::Closed(reason) => {
+                return Progress {
+                    consumed: 0,
+                    next: Next::Close(reason),
+                }
+            }
+            State::Line if self.after_yield => {
+                ev.pending = true;
+                len.min(self.window_left)
+            }
+            State::Line => self.read_window(0, len),
+            // Waiting in the middle of a block, memcached's buffer is empty: it reads
+            // the rest of the block straight from the socket.
+            State::Data(_) | State::Swallow(_) => 0,
+        };
+        self.after_yield = false;
+        loop {
+            if ev.pending {
+                // memcached's conn_new_cmd.
+                ev.pending = false;
+                ev.nreqs -= 1;
+                if ev.nreqs < 0 && pos < len {
+                    self.after_yield = window > pos;
+                    self.window_left = window - pos;
+                    return Progress {
+                        consumed: pos,
+                        next: Next::Yield,
+                    };
+                }
+            }
+            match &mut self.state {
+                State::Closed(_) => unreachable!("closing returns"),
+                State::Line => {
+                    let avail = &input[pos..window];
+                    if let Some(nl) = avail.iter().position(|&b| b == b'\n') {
+                        let end = pos + nl;
+                        let flow = if self.partial.is_empty() {
+                            self.execute(&input[pos..end], out, store, env, ev.flushed)
+                        } else {
+                            let mut line = std::mem::take(&mut self.partial);
+                            line.extend_from_slice(&input[pos..end]);
+                            let flow = self.execute(&line, out, store, env, ev.flushed);
+                            line.clear();
+                            if line.capacity() > 4 * READ_BUFFER_SIZE {
+                                // Do not keep the memory of an exceptional get line.
+                                line.shrink_to(READ_BUFFER_SIZE);
+                            }
+                            self.partial = line;
+                            flow
+                        };
+                        pos = end + 1;
+                        match flow {
+                            Flow::Next => ev.pending = true,
+                            Flow::Flush => {
+                                ev.flushed = out.len();
+                                ev.pending = true;
+                            }
+                            Flow::Block => {}
+                            Flow::Close(CloseReason::Quit) => {
+                                self.state = State::Closed(CloseReason::Quit);
+                                return Progress {
+                                    consumed: pos,
+                                    next: Next::Close(CloseReason::Quit),
+                                };
+                            }
+                            Flow::Close(reason) => {
+                                out.truncate(ev.flushed);
+                                self.state = State::Closed(reason);
+                                return Progress {
+                                    consumed: pos,
+                                    next: Next::Close(reason),
+                                };
+                            }
+                        }
+                        continue;
+                    }
+                    // No complete line in memcached's buffer.
+                    let line_len = self.partial.len() + avail.len();
+                    if line_len > LINE_LIMIT {
+                        if !self.is_get_line(avail) {
+                            out.truncate(ev.flushed);
+                            self.partial.clear();
+                            self.state = State::Closed(CloseReason::LineTooLong);
+                            return Progress {
+                                consumed: len,
+                                next: Next::Close(CloseReason::LineTooLong),
+                            };
+                        }
+                        if window < len {
+                            // memcached switches to a growing buffer and reads on.
+                            window = len;
+                            continue;
+                        }
+                    }
+                    self.partial.extend_from_slice(avail);
+                    pos = window;
+                    if pos == len {
+                        return Progress {
+                            consumed: len,
+                            next: Next::Read,
+                        };
+                    }
+                    // memcached flushes its replies and reads again: a new event.
+                    ev = self.fresh_event(out.len());
+                    window = self.read_window(pos, len);
+                }
+                State::Data(pd) => {
+                    // Bytes in the read buffer first, then straight from the socket.
+                    let take = |from: &[u8], pd: &mut PendingData| -> usize {
+                        let v = pd.value_left.min(from.len());
+                        pd.item.buffer().extend_from_slice(&from[..v]);
+                        pd.value_left -= v;
+                        let t = (2 - pd.trailer_len).min(from.len() - v);
+                        pd.trailer[pd.trailer_len..pd.trailer_len + t]
+                            .copy_from_slice(&from[v..v + t]);
+                        pd.trailer_len += t;
+                        v + t
+                    };
+                    pos += take(&input[pos..window.max(pos)], pd);
+                    if pd.value_left > 0 || pd.trailer_len < 2 {
+                        pos += take(&input[pos..], pd);
+                        window = pos;
+                        if pd.value_left > 0 || pd.trailer_len < 2 {
+                            return Progress {
+                                consumed: len,
+                                next: Next::Read,
+                            };
+                        }
+                    }
+                    let State::Data(pd) = std::mem::replace(&mut self.state, State::Line) else {
+                        unreachable!()
+                    };
+                    complete_data(pd, out, store);
+                    ev.pending = true;
+                    window = window.max(pos);
+                }
+                State::Swallow(left) => {
+                    let from_buffer = (*left).min(window.saturating_sub(pos));
+                    *left -= from_buffer;
+                    pos += from_buffer;
+                    if *left > 0 {
+                        let direct = (*left).min(len - pos);
+                        *left -= direct;
+                        pos += direct;
+                        window = pos;
+                        if *left > 0 {
+                            return Progress {
+                                consumed: len,
+                                next: Next::Read,
+                            };
+                        }
+                    }
+                    self.state = State::Line;
+                    ev.pending = true;
+                    window = window.max(pos);
+                }
+            }
+        }
+    }
+
+    /// memcached's test for a command line that may exceed its buffer: a `get` or
+    /// `gets` after at most 100 spaces.
+    fn is_get_line(&self, avail: &[u8]) -> bool {
+        let mut head = [0u8; 106];
+        let n = self.partial.len().min(head.len());
+        head[..n].copy_from_slice(&self.partial[..n]);
+        let m = avail.len().min(head.len() - n);
+        head[n..n + m].copy_from_slice(&avail[..m]);
+        let head = &head[..n + m];
+        let spaces = head.iter().take_while(|&&b| b == b' ').count();
+        if spaces > 100 {
+            return false;
+        }
+        let rest = &head[spaces..];
+        rest.starts_with(b"get ") || rest.starts_with(b"gets ")
+    }
+
+    /// memcached's `process_command_ascii` for one line (without its `\n`).
+    /// `flushed` is how much of `out` memcached would have written already.
+    fn execute(
+        &mut self,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+        store: &mut Store,
+        env: &dyn Environment,
+        flushed: usize,
+    ) -> Flow {
+        let mut line = raw;
+        if line.len() > 1 && line[line.len() - 1] == b'\r' {
+            line = &line[..line.len() - 1];
+        }
+        if let Some(z) = line.iter().position(|&b| b == 0) {
+            line = &line[..z];
+        }
+        let t = Tokens::new(line);
+        let ntokens = t.ntokens();
+        if ntokens < 2 || t.get(0).len() < 2 {
+            return error(out);
+        }
+        let cmd = t.get(0);
+        match cmd[0] {
+            // The meta commands: not implemented.
+            b'm' if cmd.len() == 2 => error(out),
+            b'g' => {
+                if ntokens < 3 {
+                    return error(out);
+                }
+                match cmd {
+                    b"get" => process_get(line, &t, false, false, out, store, flushed),
+                    b"gets" => process_get(line, &t, true, false, out, store, flushed),
+                    b"gat" => process_get(line, &t, false, true, out, store, flushed),
+                    b"gats" => process_get(line, &t, true, true, out, store, flushed),
+                    _ => error(out),
+                }
+            }
+            b's' => match cmd {
+                b"set" => self.process_update(&t, ntokens, StoreKind::Set, out, store),
+                b"stats" => process_stats(&t, ntokens, out, store, env),
+                b"shutdown" => out_string(out, false, b"ERROR: shutdown not enabled"),
+                _ => error(out),
+            },
+            b'a' => match cmd {
+                b"add" => self.process_update(&t, ntokens, StoreKind::Add, out, store),
+                b"append" => self.process_update(&t, ntokens, StoreKind::Append, out, store),
+                _ => error(out),
+            },
+            b'c' => match cmd {
+                b"cas" => self.process_update(&t, ntokens, StoreKind::Cas, out, store),
+                b"cache_memlimit" => process_memlimit(&t, ntokens, out, store),
+                _ => error(out),
+            },
+            b'i' => match cmd {
+                b"incr" => process_arithmetic(&t, ntokens, true, out, store),
+                _ => error(out),
+            },
+            b'd' => match cmd {
+                b"delete" => process_delete(&t, ntokens, out, store),
+                b"decr" => process_arithmetic(&t, ntokens, false, out, store),
+                _ => error(out),
+            },
+            b't' => match cmd {
+                b"touch" => process_touch(&t, ntokens, out, store),
+                _ => error(out),
+            },
+            _ => match cmd {
+                b"replace" => self.process_update(&t, ntokens, StoreKind::Replace, out, store),
+                b"prepend" => self.process_update(&t, ntokens, StoreKind::Prepend, out, store),
+                b"bget" if ntokens >= 3 => process_get(line, &t, false, false, out, store, flushed),
+                b"flush_all" => process_flush_all(&t, ntokens, out, store),
+                b"version" => {
+                    out.extend_from_slice(b"VERSION ");
+                    out.extend_from_slice(env.version().as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                    Flow::Next
+                }
+                b"quit" => Flow::Close(CloseReason::Quit),
+                b"verbosity" => process_verbosity(&t, ntokens, out, env),
+                // memcached's administrative commands: not implemented.
+                b"lru_crawler" | b"watch" | b"lru" | b"extstore" | b"refresh_certs" => error(out),
+                _ => {
+                    if t.get(t.count - 1).starts_with(b"HTTP/") {
+                        Flow::Close(CloseReason::HttpRequest)
+                    } else {
+                        error(out)
+                    }
+                }
+            },
+        }
+    }
+
+    /// memcached's `process_update_command`: set/add/replace/append/prepend/cas.
+    fn process_update(
+        &mut self,
+        t: &Tokens<'_>,
+        ntokens: usize,
+        kind: StoreKind,
+        out: &mut Vec<u8>,
+        store: &mut Store,
+    ) -> Flow {
+        let handle_cas = kind == StoreKind::Cas;
+        let (lo, hi) = if handle_cas { (7, 8) } else { (6, 7) };
+        if ntokens != lo && ntokens != hi {
+            return error(out);
+        }
+        let noreply = t.noreply();
+        let key = t.get(1);
+        if key.len() > KEY_MAX_LENGTH {
+            return out_string(out, noreply, b"CLIENT_ERROR bad command line format");
+        }
+        let (Some(flags), Some(exptime), Some(vlen)) = (
+            cnum::safe_strtoul(t.get(2)),
+            cnum::safe_strtol(t.get(3)),
+            cnum::safe_strtol(t.get(4)),
+        ) else {
+            return out_string(out, noreply, b"CLIENT_ERROR bad command line format");
+        };
+        let exptime = store.exptime(exptime);
+        let mut cas = 0;
+        if handle_cas {
+            match cnum::safe_strtoull(t.get(5)) {
+                Some(c) => cas = c,
+                None => return out_string(out, noreply, b"CLIENT_ERROR bad command line format"),
+            }
+        }
+        if !(0..=i32::MAX - 2).contains(&vlen) {
+            return out_string(out, noreply, b"CLIENT_ERROR bad command line format");
+        }
+        let vlen = vlen as usize;
+        let size = Store::item_size(key.len(), flags, vlen);
+        let refused: &[u8] = if size > store.config().item_size_max {
+            store.stats.store_too_large += 1;
+            b"SERVER_ERROR object too large for cache"
+        } else if size as u64 > store.config().memory_limit {
+            store.stats.store_no_memory += 1;
+            b"SERVER_ERROR out of memory storing object"
+        } else {
+            b""
+        };
+        if !refused.is_empty() {
+            out_string(out, noreply, refused);
+            self.state = State::Swallow(vlen + 2);
+            // "Avoid stale data persisting in cache because we failed alloc."
+            if kind == StoreKind::Set {
+                store.remove_after_failed_set(key);
+            }
+            return Flow::Block;
+        }
+        let mode = match kind {
+            StoreKind::Set => StoreMode::Set,
+            StoreKind::Add => StoreMode::Add,
+            StoreKind::Replace => StoreMode::Replace,
+            StoreKind::Append => StoreMode::Append,
+            StoreKind::Prepend => StoreMode::Prepend,
+            StoreKind::Cas => StoreMode::Cas(cas),
+        };
+        self.state = State::Data(PendingData {
+            mode,
+            item: NewItem::with_capacity(key, vlen, flags, exptime),
+            value_left: vlen,
+            trailer: [0; 2],
+            trailer_len: 0,
+            noreply,
+        });
+        Flow::Block
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    Cas,
+}
+
+/// memcached's `complete_nread_ascii`.
+fn complete_data(pd: PendingData, out: &mut Vec<u8>, store: &mut Store) {
+    store.stats.cmd_set += 1;
+    if pd.trailer != *b"\r\n" {
+        out_string(out, pd.noreply, b"CLIENT_ERROR bad data chunk");
+        return;
+    }
+    let outcome = store.store(pd.mode, pd.item);
+    let reply: &[u8] = match outcome {
+        StoreOutcome::Stored => b"STORED",
+        StoreOutcome::NotStored => b"NOT_STORED",
+        StoreOutcome::Exists => b"EXISTS",
+        StoreOutcome::NotFound => b"NOT_FOUND",
+    };
+    out_string(out, pd.noreply, reply);
+}
+
+/// memcached's `tokenize_command`: at most 23 tokens, split on spaces only; the rest
+/// of a longer line is left for the `get` commands.
+struct Tokens<'a> {
+    line: &'a [u8],
+    spans: [(usize, usize); MAX_TOKENS],
+    count: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a [u8]) -> Tokens<'a> {
+        let mut spans = [(0, 0); MAX_TOKENS];
+        let mut count = 0;
+        let mut s = 0;
+        let mut e = 0;
+        while e < line.len() {
+            if line[e] == b' ' {
+                if s != e {
+                    spans[count] = (s, e);
+                    count += 1;
+                    if count == MAX_TOKENS - 1 {
+                        s = e + 1;
+                        e = s;
+                        break;
+                    }
+                }
+                s = e + 1;
+            }
+            e += 1;
+        }
+        if s != e {
+            spans[count] = (s, e);
+            count += 1;
+        }
+        Tokens { line, spans, count }
+    }
+
+    /// memcached's `ntokens`: the tokens plus the terminal one.
+    fn ntokens(&self) -> usize {
+        self.count + 1
+    }
+
+    /// Token `i`; the empty terminal token past the end.
+    fn get(&self, i: usize) -> &'a [u8] {
+        if i < self.count {
+            let (s, e) = self.spans[i];
+            &self.line[s..e]
+        } else {
+            b""
+        }
+    }
+
+    /// memcached's `set_noreply_maybe`: the last token is `noreply`.
+    fn noreply(&self) -> bool {
+        self.count > 0 && self.get(self.count - 1) == b"noreply"
+    }
+}
+
+fn out_string(out: &mut Vec<u8>, noreply: bool, s: &[u8]) -> Flow {
+    if !noreply {
+        out.extend_from_slice(s);
+        out.extend_from_slice(b"\r\n");
+    }
+    Flow::Next
+}
+
+fn error(out: &mut Vec<u8>) -> Flow {
+    out_string(out, false, b"ERROR")
+}
+
+/// memcached's `process_get_command`: get, gets, gat, gats, bget.
+///
+/// An over-long key discards not only this command's values but every reply memcached
+/// has not yet written (its `conn_release_items`): `out` is cut back to `flushed`.
+fn process_get(
+    line: &[u8],
+    t: &Tokens<'_>,
+    return_cas: bool,
+    touch: bool,
+    out: &mut Vec<u8>,
+    store: &mut Store,
+    flushed: usize,
+) -> Flow {
+    let mut first_key = 1;
+    let mut exptime = None;
+    if touch {
+        match cnum::safe_strtol(t.get(1)) {
+            Some(e) => exptime = Some(store.exptime(e)),
+            None => return out_string(out, false, b"CLIENT_ERROR invalid exptime argument"),
+        }
+        first_key = 2;
+    }
+    // Re-tokenizing the rest of a long line yields the same tokens: all of them.
+    let keys = line
+        .split(|&b| b == b' ')
+        .filter(|k| !k.is_empty())
+        .skip(first_key);
+    for key in keys {
+        if key.len() > KEY_MAX_LENGTH {
+            out.truncate(flushed);
+            return out_string(out, false, b"CLIENT_ERROR bad command line format");
+        }
+        let item = match exptime {
+            Some(e) => store.get_and_touch(key, e),
+            None => store.get(key),
+        };
+        if let Some(it) = item {
+            out.extend_from_slice(b"VALUE ");
+            out.extend_from_slice(it.key);
+            out.push(b' ');
+            push_u64(out, u64::from(it.flags));
+            out.push(b' ');
+            push_u64(out, it.value.len() as u64);
+            if return_cas {
+                out.push(b' ');
+                push_u64(out, it.cas);
+            }
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(it.value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"END\r\n");
+    Flow::Flush
+}
+
+/// memcached's `process_touch_command`.
+fn process_touch(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+    if ntokens != 4 && ntokens != 5 {
+        return error(out);
+    }
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return out_string(out, noreply, b"CLIENT_ERROR bad command line format");
+    }
+    let Some(e) = cnum::safe_strtol(t.get(2)) else {
+        return out_string(out, noreply, b"CLIENT_ERROR invalid exptime argument");
+    };
+    let e = store.exptime(e);
+    if store.touch(key, e) {
+        out_string(out, noreply, b"TOUCHED")
+    } else {
+        out_string(out, noreply, b"NOT_FOUND")
+    }
+}
+
+/// memcached's `process_arithmetic_command`: incr, decr.
+fn process_arithmetic(
+    t: &Tokens<'_>,
+    ntokens: usize,
+    incr: bool,
+    out: &mut Vec<u8>,
+    store: &mut Store,
+) -> Flow {
+    if ntokens != 4 && ntokens != 5 {
+        return error(out);
+    }
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return out_string(out, noreply, b"CLIENT_ERROR bad command line format");
+    }
+    let Some(delta) = cnum::safe_strtoull(t.get(2)) else {
+        return out_string(out, noreply, b"CLIENT_ERROR invalid numeric delta argument");
+    };
+    let result = if incr {
+        store.incr(key, delta)
+    } else {
+        store.decr(key, delta)
+    };
+    match result {
+        DeltaOutcome::Value(v) => {
+            let (digits, start) = cnum::u64_digits(v);
+            out_string(out, noreply, &digits[start..])
+        }
+        DeltaOutcome::NonNumeric => out_string(
+            out,
+            noreply,
+            b"CLIENT_ERROR cannot increment or decrement non-numeric value",
+        ),
+        DeltaOutcome::NotFound => out_string(out, noreply, b"NOT_FOUND"),
+    }
+}
+
+/// memcached's `process_delete_command`.
+fn process_delete(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+    if !(3..=5).contains(&ntokens) {
+        return error(out);
+    }
+    let mut noreply = false;
+    if ntokens > 3 {
+        let hold_is_zero = t.get(2) == b"0";
+        noreply = t.noreply();
+        let valid = (ntokens == 4 && (hold_is_zero || noreply))
+            || (ntokens == 5 && hold_is_zero && noreply);
+        if !valid {
+            return out_string(
+                out,
+                noreply,
+                b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
+            );
+        }
+    }
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return out_string(out, noreply, b"CLIENT_ERROR bad command line format");
+    }
+    if store.delete(key) {
+        out_string(out, noreply, b"DELETED")
+    } else {
+        out_string(out, noreply, b"NOT_FOUND")
+    }
+}
+
+/// memcached's `process_verbosity_command`.
+fn process_verbosity(
+    t: &Tokens<'_>,
+    ntokens: usize,
+    out: &mut Vec<u8>,
+    env: &dyn Environment,
+) -> Flow {
+    if ntokens != 3 && ntokens != 4 {
+        return error(out);
+    }
+    let noreply = t.noreply();
+    let Some(level) = cnum::safe_strtoul(t.get(1)) else {
+        return out_string(out, noreply, b"CLIENT_ERROR bad command line format");
+    };
+    env.set_verbosity(level.min(MAX_VERBOSITY_LEVEL));
+    out_string(out, noreply, b"OK")
+}
+
+/// memcached's `process_flush_all_command`.
+fn process_flush_all(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+    if !(2..=4).contains(&ntokens) {
+        return error(out);
+    }
+    let noreply = t.noreply();
+    store.stats.cmd_flush += 1;
+    let mut delay = 0;
+    if ntokens != if noreply { 3 } else { 2 } {
+        match cnum::safe_strtol(t.get(1)) {
+            Some(d) => delay = d,
+            None => return out_string(out, noreply, b"CLIENT_ERROR invalid exptime argument"),
+        }
+    }
+    store.flush_all(delay);
+    out_string(out, noreply, b"OK")
+}
+
+/// memcached's `process_memlimit_command`.
+fn process_memlimit(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+    if ntokens != 3 && ntokens != 4 {
+        return error(out);
+    }
+    let noreply = t.noreply();
+    let Some(mb) = cnum::safe_strtoul(t.get(1)) else {
+        return out_string(out, noreply, b"ERROR");
+    };
+    if mb < 8 {
+        out_string(
+            out,
+            noreply,
+            b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
+        )
+    } else if mb > 1_000_000_000 {
+        out_string(
+            out,
+            noreply,
+            b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes",
+        )
+    } else {
+        store.set_memory_limit(u64::from(mb) * 1024 * 1024);
+        out_string(out, noreply, b"OK")
+    }
+}
+
+/// memcached's `process_stat`.
+fn process_stats(
+    t: &Tokens<'_>,
+    ntokens: usize,
+    out: &mut Vec<u8>,
+    store: &mut Store,
+    env: &dyn Environment,
+) -> Flow {
+    if ntokens == 2 {
+        write_general_stats(out, store, env);
+        return Flow::Next;
+    }
+    match t.get(1) {
+        b"reset" => {
+            store.reset_stats();
+            env.reset_stats();
+            out_string(out, false, b"RESET")
+        }
+        b"detail" => match t.get(2) {
+            // Per-prefix statistics are not collected: "dump" lists none.
+            b"on" | b"off" if ntokens >= 4 => out_string(out, false, b"OK"),
+            b"dump" if ntokens >= 4 => out_string(out, false, b"END"),
+            _ => out_string(out, false, b"CLIENT_ERROR usage: stats detail on|off|dump"),
+        },
+        _ => error(out),
+    }
+}
+
+fn stat_u64(out: &mut Vec<u8>, name: &str, v: u64) {
+    out.extend_from_slice(b"STAT ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    push_u64(out, v);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn stat_str(out: &mut Vec<u8>, name: &str, v: &[u8]) {
+    out.extend_from_slice(b"STAT ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(v);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `%ld.%06ld`, as memcached prints rusage.
+fn stat_duration(out: &mut Vec<u8>, name: &str, d: Duration) {
+    out.extend_from_slice(b"STAT ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    push_u64(out, d.as_secs());
+    out.push(b'.');
+    let micros = u64::from(d.subsec_micros());
+    let (digits, start) = cnum::u64_digits(micros);
+    for _ in 0..(6 - (20 - start)) {
+        out.push(b'0');
+    }
+    out.extend_from_slice(&digits[start..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The general `stats`: the fields of memcached 1.6's that this engine can report
+/// truthfully, in memcached's order.
+fn write_general_stats(out: &mut Vec<u8>, store: &Store, env: &dyn Environment) {
+    let p = env.server_stats();
+    let s = store.stats();
+    stat_u64(out, "pid", u64::from(p.pid));
+    stat_u64(out, "uptime", p.uptime);
+    stat_u64(out, "time", store.now());
+    stat_str(out, "version", env.version().as_bytes());
+    stat_u64(out, "pointer_size", u64::from(usize::BITS));
+    stat_duration(out, "rusage_user", p.rusage_user);
+    stat_duration(out, "rusage_system", p.rusage_system);
+    stat_u64(out, "max_connections", p.max_connections);
+    stat_u64(out, "curr_connections", p.curr_connections);
+    stat_u64(out, "total_connections", p.total_connections);
+    stat_u64(out, "rejected_connections", p.rejected_connections);
+    stat_u64(out, "connection_structures", p.connection_structures);
+    stat_u64(out, "cmd_get", s.cmd_get);
+    stat_u64(out, "cmd_set", s.cmd_set);
+    stat_u64(out, "cmd_flush", s.cmd_flush);
+    stat_u64(out, "cmd_touch", s.cmd_touch);
+    stat_u64(out, "cmd_meta", 0);
+    stat_u64(out, "get_hits", s.get_hits);
+    stat_u64(out, "get_misses", s.get_misses);
+    stat_u64(out, "get_expired", s.get_expired);
+    stat_u64(out, "get_flushed", s.get_flushed);
+    stat_u64(out, "delete_misses", s.delete_misses);
+    stat_u64(out, "delete_hits", s.delete_hits);
+    stat_u64(out, "incr_misses", s.incr_misses);
+    stat_u64(out, "incr_hits", s.incr_hits);
+    stat_u64(out, "decr_misses", s.decr_misses);
+    stat_u64(out, "decr_hits", s.decr_hits);
+    stat_u64(out, "cas_misses", s.cas_misses);
+    stat_u64(out, "cas_hits", s.cas_hits);
+    stat_u64(out, "cas_badval", s.cas_badval);
+    stat_u64(out, "touch_hits", s.touch_hits);
+    stat_u64(out, "touch_misses", s.touch_misses);
+    stat_u64(out, "store_too_large", s.store_too_large);
+    stat_u64(out, "store_no_memory", s.store_no_memory);
+    stat_u64(out, "auth_cmds", 0);
+    stat_u64(out, "auth_errors", 0);
+    stat_u64(out, "bytes_read", s.bytes_read);
+    stat_u64(out, "bytes_written", s.bytes_written);
+    stat_u64(out, "limit_maxbytes", store.config().memory_limit);
+    stat_u64(out, "accepting_conns", u64::from(p.accepting_conns));
+    stat_u64(out, "listen_disabled_num", p.listen_disabled_num);
+    stat_u64(out, "threads", u64::from(p.threads));
+    stat_u64(out, "conn_yields", s.conn_yields);
+    let (power, bytes) = store.hash_table_size();
+    stat_u64(out, "hash_power_level", u64::from(power));
+    stat_u64(out, "hash_bytes", bytes as u64);
+    stat_u64(out, "hash_is_expanding", 0);
+    stat_u64(out, "bytes", s.bytes);
+    stat_u64(out, "curr_items", s.curr_items);
+    stat_u64(out, "total_items", s.total_items);
+    stat_u64(out, "expired_unfetched", s.expired_unfetched);
+    stat_u64(out, "evicted_unfetched", s.evicted_unfetched);
+    stat_u64(out, "evictions", s.evictions);
+    stat_u64(out, "reclaimed", s.reclaimed);
+    out.extend_from_slice(b"END\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ManualClock, StoreConfig};
+    use std::sync::Arc;
+
+    fn engine() -> (Store, ServerStats) {
+        (
+            Store::with_clock(
+                StoreConfig::default(),
+                Arc::new(ManualClock::new(1_700_000_000)),
+            ),
+            ServerStats::default(),
+        )
+    }
+
+    fn run(input: &[u8]) -> Vec<u8> {
+        let (mut s, env) = engine();
+        let mut out = Vec::new();
+        let mut conn = Connection::new();
+        let mut rest = input;
+        loop {
+            let p = conn.process(rest, &mut out, &mut s, &env);
+            rest = &rest[p.consumed..];
+            if p.next != Next::Yield {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn tokenizer_matches_memcached() {
+        let t = Tokens::new(b"  get  a b ");
+        assert_eq!(
+            (t.count, t.get(0), t.get(1), t.get(2)),
+            (3, &b"get"[..], &b"a"[..], &b"b"[..])
+        );
+        let line: Vec<u8> = (0..30)
+            .flat_map(|i| format!("t{i} ").into_bytes())
+            .collect();
+        let t = Tokens::new(&line);
+        assert_eq!(t.count, 23);
+        assert_eq!(t.get(22), b"t22");
+    }
+
+    #[test]
+    fn basic_commands() {
+        assert_eq!(
+            run(b"set a 0 0 1\r\nx\r\nget a\r\n"),
+            b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
+        );
+        assert_eq!(run(b"\r\n"), b"ERROR\r\n");
+        assert_eq!(run(b"x\r\n"), b"ERROR\r\n");
+        assert_eq!(
+            run(b"set a 0 0 2\r\nxyz\r\nget a\r\n"),
+            b"CLIENT_ERROR bad data chunk\r\nERROR\r\nEND\r\n"
+        );
+        assert_eq!(
+            run(b"set a 0 0 1 noreply\r\nx\r\nget a\r\n"),
+            b"VALUE a 0 1\r\nx\r\nEND\r\n"
+        );
+        assert_eq!(run(b"set a 0 0 4294967297\r\nx\r\n"), b"STORED\r\n");
+        assert_eq!(
+            run(b"set n 0 0 2\r\n10\r\ndecr n 1\r\nget n\r\n"),
+            b"STORED\r\n9\r\nVALUE n 0 2\r\n9 \r\nEND\r\n"
+        );
+    }
+
+    #[test]
+    fn too_large_item_is_swallowed() {
+        let mut input = b"set big 0 0 2000000\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'v', 2_000_000));
+        input.extend_from_slice(b"\r\nget big\r\n");
+        assert_eq!(
+            run(&input),
+            b"SERVER_ERROR object too large for cache\r\nEND\r\n"
+        );
+    }
+
+    #[test]
+    fn every_split_gives_the_same_output() {
+        let input: &[u8] = b"set a 5 0 3\r\nabc\r\nget a b\r\nappend a 0 0 2\r\nde\r\nincr x 1\r\nset b 0 0 2\r\nxyz\r\ngets a\r\ndelete a\r\nbogus\r\n\r\nversion\r\n";
+        let whole = run(input);
+        for i in 0..=input.len() {
+            let (mut s, env) = engine();
+            let mut out = Vec::new();
+            let mut conn = Connection::new();
+            for piece in [&input[..i], &input[i..]] {
+                let p = conn.process(piece, &mut out, &mut s, &env);
+                assert_eq!(p.consumed, piece.len());
+            }
+            // CAS values are deterministic with a fresh store.
+            assert_eq!(out, whole, "split at {i}");
+        }
+        let (mut s, env) = engine();
+        let mut out = Vec::new();
+        let mut conn = Connection::new();
+        for b in input {
+            conn.process(std::slice::from_ref(b), &mut out, &mut s, &env);
+        }
+        assert_eq!(out, whole);
+    }
+
+    #[test]
+    fn long_lines() {
+        // No newline in more than 2048 bytes: closed.
+        let (mut s, env) = engine();
+        let mut out = Vec::new();
+        let mut conn = Connection::new();
+        let p = conn.process(&[b'x'; 3000], &mut out, &mut s, &env);
+        assert_eq!(p.next, Next::Close(CloseReason::LineTooLong));
+        // Complete in one read: processed.
+        let mut line = vec![b'x'; 3000];
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(run(&line), b"ERROR\r\n");
+        // Beyond memcached's read buffer: closed even when complete.
+        let mut line = vec![b'x'; 20000];
+        line.extend_from_slice(b"\r\n");
+        let (mut s, env) = engine();
+        let p = Connection::new().process(&line, &mut out, &mut s, &env);
+        assert_eq!(p.next, Next::Close(CloseReason::LineTooLong));
+        // A long get is fine, in pieces.
+        let mut get = b"get ".to_vec();
+        for i in 0..3000 {
+            get.extend_from_slice(format!("k{i} ").as_bytes());
+        }
+        get.extend_from_slice(b"\r\n");
+        let (mut s, env) = engine();
+        let mut out = Vec::new();
+        let mut conn = Connection::new();
+        for chunk in get.chunks(1000) {
+            let p = conn.process(chunk, &mut out, &mut s, &env);
+            assert_eq!(p.next, Next::Read);
+        }
+        assert_eq!(out, b"END\r\n");
+        assert_eq!(s.stats().get_misses, 3000);
+    }
+
+    #[test]
+    fn yields_follow_memcached_batches() {
+        let input = b"version\r\n".repeat(45);
+        let (mut s, env) = engine();
+        let mut out = Vec::new();
+        let mut conn = Connection::new();
+        let mut rest = &input[..];
+        let mut batches = Vec::new();
+        loop {
+            let before = out.len();
+            let p = conn.process(rest, &mut out, &mut s, &env);
+            batches.push((out.len() - before) / b"VERSION 1.6.18\r\n".len());
+            rest = &rest[p.consumed..];
+            if p.next == Next::Read {
+                break;
+            }
+        }
+        assert_eq!(batches, [21, 20, 4]);
+    }
+
+    #[test]
+    fn abrupt_close_drops_unflushed_replies() {
+        let mut input = b"get a\r\n".to_vec();
+        input.extend(b"version\r\n".repeat(3));
+        input.extend(b"GET / HTTP/1.1\r\n");
+        assert_eq!(run(&input), b"END\r\n");
+    }
+
+    #[test]
+    fn stats_format() {
+        let out = run(b"stats\r\n");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("STAT pid 0\r\n"));
+        assert!(text.contains("STAT rusage_user 0.000000\r\n"));
+        assert!(text.contains("STAT limit_maxbytes 67108864\r\n"));
+        assert!(text.ends_with("END\r\n"));
+        let d = {
+            let mut v = Vec::new();
+            stat_duration(&mut v, "x", Duration::from_micros(1_000_042));
+            v
+        };
+        assert_eq!(d, b"STAT x 1.000042\r\n");
+    }
+}

@@ -1,0 +1,1416 @@
+//! Differential tests: the same bytes go to the real memcached (over TCP) and to the
+//! engine, and the replies must be equal byte for byte, after normalising what
+//! legitimately differs (CAS unique values, which are compared by consistency; the
+//! version string).
+//!
+//! Needs Debian's `memcached` (1.6) on the PATH (or at `$MEMCACHED`). Without it every
+//! test here prints "SKIPPED: memcached not installed" and passes.
+//!
+//! memcached runs with one thread and without its background LRU threads
+//! (`-o no_lru_maintainer,no_lru_crawler`), which only make its replies depend on
+//! timing (see `Memcached::start`).
+//!
+//! Each exchange ends with memcached's `mn` no-op as a sentinel (the engine does not
+//! need it), so replies are read completely without sleeping; exchanges that leave a
+//! command incomplete read for a short while instead, and those that close the
+//! connection read until EOF.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use evloop_memcache_engine::store::StoreConfig;
+use evloop_memcache_engine::{Connection, Next, ServerStats, Store};
+
+// ---------------------------------------------------------------------------------
+// The real memcached.
+
+/// `$MEMCACHED` if set (a path; one that does not exist skips the tests), else
+/// `memcached` on the `PATH` or in the usual directories.
+fn find_memcached() -> Option<PathBuf> {
+    if let Some(explicit) = std::env::var_os("MEMCACHED") {
+        let p = PathBuf::from(explicit);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
+        .map(|d| d.join("memcached"))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn skipped(test: &str) {
+    // Written to the stderr handle, not with eprintln!, so that libtest's output
+    // capture does not hide it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n\
+         ************************************************************\n\
+         SKIPPED: memcached not installed: differential test `{test}`\n\
+         did not run. Install Debian's package: apt-get install memcached\n\
+         ************************************************************"
+    );
+}
+
+/// A memcached process on a free port of 127.0.0.1, killed on drop.
+struct Memcached {
+    child: Child,
+    port: u16,
+}
+
+impl Memcached {
+    fn start(test: &str, extra: &[&str]) -> Option<Memcached> {
+        let Some(bin) = find_memcached() else {
+            skipped(test);
+            return None;
+        };
+        for _attempt in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut cmd = Command::new(&bin);
+            cmd.args([
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "0",
+                "-t",
+                "1",
+            ])
+            // No background LRU threads: they briefly hold references to items, and
+            // memcached does not increment an item in place (with space padding) while
+            // something else references it, which would make replies depend on timing.
+            .args(["-o", "no_lru_maintainer,no_lru_crawler"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            if is_root() {
+                cmd.args(["-u", "root"]);
+            }
+            let child = cmd.spawn().expect("memcached starts");
+            let mut mc = Memcached { child, port };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = mc.child.try_wait() {
+                    break; // e.g. the port was taken meanwhile: try another
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(mc);
+                }
+                sleep(Duration::from_millis(10));
+            }
+            let _ = mc.child.kill();
+        }
+        panic!("memcached did not start");
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to memcached");
+        s.set_nodelay(true).unwrap();
+        s
+    }
+}
+
+impl Drop for Memcached {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Targets: the same exchanges against memcached and against the engine.
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum End {
+    /// The commands are complete: read every reply.
+    Replies,
+    /// The connection must close: read until EOF.
+    Close,
+    /// A command stays incomplete: read what comes within a short while.
+    Quiet,
+}
+
+trait Target {
+    /// Sends each chunk as its own write (memcached reads them separately) and returns
+    /// the replies and whether the connection was closed.
+    fn exchange(&mut self, chunks: &[&[u8]], end: End) -> (Vec<u8>, bool);
+}
+
+struct McConn {
+    stream: TcpStream,
+    closed: bool,
+    /// Pause between the writes of one exchange, so that memcached reads them apart.
+    gap: Duration,
+}
+
+impl McConn {
+    fn new(mc: &Memcached) -> McConn {
+        McConn {
+            stream: mc.connect(),
+            closed: false,
+            gap: Duration::from_millis(20),
+        }
+    }
+
+    fn read_some(&mut self, buf: &mut Vec<u8>, deadline: Instant) -> bool {
+        let mut tmp = [0u8; 65536];
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        self.stream.set_read_timeout(Some(left)).unwrap();
+        match self.stream.read(&mut tmp) {
+            Ok(0) => {
+                self.closed = true;
+                false
+            }
+            Ok(n) => {
+                buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+            Err(_) => {
+                self.closed = true;
+                false
+            }
+        }
+    }
+}
+
+/// Where the reply to the sentinel `mn` starts, if it has arrived: a structural walk
+/// over reply lines, skipping `VALUE` data blocks.
+fn sentinel_at(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let nl = buf[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
+        let line = &buf[pos..nl];
+        if line == b"MN" {
+            return Some(pos);
+        }
+        pos = nl + 2;
+        if line.starts_with(b"VALUE ") {
+            let n: usize = std::str::from_utf8(line.split(|&b| b == b' ').nth(3)?)
+                .ok()?
+                .parse()
+                .ok()?;
+            pos += n + 2;
+            if pos > buf.len() {
+                return None;
+            }
+        }
+    }
+}
+
+impl Target for McConn {
+    fn exchange(&mut self, chunks: &[&[u8]], end: End) -> (Vec<u8>, bool) {
+        for (i, c) in chunks.iter().enumerate() {
+            if i > 0 {
+                // Let memcached read the previous chunk on its own.
+                sleep(self.gap);
+            }
+            if self.stream.write_all(c).is_err() {
+                self.closed = true;
+            }
+        }
+        let mut buf = Vec::new();
+        match end {
+            End::Replies => {
+                if self.stream.write_all(b"mn\r\n").is_err() {
+                    self.closed = true;
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    if let Some(at) = sentinel_at(&buf) {
+                        buf.truncate(at);
+                        break;
+                    }
+                    if !self.read_some(&mut buf, deadline) {
+                        assert!(self.closed, "memcached did not answer the sentinel");
+                        break;
+                    }
+                }
+            }
+            End::Close => {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while self.read_some(&mut buf, deadline) {}
+                assert!(self.closed, "memcached did not close the connection");
+            }
+            End::Quiet => {
+                let deadline = Instant::now() + Duration::from_millis(150);
+                while self.read_some(&mut buf, deadline) {}
+            }
+        }
+        (buf, self.closed)
+    }
+}
+
+impl Drop for McConn {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+struct EngineConn<'a> {
+    conn: Connection,
+    store: &'a mut Store,
+    env: &'a ServerStats,
+    closed: bool,
+}
+
+impl Target for EngineConn<'_> {
+    fn exchange(&mut self, chunks: &[&[u8]], _end: End) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        for c in chunks {
+            let mut rest = *c;
+            while !self.closed {
+                let p = self.conn.process(rest, &mut out, self.store, self.env);
+                rest = &rest[p.consumed..];
+                match p.next {
+                    Next::Read => break,
+                    Next::Yield => {}
+                    Next::Close(_) => self.closed = true,
+                }
+            }
+        }
+        (out, self.closed)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Sessions: scripts of exchanges, recorded for comparison.
+
+struct Session<'t> {
+    target: &'t mut dyn Target,
+    replies: Vec<(Vec<u8>, bool)>,
+}
+
+impl Session<'_> {
+    fn step(&mut self, chunks: &[&[u8]], end: End) -> Vec<u8> {
+        let (reply, closed) = self.target.exchange(chunks, end);
+        self.replies.push((reply.clone(), closed));
+        reply
+    }
+
+    /// One write; all replies.
+    fn send(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.step(&[bytes], End::Replies)
+    }
+}
+
+type Script = Box<dyn Fn(&mut Session<'_>)>;
+
+/// Replaces CAS uniques by their order of first appearance, and the version string.
+struct Normaliser {
+    cas: Vec<Vec<u8>>,
+}
+
+impl Normaliser {
+    fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        let toks: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        if line.starts_with(b"VERSION ") {
+            out.extend_from_slice(b"VERSION <version>");
+        } else if toks[0] == b"VALUE" && toks.len() == 5 {
+            let i = match self.cas.iter().position(|c| c == toks[4]) {
+                Some(i) => i,
+                None => {
+                    self.cas.push(toks[4].to_vec());
+                    self.cas.len() - 1
+                }
+            };
+            out.extend_from_slice(&toks[..4].join(&b' '));
+            out.extend_from_slice(format!(" <cas{i}>").as_bytes());
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+
+    fn reply(&mut self, buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < buf.len() {
+            let Some(nl) = buf[pos..].windows(2).position(|w| w == b"\r\n") else {
+                out.extend_from_slice(&buf[pos..]);
+                break;
+            };
+            let line = &buf[pos..pos + nl];
+            self.line(line, &mut out);
+            out.extend_from_slice(b"\r\n");
+            pos += nl + 2;
+            if line.starts_with(b"VALUE ") {
+                let n = line
+                    .split(|&b| b == b' ')
+                    .nth(3)
+                    .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let end = (pos + n + 2).min(buf.len());
+                out.extend_from_slice(&buf[pos..end]);
+                pos = end;
+            }
+        }
+        out
+    }
+}
+
+fn normalise(replies: &[(Vec<u8>, bool)]) -> Vec<(Vec<u8>, bool)> {
+    let mut n = Normaliser { cas: Vec::new() };
+    replies.iter().map(|(r, c)| (n.reply(r), *c)).collect()
+}
+
+fn show(b: &[u8]) -> String {
+    let s = b.escape_ascii().to_string();
+    if s.len() > 3000 {
+        format!("{}...[{} bytes]", &s[..3000], b.len())
+    } else {
+        s
+    }
+}
+
+fn compare(name: &str, mc: &[(Vec<u8>, bool)], engine: &[(Vec<u8>, bool)]) {
+    let (mc, engine) = (normalise(mc), normalise(engine));
+    assert_eq!(mc.len(), engine.len(), "{name}: number of steps");
+    for (i, (m, e)) in mc.iter().zip(&engine).enumerate() {
+        assert!(
+            m == e,
+            "case `{name}`, step {i}:\n  memcached: {} (closed: {})\n  engine:    {} (closed: {})",
+            show(&m.0),
+            m.1,
+            show(&e.0),
+            e.1
+        );
+    }
+}
+
+fn env() -> ServerStats {
+    ServerStats {
+        threads: 1,
+        ..ServerStats::default()
+    }
+}
+
+/// Runs each script on a new memcached connection and a new engine connection (the
+/// stores persist across scripts, as memcached's does), and compares the replies.
+fn run_scripts(mc: &Memcached, store: &mut Store, scripts: &[(String, Script)]) {
+    let env = env();
+    for (name, script) in scripts {
+        let mut mc_conn = McConn::new(mc);
+        let mut mc_session = Session {
+            target: &mut mc_conn,
+            replies: Vec::new(),
+        };
+        mc_session.send(b"flush_all\r\n");
+        script(&mut mc_session);
+        let mc_replies = std::mem::take(&mut mc_session.replies);
+
+        let mut engine = EngineConn {
+            conn: Connection::new(),
+            store: &mut *store,
+            env: &env,
+            closed: false,
+        };
+        let mut engine_session = Session {
+            target: &mut engine,
+            replies: Vec::new(),
+        };
+        engine_session.send(b"flush_all\r\n");
+        script(&mut engine_session);
+        let engine_replies = std::mem::take(&mut engine_session.replies);
+        compare(name, &mc_replies, &engine_replies);
+    }
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn rep(b: &[u8], n: usize) -> Vec<u8> {
+    b.repeat(n)
+}
+
+/// A script of single writes, each answered completely.
+fn sends(steps: &[&[u8]]) -> Script {
+    let steps: Vec<Vec<u8>> = steps.iter().map(|s| s.to_vec()).collect();
+    Box::new(move |s| {
+        for step in &steps {
+            s.send(step);
+        }
+    })
+}
+
+/// A script of one exchange of several writes.
+fn chunks(parts: Vec<Vec<u8>>, end: End) -> Script {
+    Box::new(move |s| {
+        let refs: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        s.step(&refs, end);
+    })
+}
+
+/// The CAS unique of `key` in a `gets` reply.
+fn cas_of(reply: &[u8], key: &[u8]) -> String {
+    let mut prefix = b"VALUE ".to_vec();
+    prefix.extend_from_slice(key);
+    prefix.push(b' ');
+    let line = reply
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(&prefix))
+        .expect("gets reply has the key");
+    let line = std::str::from_utf8(line).unwrap().trim_end();
+    line.rsplit(' ').next().unwrap().to_owned()
+}
+
+// ---------------------------------------------------------------------------------
+// The cases.
+
+fn protocol_scripts() -> Vec<(String, Script)> {
+    let k250 = vec![b'k'; 250];
+    let k251 = vec![b'k'; 251];
+    let all_bytes: Vec<u8> = (0..=255u8).collect();
+    let mb = |n: usize| vec![b'v'; n];
+    let scripts: Vec<(&str, Script)> = vec![
+        (
+            "storage commands",
+            sends(&[
+                b"set a 0 0 1\r\nx\r\nget a\r\n",
+                b"add a 0 0 1\r\ny\r\nadd b 5 0 2\r\nbb\r\nreplace c 0 0 1\r\nz\r\nreplace a 7 0 3\r\nxyz\r\n",
+                b"append a 9 0 2\r\n12\r\nprepend a 9 0 2\r\n00\r\nappend nokey 0 0 1\r\nq\r\nprepend nokey 0 0 1\r\nq\r\n",
+                b"get a b c nokey a\r\ngets a b\r\nbget a\r\n",
+                b"set f 4294967295 0 1\r\nx\r\nset g 4294967296 0 1\r\nx\r\nset h +7 0 1\r\nx\r\nset i -0 0 1\r\nx\r\nget f g h i\r\n",
+                b"set e 0 0 0\r\n\r\nget e\r\nappend e 0 0 0\r\n\r\nget e\r\nprepend e 0 0 2\r\nab\r\nget e\r\n",
+                b"set d 0 0 6\r\na\r\nb\r\n\r\nget d\r\n",
+            ]),
+        ),
+        ("binary value", {
+            let set = cat(&[b"set bin 0 0 256\r\n", &all_bytes, b"\r\nget bin\r\ngets bin\r\n"]);
+            Box::new(move |s| {
+                s.send(&set);
+            })
+        }),
+        (
+            "noreply",
+            sends(&[
+                b"set n 0 0 1 noreply\r\n1\r\nadd n 0 0 1 noreply\r\n2\r\nreplace n 0 0 1 noreply\r\n3\r\n",
+                b"append n 0 0 1 noreply\r\n4\r\nprepend n 0 0 1 noreply\r\n5\r\nget n\r\n",
+                b"incr n 1 noreply\r\ndecr n 1 noreply\r\ntouch n 0 noreply\r\nget n\r\n",
+                b"delete n noreply\r\nget n\r\nflush_all noreply\r\nverbosity 1 noreply\r\n",
+                b"set a 0 0 1 junk\r\nx\r\nget a\r\n",
+                b"set a 0 0 noreply\r\n",
+                b"set a 0 0 bad noreply\r\nget a\r\nincr nokey 1 noreply\r\nincr a x noreply\r\ntouch a x noreply\r\n",
+                b"verbosity noreply\r\nverbosity x noreply\r\ndelete a 1 noreply\r\nflush_all x noreply\r\n",
+                b"set a 0 0 2 noreply\r\nxyz\r\nget a\r\n",
+                b"incr n 1 noreply extra\r\nget n noreply\r\n",
+            ]),
+        ),
+        (
+            "token counts",
+            sends(&[
+                b"set\r\nset a\r\nset a 0\r\nset a 0 0\r\nset a 0 0 1 noreply extra\r\nadd a 0 0\r\n",
+                b"cas a 0 0 1\r\nx\r\ncas a 0 0 1 1 noreply extra\r\n",
+                b"incr\r\nincr a\r\nincr a 1 2 3\r\ndecr a\r\ntouch a\r\ntouch a 1 2 3\r\n",
+                b"delete\r\ndelete a 0 noreply x\r\nget\r\ngets\r\ngat\r\ngat 1\r\ngats\r\ngats 1\r\n",
+                b"verbosity\r\nverbosity 1 2 3\r\nflush_all 1 2 3\r\ncache_memlimit\r\nbget\r\n",
+                b"replace a\r\nprepend a 0 0\r\nappend\r\n",
+            ]),
+        ),
+        (
+            "bad numbers",
+            sends(&[
+                b"set a x 0 1\r\nx\r\nset a -1 0 1\r\nx\r\nset a 0 x 1\r\nx\r\nset a 0 0 x\r\nx\r\n",
+                b"set a 0 0 -1\r\nset a 0 0 1.0\r\nx\r\nset a 0 0 2147483647\r\nset a 0 0 2147483646\r\n",
+                b"set a 0 0 4294967297\r\nx\r\nget a\r\nset a 0 0 1\t\r\ny\r\nget a\r\nset a 1\t 0 1\r\nz\r\nget a\r\n",
+                b"set a 18446744073709551616 0 1\r\nx\r\nset a 0 9223372036854775808 1\r\nx\r\nset a 0 0 0x1\r\nx\r\n",
+                b"incr a abc\r\nincr a -1\r\nincr a 18446744073709551616\r\nincr a 1.5\r\n",
+                b"touch a abc\r\ngat abc a\r\ngats 1x a\r\nflush_all abc\r\nverbosity abc\r\nverbosity -1\r\n",
+                b"cas a 0 0 1 abc\r\nx\r\ncas a 0 0 1 -1\r\nx\r\ncas a 0 0 1 18446744073709551616\r\nx\r\n",
+            ]),
+        ),
+        ("keys", {
+            let steps = vec![
+                cat(&[b"set ", &k250, b" 0 0 1\r\nx\r\nget ", &k250, b"\r\ntouch ", &k250, b" 0\r\n"]),
+                cat(&[b"gat 0 ", &k250, b"\r\nincr ", &k250, b" 1\r\ndelete ", &k250, b" 0\r\n"]),
+                cat(&[b"set ", &k251, b" 0 0 1\r\nx\r\nget ", &k251, b"\r\n"]),
+                cat(&[b"set a 0 0 1\r\nx\r\nget a ", &k251, b" a\r\ngets a a ", &k251, b"\r\n"]),
+                cat(&[b"gat 0 a ", &k251, b"\r\ntouch ", &k251, b" 0\r\nincr ", &k251, b" 1\r\n"]),
+                cat(&[b"delete ", &k251, b"\r\ndelete ", &k251, b" 0\r\ncas ", &k251, b" 0 0 1 1\r\nx\r\n"]),
+                cat(&[b"set ", &k251, b" 0 0 1 noreply\r\nx\r\n"]),
+                b"set a\tb 0 0 1\r\nx\r\nget a\tb a\r\nset \x01\x7f\xff 0 0 1\r\nx\r\nget \x01\x7f\xff\r\n".to_vec(),
+                b"set a\rb 0 0 1\r\nx\r\nget a\rb\r\nset \x1b[0m 0 0 1\r\nx\r\nget \x1b[0m\r\n".to_vec(),
+                b"get a\x00b\r\nset q\x00 0 0 1\r\nx\r\nget q\r\nset z 0 0 1\x00junk\r\nx\r\nget z\r\n".to_vec(),
+                b"set  z  0  0  1 \r\nx\r\nget z   z\r\n".to_vec(),
+            ];
+            Box::new(move |s| {
+                for st in &steps {
+                    s.send(st);
+                }
+            })
+        }),
+        (
+            "data blocks",
+            sends(&[
+                b"set a 0 0 2\r\nxyz\r\nget a\r\n",
+                b"set a 0 0 5\r\nab\r\n\r\nget a\r\n",
+                b"set a 0 0 1\nx\nget a\n",
+                b"set a 0 0 1\nx\r\nget a\r\r\n",
+                b"set a 0 0 1\r\r\nx\r\nget a\r\n",
+                b"set a 0 0 1\r\nxy\r\nget a\r\n",
+                b"set a 0 0 3 noreply\r\nabcd\r\nget a\r\n",
+                b"set a 0 0 1\r\nx\r\ncas a 0 0 1 1\r\nxx\r\nappend a 0 0 1\r\nyy\r\nget a\r\n",
+                b"set a 0 0 4\r\n\r\n\r\n\r\nget a\r\n",
+            ]),
+        ),
+        ("too large", {
+            let steps = vec![
+                cat(&[b"set k 0 0 1048516\r\n", &mb(1048516), b"\r\nget k\r\n"]),
+                cat(&[b"set k 0 0 1048517\r\n", &mb(1048517), b"\r\nget k\r\n"]),
+                cat(&[b"set k 4 0 1048512\r\n", &mb(1048512), b"\r\nset k 4 0 1048513\r\n", &mb(1048513), b"\r\n"]),
+                cat(&[b"set kk 0 0 1048516\r\n", &mb(1048516), b"\r\n"]),
+                cat(&[b"set k 0 0 1\r\nx\r\nset k 0 0 2000000\r\n", &mb(2000000), b"\r\nget k\r\n"]),
+                cat(&[b"set k 0 0 1\r\nx\r\nadd k 0 0 2000000\r\n", &mb(2000000), b"\r\nget k\r\n"]),
+                cat(&[b"replace k 0 0 2000000 noreply\r\n", &mb(2000000), b"\r\nget k\r\n"]),
+                cat(&[b"set k 0 0 2000000\r\n", &mb(2000000), b"XXget k\r\n"]),
+                cat(&[b"set k 0 0 1048000\r\n", &mb(1048000), b"\r\nappend k 0 0 1000\r\n", &mb(1000), b"\r\n"]),
+                cat(&[b"prepend k 0 0 600\r\n", &mb(600), b"\r\nappend k 0 0 516\r\n", &mb(516), b"\r\nget nothing\r\n"]),
+                cat(&[b"cas k 0 0 2000000 1\r\n", &mb(2000000), b"\r\nget k\r\n"]),
+            ];
+            Box::new(move |s| {
+                for st in &steps {
+                    s.send(st);
+                }
+            })
+        }),
+        (
+            "incr decr",
+            sends(&[
+                b"incr n 1\r\ndecr n 1\r\nset n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nget n\r\n",
+                b"incr n 18446744073709551615\r\nincr n 2\r\nget n\r\ngets n\r\nincr n 1\r\ngets n\r\n",
+                b"set n 0 0 20\r\n18446744073709551615\r\nincr n 1\r\nget n\r\ndecr n 18446744073709551615\r\n",
+                b"set n 0 0 3\r\nabc\r\nincr n 1\r\nset n 0 0 3\r\n12a\r\ndecr n 1\r\nset n 0 0 0\r\n\r\nincr n 1\r\n",
+                b"set n 0 0 3\r\n 12\r\nincr n 1\r\nget n\r\nset n 0 0 3\r\n-12\r\nincr n 1\r\n",
+                b"set n 0 0 6\r\n12 abc\r\nincr n 1\r\nget n\r\nset n 0 0 4\r\n7\r\n\t\r\nincr n 1\r\nget n\r\n",
+                b"set n 0 0 22\r\n1234567890123456789012\r\nincr n 1\r\nset n 0 0 5\r\n1\x002\x003\r\nincr n 1\r\nget n\r\n",
+                b"set n 3 100 1\r\n9\r\nincr n 1\r\nget n\r\nincr n 18446744073709551605\r\nget n\r\n",
+                b"set n 0 0 2\r\n12\r\nincr n +3\r\nincr n -0\r\nincr n 0\r\nget n\r\n",
+                b"set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\ndecr n 99\r\nget n\r\ndecr n 1\r\n",
+            ]),
+        ),
+        (
+            "touch gat expiry",
+            sends(&[
+                b"set t 0 0 1\r\nx\r\ntouch t 100\r\ntouch nokey 100\r\ngat 100 t nokey t\r\ngats 0 t\r\n",
+                b"gat -1 t\r\nget t\r\nset t 0 0 1\r\nx\r\ntouch t -1\r\nget t\r\ntouch t 0\r\n",
+                b"set t 0 -1 1\r\nx\r\nget t\r\nadd t 0 0 1\r\ny\r\nget t\r\n",
+                b"set t 0 2147483648 1\r\nx\r\nget t\r\nset t 0 4294967296 1\r\nx\r\nget t\r\n",
+                b"set t 0 1000000000 1\r\nx\r\nget t\r\nset t 0 4000000000 1\r\nx\r\nget t\r\n",
+                b"set t 0 2000000000 1\r\nx\r\nget t\r\nset t 0 2592000 1\r\nx\r\nget t\r\nset t 0 2592001 1\r\nx\r\nget t\r\n",
+                b"set t 0 1000 1\r\nx\r\ngats 0 t\r\ntouch t 1000\r\ngats 2000 t\r\n",
+                b"set t 0 0 1\r\nx\r\nincr t 1\r\ntouch t -1\r\nincr t 1\r\nset t 0 -1 1\r\n5\r\ndecr t 1\r\ndelete t\r\n",
+            ]),
+        ),
+        (
+            "delete",
+            sends(&[
+                b"set d 0 0 1\r\nx\r\ndelete d\r\ndelete d\r\nset d 0 0 1\r\nx\r\ndelete d 0\r\n",
+                b"set d 0 0 1\r\nx\r\ndelete d 1\r\ndelete d 0 junk\r\ndelete d noreply\r\nget d\r\n",
+                b"delete d 1 noreply\r\ndelete noreply\r\ndelete d 0 noreply\r\ndelete d  0 \r\n",
+            ]),
+        ),
+        (
+            "cas",
+            Box::new(|s| {
+                s.send(b"set c 0 0 1\r\nx\r\n");
+                let r = s.send(b"gets c\r\n");
+                let cas = cas_of(&r, b"c");
+                s.send(format!("cas c 0 0 1 {cas}\r\ny\r\ncas c 0 0 1 {cas}\r\nz\r\nget c\r\n").as_bytes());
+                s.send(b"cas c 0 0 1 0\r\nz\r\ncas nokey 0 0 1 1\r\nz\r\ncas nokey 0 0 1 0\r\nz\r\n");
+                let r = s.send(b"gets c\r\n");
+                let cas = cas_of(&r, b"c");
+                s.send(format!("cas c 9 0 2 {cas} noreply\r\nnr\r\ngets c\r\n").as_bytes());
+                let r = s.send(b"gets c\r\n");
+                let cas = cas_of(&r, b"c");
+                s.send(format!("touch c 100\r\ncas c 0 0 1 {cas} junk\r\nj\r\ngets c\r\n").as_bytes());
+                let r = s.send(b"gets c\r\n");
+                let cas = cas_of(&r, b"c");
+                s.send(format!("cas c 0 0 3 {cas}\r\nabcd\r\ngets c\r\ncas c 0 0 1 {cas}\r\nq\r\n").as_bytes());
+                let r = s.send(b"gets c\r\n");
+                let cas = cas_of(&r, b"c");
+                s.send(format!("append c 0 0 1\r\n!\r\ncas c 0 0 1 {cas}\r\nw\r\ngets c\r\n").as_bytes());
+                let r = s.send(b"set n 0 0 1\r\n5\r\ngets n\r\n");
+                let cas = cas_of(&r, b"n");
+                s.send(format!("incr n 1\r\ncas n 0 0 1 {cas}\r\nw\r\ngets n\r\n").as_bytes());
+                let r = s.send(b"gets n\r\n");
+                let cas = cas_of(&r, b"n");
+                s.send(format!("delete n\r\ncas n 0 0 1 {cas}\r\nw\r\n").as_bytes());
+            }),
+        ),
+        (
+            "flush_all",
+            sends(&[
+                b"set a 0 0 1\r\nx\r\nflush_all\r\nget a\r\nset a 0 0 1\r\nx\r\nget a\r\n",
+                b"flush_all 0\r\nget a\r\nset a 0 0 1\r\nx\r\nflush_all -1\r\nget a\r\nincr a 1\r\n",
+                b"set a 0 0 1\r\nx\r\nflush_all noreply\r\nget a\r\nset a 0 0 1\r\nx\r\nflush_all 0 noreply\r\nget a\r\n",
+                b"flush_all abc\r\nflush_all noreply 5\r\nflush_all 1000 2\r\nflush_all 1000 noreply\r\nflush_all\r\n",
+                b"set a 0 0 1\r\nx\r\nflush_all 1000\r\nget a\r\nflush_all\r\nget a\r\nadd a 0 0 1\r\ny\r\nget a\r\n",
+                b"set a 0 0 1\r\nx\r\nflush_all 1000000000\r\nget a\r\nflush_all 2000000000\r\nget a\r\n",
+                b"flush_all\r\nget a\r\nflush_all 1000000000\r\nget a\r\nflush_all\r\nget a\r\n",
+                // memcached's flush is lazy, and a flush to a time before its start
+                // disables it: the flushed item comes back.
+                b"set a 0 0 1\r\nx\r\nflush_all\r\nflush_all 1000000000\r\nget a\r\nflush_all\r\n",
+            ]),
+        ),
+        (
+            "misc commands",
+            sends(&[
+                b"version\r\nversion extra\r\nverbosity 1\r\nverbosity 5\r\nverbosity 0\r\n",
+                b"VERSION\r\nGet a\r\ngetx a\r\nsets\r\nx\r\nxy\r\n\r\n\n \r\n  \r\n\r\r\n",
+                b"shutdown\r\nshutdown graceful\r\nstats foo\r\nstats detail\r\nstats detail on\r\n",
+                b"stats detail dump\r\nstats detail off\r\nstats detail bogus\r\nstats reset\r\nstats reset x\r\n",
+                b"cache_memlimit 100\r\ncache_memlimit 7\r\ncache_memlimit abc\r\ncache_memlimit 2000000000\r\n",
+                b"cache_memlimit 64 noreply\r\ncache_memlimit 64\r\ncache_memlimit -1\r\n",
+                b"gxx HTTP/1.1\r\nsxx HTTP/1.1\r\nlru_crawler x HTTP/1.1\r\nbget\r\n",
+            ]),
+        ),
+        ("quit", Box::new(|s| {
+            s.step(&[b"set a 0 0 1\r\nx\r\nget a\r\nversion\r\nquit\r\nget a\r\n"], End::Close);
+        })),
+        ("quit with arguments", chunks(vec![b"quit now\r\n".to_vec()], End::Close)),
+        ("http request", chunks(vec![b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()], End::Close)),
+        (
+            "http after replies",
+            chunks(vec![b"set a 0 0 1\r\nx\r\nget a\r\nversion\r\nset b 0 0 1\r\ny\r\nHEAD /x HTTP/1.0\r\n".to_vec()], End::Close),
+        ),
+        ("http bare", chunks(vec![b"version\r\nHTTP/1.1\r\n".to_vec()], End::Close)),
+        ("http unknown verb", chunks(vec![b"xyz a HTTP/2\r\n".to_vec()], End::Close)),
+        (
+            "line of 2048 bytes in pieces",
+            Box::new(|s| {
+                s.step(&[&[b'x'; 2048]], End::Quiet);
+                s.step(&[b"\r\nversion\r\n"], End::Replies);
+            }),
+        ),
+        ("line of 2049 bytes without newline", chunks(vec![vec![b'x'; 2049]], End::Close)),
+        ("line of 3000 bytes in one read", chunks(vec![cat(&[&[b'x'; 3000], b"\r\nversion\r\n"])], End::Replies)),
+        ("line beyond the read buffer", chunks(vec![cat(&[&[b'x'; 20000], b"\r\n"])], End::Close)),
+        (
+            "long line after replies",
+            chunks(vec![cat(&[b"get a\r\nversion\r\n", &[b'x'; 3000]])], End::Close),
+        ),
+        (
+            "long line after a read",
+            Box::new(|s| {
+                // The reply proves memcached read the first write on its own.
+                s.step(&[b"version\r\n"], End::Replies);
+                s.step(&[&[b'x'; 3000]], End::Close);
+            }),
+        ),
+        ("long get with a long key", chunks(vec![cat(&[b"get ", &[b'k'; 3000], b"\r\n"])], End::Replies)),
+        (
+            "long get line in pieces",
+            Box::new(|s| {
+                s.send(b"set k7 0 0 2\r\nv7\r\n");
+                let keys: Vec<u8> = (0..1000).flat_map(|i| format!("k{i} ").into_bytes()).collect();
+                s.step(&[&cat(&[b"get ", &keys])], End::Quiet);
+                s.step(&[&keys], End::Quiet);
+                s.step(&[b"\r\n"], End::Replies);
+            }),
+        ),
+        ("long get line in one read", {
+            let keys: Vec<u8> = (0..5000).flat_map(|i| format!("k{i} ").into_bytes()).collect();
+            chunks(vec![cat(&[b"set k4999 0 0 1\r\nx\r\nget ", &keys, b"\r\n"])], End::Replies)
+        }),
+        ("long gets line after 100 spaces", {
+            chunks(vec![cat(&[&[b' '; 100], b"gets ", &rep(b"a ", 1100)]), b"\r\n".to_vec()], End::Replies)
+        }),
+        ("long get line after 101 spaces", {
+            chunks(vec![cat(&[&[b' '; 101], b"get ", &rep(b"a ", 1100)])], End::Close)
+        }),
+        ("long gat line", chunks(vec![cat(&[b"gat 0 ", &rep(b"a ", 1100)])], End::Close)),
+        ("long get line just over 2048", {
+            chunks(vec![cat(&[b"get ", &[b'k'; 2045]]), b" a\r\n".to_vec()], End::Replies)
+        }),
+        (
+            "incomplete commands",
+            Box::new(|s| {
+                s.step(&[b"set a 0 0 10\r\nabc"], End::Quiet);
+                s.step(&[b"defghij\r\nget a"], End::Quiet);
+                s.step(&[b"\r\n"], End::Replies);
+                s.step(&[b"get a\r\nset b 0 0 3\r\nab"], End::Quiet);
+                s.step(&[b"c\r", b"\nget b\r\n"], End::Replies);
+            }),
+        ),
+        (
+            "pipeline",
+            sends(&[&rep(
+                b"set p 0 0 1\r\n1\r\nincr p 1\r\nget p\r\nbogus\r\n\r\ndelete p\r\nversion\r\ntouch p 1\r\n",
+                40,
+            )]),
+        ),
+        ("pipeline of noreply", sends(&[&cat(&[&rep(b"set q 0 0 1 noreply\r\nq\r\nincr q 1 noreply\r\n", 30), b"get q\r\n"])])),
+    ];
+    scripts
+        .into_iter()
+        .map(|(n, s)| (n.to_owned(), s))
+        .collect()
+}
+
+/// memcached processes 20 requests per read event (21 in the first batch) and flushes
+/// its replies after each `get`; an abrupt close drops what it has not flushed.
+fn batching_scripts() -> Vec<(String, Script)> {
+    let mut v: Vec<(String, Script)> = Vec::new();
+    for n in [1usize, 19, 20, 21, 22, 39, 40, 41, 42, 45, 61, 62] {
+        v.push((
+            format!("versions then http (n = {n})"),
+            chunks(
+                vec![cat(&[&rep(b"version\r\n", n), b"GET / HTTP/1.1\r\n"])],
+                End::Close,
+            ),
+        ));
+        v.push((
+            format!("get, versions then http (n = {n})"),
+            chunks(
+                vec![cat(&[
+                    b"get a\r\n",
+                    &rep(b"version\r\n", n),
+                    b"GET / HTTP/1.1\r\n",
+                ])],
+                End::Close,
+            ),
+        ));
+        v.push((
+            format!("versions, get, versions then a long line (n = {n})"),
+            chunks(
+                vec![cat(&[
+                    &rep(b"version\r\n", n),
+                    b"get a\r\n",
+                    &rep(b"version\r\n", 7),
+                    &[b'x'; 3000],
+                ])],
+                End::Close,
+            ),
+        ));
+        v.push((
+            format!("sets then http (n = {n})"),
+            chunks(
+                vec![cat(&[
+                    &rep(b"set a 0 0 1\r\nx\r\n", n),
+                    b"GET / HTTP/1.1\r\n",
+                ])],
+                End::Close,
+            ),
+        ));
+    }
+    v.push((
+        "gets and errors then http".to_owned(),
+        chunks(
+            vec![cat(&[
+                &rep(b"get a b\r\nbogus\r\ngat x a\r\n", 9),
+                &rep(b"version\r\n", 3),
+                b"GET / HTTP/1.1\r\n",
+            ])],
+            End::Close,
+        ),
+    ));
+    v.push((
+        "incomplete read, then versions and http".to_owned(),
+        Box::new(|s| {
+            s.step(&[b"version\r\nversion\r\nvers"], End::Quiet);
+            s.step(
+                &[&cat(&[
+                    b"ion\r\n",
+                    &rep(b"version\r\n", 25),
+                    b"GET / HTTP/1.1\r\n",
+                ])],
+                End::Close,
+            );
+        }),
+    ));
+    v.push((
+        "big set then versions and http".to_owned(),
+        Box::new(|s| {
+            let mut big = b"set big 0 0 100000\r\n".to_vec();
+            big.extend(std::iter::repeat_n(b'b', 100_000));
+            big.extend_from_slice(b"\r\n");
+            // memcached reads the value's tail straight from the socket, so what
+            // follows the value comes in a new read.
+            s.step(&[&big], End::Quiet);
+            s.step(
+                &[&cat(&[&rep(b"version\r\n", 3), b"GET / HTTP/1.1\r\n"])],
+                End::Close,
+            );
+        }),
+    ));
+    v
+}
+
+// ---------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn protocol_matches_memcached() {
+    let Some(mc) = Memcached::start("protocol_matches_memcached", &[]) else {
+        return;
+    };
+    let mut store = Store::new(StoreConfig::default());
+    run_scripts(&mc, &mut store, &protocol_scripts());
+}
+
+#[test]
+fn batching_and_abrupt_close_match_memcached() {
+    let Some(mc) = Memcached::start("batching_and_abrupt_close_match_memcached", &[]) else {
+        return;
+    };
+    let mut store = Store::new(StoreConfig::default());
+    run_scripts(&mc, &mut store, &batching_scripts());
+}
+
+const SPLIT_SEQUENCE: &[u8] =
+    b"set a 5 0 3\r\nabc\r\nget a nokey\r\nappend a 0 0 2 noreply\r\nde\r\n\
+incr a 1\r\nset n 0 0 2\r\n10\r\ndecr n 3\r\nset b 0 0 2\r\nxyz\r\ngets a n\r\ntouch a 0\r\n\
+delete a\r\nbogus cmd\r\n\r\nverbosity 1\r\nversion\r\n";
+
+/// The same pipeline split into two writes at every byte boundary gives memcached's
+/// unsplit reply, from memcached and from the engine (which is also fed one byte at a
+/// time).
+#[test]
+fn splits_at_every_byte_match_memcached() {
+    let Some(mc) = Memcached::start("splits_at_every_byte_match_memcached", &[]) else {
+        return;
+    };
+    let env = env();
+    let seq = SPLIT_SEQUENCE;
+    let reference = {
+        let mut c = McConn::new(&mc);
+        c.gap = Duration::from_millis(1);
+        c.exchange(&[b"flush_all\r\n"], End::Replies);
+        normalise(&[c.exchange(&[seq], End::Replies)])
+    };
+    for i in 1..seq.len() {
+        let mut c = McConn::new(&mc);
+        c.gap = Duration::from_millis(1);
+        c.exchange(&[b"flush_all\r\n"], End::Replies);
+        let got = normalise(&[c.exchange(&[&seq[..i], &seq[i..]], End::Replies)]);
+        assert!(
+            got == reference,
+            "memcached, split at {i}: {}\nunsplit: {}",
+            show(&got[0].0),
+            show(&reference[0].0)
+        );
+
+        let mut store = Store::new(StoreConfig::default());
+        let mut e = EngineConn {
+            conn: Connection::new(),
+            store: &mut store,
+            env: &env,
+            closed: false,
+        };
+        let got = normalise(&[e.exchange(&[&seq[..i], &seq[i..]], End::Replies)]);
+        assert!(
+            got == reference,
+            "engine, split at {i}: {}",
+            show(&got[0].0)
+        );
+    }
+    let mut store = Store::new(StoreConfig::default());
+    let mut e = EngineConn {
+        conn: Connection::new(),
+        store: &mut store,
+        env: &env,
+        closed: false,
+    };
+    let bytes: Vec<&[u8]> = seq.chunks(1).collect();
+    let got = normalise(&[e.exchange(&bytes, End::Replies)]);
+    assert!(
+        got == reference,
+        "engine, byte by byte: {}",
+        show(&got[0].0)
+    );
+}
+
+fn parse_stats(reply: &[u8]) -> Vec<(String, String)> {
+    let text = std::str::from_utf8(reply).expect("stats are text");
+    assert!(text.ends_with("END\r\n"), "stats end with END: {text}");
+    text.split("\r\n")
+        .filter(|l| !l.is_empty() && *l != "END")
+        .map(|l| {
+            let mut t = l.splitn(3, ' ');
+            assert_eq!(t.next(), Some("STAT"), "{l}");
+            (
+                t.next().unwrap().to_owned(),
+                t.next().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn value_format(name: &str, v: &str) -> &'static str {
+    if name == "version" {
+        "version"
+    } else if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        "integer"
+    } else if v.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.len() == 6
+            && b.bytes().all(|c| c.is_ascii_digit())
+    }) {
+        "seconds.micros"
+    } else {
+        "text"
+    }
+}
+
+/// `stats`: the engine's fields are memcached's general fields (a subset, in the same
+/// order, with the same formats), include those the issue lists, and after the same
+/// commands on fresh servers the counters agree.
+#[test]
+fn stats_match_memcached() {
+    let Some(mc) = Memcached::start("stats_match_memcached", &[]) else {
+        return;
+    };
+    let script = cat(&[
+        b"set a 0 0 1\r\nx\r\nset b 7 0 3\r\nabc\r\nadd a 0 0 1\r\ny\r\nreplace nokey 0 0 1\r\nz\r\n",
+        b"get a b c\r\ngets a\r\nbget b\r\ndelete b\r\ndelete b\r\nappend a 0 0 2\r\n12\r\n",
+        b"set n 0 0 1\r\n9\r\nincr n 1\r\nincr n 1\r\ndecr n 20\r\nincr nokey 1\r\ndecr nokey 1\r\nincr a 1\r\n",
+        b"touch a 100\r\ntouch nokey 1\r\ngat 100 a nokey\r\ngats 0 n\r\ncas a 0 0 1 1\r\nq\r\ncas nokey 0 0 1 1\r\nq\r\n",
+        b"set bad 0 0 1\r\nxx\r\nset big 0 0 2000000\r\n",
+        &vec![b'b'; 2_000_002],
+        b"set k 0 0 600000\r\n",
+        &vec![b'k'; 600_000],
+        b"\r\n",
+    ]);
+    let required = [
+        "pid",
+        "uptime",
+        "time",
+        "version",
+        "curr_items",
+        "total_items",
+        "bytes",
+        "curr_connections",
+        "total_connections",
+        "cmd_get",
+        "cmd_set",
+        "get_hits",
+        "get_misses",
+        "evictions",
+        "limit_maxbytes",
+        "threads",
+    ];
+    let compared = [
+        "pointer_size",
+        "max_connections",
+        "cmd_get",
+        "cmd_set",
+        "cmd_flush",
+        "cmd_touch",
+        "cmd_meta",
+        "get_hits",
+        "get_misses",
+        "get_expired",
+        "get_flushed",
+        "delete_misses",
+        "delete_hits",
+        "incr_misses",
+        "incr_hits",
+        "decr_misses",
+        "decr_hits",
+        "cas_misses",
+        "cas_hits",
+        "cas_badval",
+        "touch_hits",
+        "touch_misses",
+        "store_too_large",
+        "store_no_memory",
+        "auth_cmds",
+        "auth_errors",
+        "limit_maxbytes",
+        "accepting_conns",
+        "threads",
+        "bytes",
+        "curr_items",
+        "total_items",
+        "expired_unfetched",
+        "evicted_unfetched",
+        "evictions",
+    ];
+
+    let mut mc_conn = McConn::new(&mc);
+    let mc_script = mc_conn.exchange(&[&script], End::Replies);
+    let mc_stats = parse_stats(&mc_conn.exchange(&[b"stats\r\n"], End::Replies).0);
+    let mc_reset = mc_conn.exchange(&[b"stats reset\r\n"], End::Replies);
+    let mc_after = parse_stats(&mc_conn.exchange(&[b"stats\r\n"], End::Replies).0);
+
+    let env = env();
+    let mut store = Store::new(StoreConfig::default());
+    let mut e = EngineConn {
+        conn: Connection::new(),
+        store: &mut store,
+        env: &env,
+        closed: false,
+    };
+    let e_script = e.exchange(&[&script], End::Replies);
+    let e_stats = parse_stats(&e.exchange(&[b"stats\r\n"], End::Replies).0);
+    let e_reset = e.exchange(&[b"stats reset\r\n"], End::Replies);
+    let e_after = parse_stats(&e.exchange(&[b"stats\r\n"], End::Replies).0);
+
+    compare("stats script", &[mc_script, mc_reset], &[e_script, e_reset]);
+    for (mc_stats, e_stats, when) in [
+        (&mc_stats, &e_stats, "before"),
+        (&mc_after, &e_after, "after"),
+    ] {
+        // Names: a subsequence of memcached's, in order.
+        let mut mc_names = mc_stats.iter().map(|(n, _)| n.as_str());
+        for (name, _) in e_stats.iter() {
+            assert!(
+                mc_names.any(|m| m == name),
+                "engine's stat `{name}` is not among memcached's, or out of its order"
+            );
+        }
+        let mc_map: std::collections::HashMap<_, _> = mc_stats.iter().cloned().collect();
+        let e_map: std::collections::HashMap<_, _> = e_stats.iter().cloned().collect();
+        for name in required {
+            assert!(mc_map.contains_key(name), "memcached lacks `{name}`");
+            assert!(e_map.contains_key(name), "engine lacks `{name}`");
+        }
+        for (name, v) in e_stats.iter() {
+            assert_eq!(
+                value_format(name, v),
+                value_format(name, &mc_map[name]),
+                "format of `{name}`: engine {v}, memcached {}",
+                mc_map[name]
+            );
+        }
+        for name in compared {
+            assert_eq!(e_map[name], mc_map[name], "`{name}` {when} stats reset");
+        }
+    }
+}
+
+/// `-I 2m`: the item size limit moves, byte for byte.
+#[test]
+fn item_size_flag_matches_memcached() {
+    let Some(mc) = Memcached::start("item_size_flag_matches_memcached", &["-I", "2m"]) else {
+        return;
+    };
+    let Ok(evloop_memcache_engine::Command::Run(config)) =
+        evloop_memcache_engine::parse_args(["-I", "2m"])
+    else {
+        panic!("-I 2m parses");
+    };
+    let mut store = Store::new(config.store_config());
+    let max = 2 * 1024 * 1024 - 48 - 2 - 2 - 8;
+    let scripts: Vec<(String, Script)> = vec![(
+        "-I 2m".to_owned(),
+        sends(&[
+            &cat(&[
+                format!("set k 0 0 {max}\r\n").as_bytes(),
+                &vec![b'v'; max],
+                b"\r\nget nothing\r\n",
+            ]),
+            &cat(&[
+                format!("set k 0 0 {}\r\n", max + 1).as_bytes(),
+                &vec![b'v'; max + 1],
+                b"\r\nget k\r\n",
+            ]),
+        ]),
+    )];
+    run_scripts(&mc, &mut store, &scripts);
+}
+
+// ---------------------------------------------------------------------------------
+// Random sequences.
+
+/// xorshift64*: a deterministic generator, so that failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// One command (with its data block), valid or not, from a grammar that avoids what
+/// legitimately differs: timing (no short positive expiry, no delayed flush), long
+/// lines, commands the engine does not implement, and blocks that never complete.
+/// Repeated entries weight the choices: mostly valid, mostly the same few keys.
+fn random_command(r: &mut Rng, out: &mut Vec<u8>) {
+    const KEYS: &[&str] = &[
+        "a",
+        "a",
+        "b",
+        "b",
+        "n",
+        "n",
+        "n",
+        "k1",
+        "some_longer_key",
+        "x\ty",
+        "\x01\x7f",
+    ];
+    const NUMS: &[&str] = &[
+        "0",
+        "1",
+        "5",
+        "-1",
+        "abc",
+        "18446744073709551615",
+        "18446744073709551616",
+        "4294967296",
+        "100000",
+        "+3",
+        "12a",
+        "2147483648",
+        "",
+        "-0",
+        "7\t",
+    ];
+    const EXPTIMES: &[&str] = &[
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "100000",
+        "100000",
+        "-1",
+        "4294967296",
+        "4000000000",
+        "abc",
+        "2147483648",
+    ];
+    const FLAGS: &[&str] = &["0", "0", "0", "0", "0", "1", "4294967295", "77", "x", "-1"];
+    const STORE: &[&str] = &[
+        "set", "set", "set", "set", "add", "replace", "append", "prepend", "cas", "cas",
+    ];
+    let eol: &[u8] = if r.chance(90) { b"\r\n" } else { b"\n" };
+    let key = if r.chance(3) {
+        "k".repeat(251)
+    } else {
+        r.pick(KEYS).to_owned()
+    };
+    let noreply = if r.chance(15) { " noreply" } else { "" };
+    match r.below(16) {
+        0..=5 => {
+            let cmd = r.pick(STORE);
+            let flags = r.pick(FLAGS);
+            let exptime = r.pick(EXPTIMES);
+            let value: Vec<u8> = if r.chance(40) {
+                let numeric = [
+                    "0",
+                    "9",
+                    "10",
+                    "99",
+                    "100",
+                    "18446744073709551615",
+                    " 12",
+                    "12 ab",
+                ];
+                numeric[r.below(numeric.len())].as_bytes().to_vec()
+            } else {
+                let charset = b"0123456789 abc\t\r";
+                let mut v: Vec<u8> = (0..r.below(12))
+                    .map(|_| charset[r.below(charset.len())])
+                    .collect();
+                // memcached's incr of a value of only white space reads past the item
+                // into stale slab memory: not reproducible, so not generated.
+                if v.iter().all(|&b| b == b' ' || b == b'\t' || b == b'\r') {
+                    v.push(b'x');
+                }
+                v
+            };
+            let len = match r.below(20) {
+                0 => (value.len() + 1).to_string(),
+                1 => value.len().saturating_sub(1).to_string(),
+                2 => r.pick(&["x", "-1", "0"]).to_owned(),
+                _ => value.len().to_string(),
+            };
+            let cas = if cmd == "cas" {
+                // Small numbers sometimes hit the current CAS unique.
+                let n = r.below(40).to_string();
+                let choice = [n.as_str(), &n, &n, "0", "99999999", "abc", "-1"];
+                format!(" {}", choice[r.below(choice.len())])
+            } else if r.chance(3) {
+                " 5".to_owned() // one token too many
+            } else {
+                String::new()
+            };
+            let line = format!("{cmd} {key} {flags} {exptime} {len}{cas}{noreply}");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(eol);
+            out.extend_from_slice(&value);
+            out.extend_from_slice(if r.chance(95) { b"\r\n" } else { b"\n" });
+            return;
+        }
+        6 | 7 => {
+            let cmd = r.pick(&["get", "gets", "get", "gets", "bget"]);
+            let keys: Vec<&str> = (0..r.below(5)).map(|_| r.pick(KEYS)).collect();
+            out.extend_from_slice(format!("{cmd} {}", keys.join(" ")).as_bytes());
+        }
+        8 => {
+            let cmd = r.pick(&["gat", "gats"]);
+            let exptime = r.pick(EXPTIMES);
+            let keys: Vec<&str> = (0..r.below(4)).map(|_| r.pick(KEYS)).collect();
+            out.extend_from_slice(format!("{cmd} {exptime} {}", keys.join(" ")).as_bytes());
+        }
+        9 => {
+            let exptime = r.pick(EXPTIMES);
+            out.extend_from_slice(format!("touch {key} {exptime}{noreply}").as_bytes());
+        }
+        10 | 11 => {
+            let cmd = r.pick(&["incr", "decr"]);
+            let delta = if r.chance(70) {
+                r.below(200).to_string()
+            } else {
+                r.pick(NUMS).to_owned()
+            };
+            out.extend_from_slice(format!("{cmd} {key} {delta}{noreply}").as_bytes());
+        }
+        12 => {
+            let hold = r.pick(&["", "", "", " 0", " 1", " x"]);
+            out.extend_from_slice(format!("delete {key}{hold}{noreply}").as_bytes());
+        }
+        13 if r.chance(30) => {
+            let arg = r.pick(&["", " 0", " -1", " abc", " 0 0"]);
+            out.extend_from_slice(format!("flush_all{arg}{noreply}").as_bytes());
+        }
+        13 => {
+            let cmd = r.pick(&[
+                "version",
+                "verbosity 1",
+                "verbosity",
+                "verbosity x",
+                "verbosity 1 noreply",
+            ]);
+            out.extend_from_slice(cmd.as_bytes());
+        }
+        _ => {
+            // Garbage that is no command memcached knows.
+            let g = r.pick(&[
+                "",
+                " ",
+                "zzz",
+                "Zq a b",
+                "zq\x01 1 2 3",
+                "g",
+                "s x",
+                "\x00zz",
+                "\r",
+                "qq\r\r",
+            ]);
+            out.extend_from_slice(g.as_bytes());
+        }
+    }
+    out.extend_from_slice(eol);
+}
+
+/// Hundreds of random command sequences (seeded), each sent as one write to
+/// memcached and fed to the engine split at random points.
+#[test]
+fn random_sequences_match_memcached() {
+    let Some(mc) = Memcached::start("random_sequences_match_memcached", &[]) else {
+        return;
+    };
+    let env = env();
+    let mut store = Store::new(StoreConfig::default());
+    // MEMCACHE_DIFF_SEED=<n> explores other sequences.
+    let seed = std::env::var("MEMCACHE_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15u64);
+    let mut r = Rng(seed | 1);
+    let mut replies = std::collections::BTreeMap::new();
+    for case in 0..500 {
+        let mut seq = Vec::new();
+        for _ in 0..1 + r.below(40) {
+            random_command(&mut r, &mut seq);
+        }
+        // Resynchronise after a block declared one byte longer than sent.
+        seq.extend_from_slice(b"\r\n\r\n");
+
+        let mut m = McConn::new(&mc);
+        let mc_replies = vec![
+            m.exchange(&[b"flush_all\r\n"], End::Replies),
+            m.exchange(&[&seq], End::Replies),
+        ];
+        let mut e = EngineConn {
+            conn: Connection::new(),
+            store: &mut store,
+            env: &env,
+            closed: false,
+        };
+        let (a, b) = (r.below(seq.len() + 1), r.below(seq.len() + 1));
+        let (a, b) = (a.min(b), a.max(b));
+        let engine_replies = vec![
+            e.exchange(&[b"flush_all\r\n"], End::Replies),
+            e.exchange(&[&seq[..a], &seq[a..b], &seq[b..]], End::Replies),
+        ];
+        for line in mc_replies[1].0.split(|&b| b == b'\n') {
+            let word = line
+                .split(|&b| b == b' ' || b == b'\r')
+                .next()
+                .unwrap_or(b"");
+            if !word.is_empty() && word.iter().all(|b| b.is_ascii_uppercase() || *b == b'_') {
+                *replies
+                    .entry(String::from_utf8_lossy(word).into_owned())
+                    .or_insert(0u32) += 1;
+            }
+        }
+        compare(
+            &format!("random #{case} (split at {a}, {b}): {}", show(&seq)),
+            &mc_replies,
+            &engine_replies,
+        );
+    }
+    // The grammar must reach every kind of reply, often.
+    for word in [
+        "STORED",
+        "NOT_STORED",
+        "EXISTS",
+        "NOT_FOUND",
+        "VALUE",
+        "END",
+        "DELETED",
+        "TOUCHED",
+        "ERROR",
+        "CLIENT_ERROR",
+        "OK",
+        "VERSION",
+    ] {
+        assert!(
+            replies.get(word).is_some_and(|&n| n >= 5),
+            "random sequences rarely produce {word}: {replies:?}"
+        );
+    }
+}
