@@ -460,49 +460,147 @@ pub struct Event {
 )]
 pub trait Backend: Sized {
     /// A short name: `"epoll"`, `"poll"`, `"select"`.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll};
+    /// assert_eq!(Poll::NAME, "poll");
+    /// ```
     const NAME: &'static str;
     /// Whether [`Interest::EDGE`] is delivered edge-triggered by the kernel.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll};
+    /// assert!(!Poll::NATIVE_EDGE); // delivered level-triggered, a safe superset
+    /// ```
     const NATIVE_EDGE: bool;
     /// The largest fd number this backend can watch, if it has a limit (select's
     /// `FD_SETSIZE - 1`).
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll, Select};
+    /// assert_eq!(Poll::MAX_FD, None);
+    /// assert_eq!(Select::MAX_FD, Some(libc::FD_SETSIZE as i32 - 1));
+    /// ```
     const MAX_FD: Option<RawFd>;
 
     /// Create the backend with room for `event_capacity` events per [`wait`](Self::wait)
     /// (at least 1). This is the only allocation of the event buffer.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// let b = Poll::new(64).unwrap();
+    /// assert!(b.is_empty());
+    /// ```
     fn new(event_capacity: usize) -> io::Result<Self>;
 
     /// Start watching `fd`; applied at once (see the module docs).
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// use std::os::fd::AsRawFd;
+    /// let mut b = Poll::new(8).unwrap();
+    /// let (a, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// b.register(a.as_raw_fd(), 7, Interest::READ).unwrap();
+    /// assert!(b.register(a.as_raw_fd(), 7, Interest::READ).is_err()); // once per fd
+    /// ```
     fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
 
     /// Change the interest and token of a registered fd; coalesced until the next wait.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// use std::os::fd::AsRawFd;
+    /// let mut b = Poll::new(8).unwrap();
+    /// let (a, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// b.register(a.as_raw_fd(), 7, Interest::READ).unwrap();
+    /// b.modify(a.as_raw_fd(), 8, Interest::WRITE).unwrap();
+    /// assert_eq!(b.wait(None).unwrap(), 1);
+    /// assert_eq!(b.event(0).token, 8);
+    /// ```
     fn modify(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
 
     /// Stop watching `fd`; applied at once, so the fd may be closed right after.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// use std::os::fd::AsRawFd;
+    /// let mut b = Poll::new(8).unwrap();
+    /// let (a, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// b.register(a.as_raw_fd(), 7, Interest::READ).unwrap();
+    /// b.deregister(a.as_raw_fd()).unwrap();
+    /// drop(a); // safe to close now
+    /// assert!(b.is_empty());
+    /// ```
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
 
     /// Apply the pending change list now, without waiting.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// let mut b = Poll::new(8).unwrap();
+    /// b.flush().unwrap();
+    /// ```
     fn flush(&mut self) -> io::Result<()>;
 
     /// Apply pending changes, then wait for events (see the module docs for timeout
     /// rounding, clamping and `EINTR`). Returns the number of events now in the buffer.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// let mut b = Poll::new(8).unwrap();
+    /// let n = b.wait(Some(std::time::Duration::from_millis(1))).unwrap();
+    /// assert_eq!(n, 0); // nothing registered: the timeout passed
+    /// ```
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize>;
 
     /// The `i`-th event of the last [`wait`](Self::wait) (`i` below its return value).
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// use std::{io::Write, os::fd::AsRawFd};
+    /// let mut b = Poll::new(8).unwrap();
+    /// let (a, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// b.register(a.as_raw_fd(), 3, Interest::READ).unwrap();
+    /// peer.write_all(b"x").unwrap();
+    /// assert_eq!(b.wait(None).unwrap(), 1);
+    /// assert!(b.event(0).ready.is_readable());
+    /// ```
     fn event(&self, i: usize) -> Event;
 
     /// A file descriptor that becomes readable when this backend has events, for
     /// embedding the loop in another one (libev's `ev_embed`, libuv's backend fd).
     /// `None` when the mechanism has no such fd (poll, select).
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// assert!(Poll::new(8).unwrap().pollable_fd().is_none());
+    /// ```
     fn pollable_fd(&self) -> Option<BorrowedFd<'_>>;
 
     /// After `fork()`, in the child: replace kernel objects shared with the parent by
     /// fresh ones and register every fd that was registered, with its current interest.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// let mut b = Poll::new(8).unwrap();
+    /// b.reinit().unwrap(); // poll keeps no kernel object: nothing to renew
+    /// ```
     fn reinit(&mut self) -> io::Result<()>;
 
     /// Number of registered fds.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// assert_eq!(Poll::new(8).unwrap().len(), 0);
+    /// ```
     fn len(&self) -> usize;
 
     /// Whether no fd is registered.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Interest, Poll};
+    /// assert!(Poll::new(8).unwrap().is_empty());
+    /// ```
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
