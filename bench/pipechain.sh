@@ -98,9 +98,11 @@ install_missing "${pkgs[@]}"
 
 mkdir -p "$OUT"
 CFLAGS=(-O2 -g -Wall -Wextra)
-gcc "${CFLAGS[@]}" -o "$OUT/pipechain_epoll" "$HERE/c/pipechain_epoll.c"
-gcc "${CFLAGS[@]}" -o "$OUT/pipechain_libev" "$HERE/c/pipechain_libev.c" -lev
-gcc "${CFLAGS[@]}" -o "$OUT/pipechain_libevent" "$HERE/c/pipechain_libevent.c" -levent_core
+COMMON=("$HERE/c/pipechain_common.c")
+gcc "${CFLAGS[@]}" -o "$OUT/pipechain_epoll" "$HERE/c/pipechain_epoll.c" "${COMMON[@]}"
+gcc "${CFLAGS[@]}" -o "$OUT/pipechain_libev" "$HERE/c/pipechain_libev.c" "${COMMON[@]}" -lev
+gcc "${CFLAGS[@]}" -o "$OUT/pipechain_libevent" "$HERE/c/pipechain_libevent.c" "${COMMON[@]}" \
+    -levent_core
 
 if [ "${NO_CARGO_BUILD:-0}" != 1 ]; then
     (cd "$ROOT" && cargo build --release -q -p evloop-bench)

@@ -37,7 +37,7 @@ pub(crate) struct ChangeList {
 impl ChangeList {
     pub(crate) fn new() -> Self {
         // Size for the soft fd limit so that steady state never reallocates.
-        let hint = fd_limit_hint();
+        let hint = crate::open_file_limit();
         ChangeList {
             fds: vec![FdState::default(); hint],
             changes: Vec::with_capacity(hint.min(1 << 16)),
@@ -129,17 +129,6 @@ impl ChangeList {
             .filter(|(_, s)| s.registered)
             .map(|(fd, s)| (fd as RawFd, s))
     }
-}
-
-fn fd_limit_hint() -> usize {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid, writable rlimit struct.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
-    let lim = if ok { rl.rlim_cur as usize } else { 1024 };
-    lim.clamp(64, 1 << 16)
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub use contract::{Backend, Event, Interest, Ready};
 pub use epoll::Epoll;
 pub use poll::Poll;
 pub use select::Select;
+pub use sys::open_file_limit;
 pub use waker::{wake_raw, Waker};
 
 /// The backend used when a program names none: chosen by `#[cfg]` for the target, or

@@ -140,19 +140,6 @@ fn not_registered(fd: RawFd) -> io::Error {
     )
 }
 
-/// How many fd slots to size the index for, so steady state never grows it: the soft
-/// `RLIMIT_NOFILE`, within reason.
-fn fd_limit_hint() -> usize {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid, writable rlimit struct.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
-    let lim = if ok { rl.rlim_cur as usize } else { 1024 };
-    lim.clamp(64, 1 << 16)
-}
-
 impl Poll {
     /// Position of `fd` in the arrays, if registered.
     fn position(&self, fd: RawFd) -> Option<usize> {
@@ -224,7 +211,7 @@ impl Backend for Poll {
         Ok(Poll {
             fds: Vec::with_capacity(64),
             regs: Vec::with_capacity(64),
-            index: vec![NO_INDEX; fd_limit_hint()],
+            index: vec![NO_INDEX; crate::open_file_limit()],
             events: vec![
                 Event {
                     token: 0,

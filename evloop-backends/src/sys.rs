@@ -1,4 +1,4 @@
-//! Thin helpers over `libc`: errno to `io::Error`, timeout conversion.
+//! Thin helpers over `libc`: errno to `io::Error`, timeout conversion, the open-file limit.
 
 use std::time::Duration;
 
@@ -17,6 +17,27 @@ macro_rules! syscall {
     }};
 }
 pub(crate) use syscall;
+
+/// How many file descriptors this process may have open, for sizing fd-indexed tables
+/// so that steady state never grows them.
+///
+/// This is the soft `RLIMIT_NOFILE` limit, clamped to `64..=65536` so that an unlimited
+/// or huge limit does not size a huge table. If `getrlimit` fails, the answer is 1024.
+///
+/// ```
+/// let n = evloop_backends::open_file_limit();
+/// assert!((64..=1 << 16).contains(&n));
+/// ```
+pub fn open_file_limit() -> usize {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid, writable rlimit struct.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
+    let lim = if ok { rl.rlim_cur as usize } else { 1024 };
+    lim.clamp(64, 1 << 16)
+}
 
 /// The longest timeout any of our kernel calls accepts, in milliseconds (`int` ms).
 pub(crate) const MAX_TIMEOUT_MS: i32 = i32::MAX;

@@ -215,7 +215,7 @@ impl<M: Machine> Ctx<M> {
             links: vec![Links::UNLINKED; n].into_boxed_slice(),
             free: 0,
             used: 0,
-            fd_heads: vec![NONE; fd_table_hint()],
+            fd_heads: vec![NONE; evloop_backends::open_file_limit()],
             timers: Timers::new(n, caps.timers.min(n)),
             queues: ReadyQueues::new(),
             levels,
@@ -1528,17 +1528,6 @@ impl<M: Machine> Drop for Ctx<M> {
             registry::unsubscribe(signo as i32, self.slots[idx as usize].sub as usize);
         }
     }
-}
-
-fn fd_table_hint() -> usize {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid, writable rlimit struct.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
-    let lim = if ok { rl.rlim_cur as usize } else { 1024 };
-    lim.clamp(64, 1 << 16)
 }
 
 /// A printable listing of a loop's sources; see [`Ctx::dump`].

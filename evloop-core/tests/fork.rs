@@ -11,9 +11,6 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use evloop_core::{
@@ -25,67 +22,16 @@ use evloop_core::{
 // One process per test
 // ---------------------------------------------------------------------------------------
 
+#[macro_use]
+#[path = "support/subprocess.rs"]
+mod subprocess;
+
 const CHILD_ENV: &str = "EVLOOP_FORK_CHILD";
-const CHILD_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the forked child may take.
 const FORK_DEADLINE: Duration = Duration::from_secs(10);
 
 fn isolated(name: &str, body: fn()) {
-    if std::env::var_os(CHILD_ENV).is_some_and(|v| v == name) {
-        body();
-        return;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the test binary");
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = mpsc::channel();
-    let waiter = thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let (out, timed_out) = match rx.recv_timeout(CHILD_DEADLINE) {
-        Ok(out) => (out, false),
-        Err(_) => {
-            // SAFETY: `pid` is our own child, not yet reaped (the waiter has not returned).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            (rx.recv().expect("waiter"), true)
-        }
-    };
-    waiter.join().expect("waiter thread");
-    let out = out.expect("wait for the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !timed_out && out.status.success() && stdout.contains("1 passed"),
-        "child `{name}` failed ({}; timed out: {timed_out})\n--- child stdout ---\n{stdout}\n--- child stderr ---\n{stderr}",
-        out.status
-    );
-}
-
-macro_rules! per_backend {
-    ($($body:ident => $epoll:ident, $poll:ident, $select:ident;)*) => {$(
-        #[test]
-        fn $epoll() {
-            assert_eq!(stringify!($epoll), concat!("epoll_", stringify!($body)));
-            isolated(stringify!($epoll), $body::<Epoll>);
-        }
-        #[test]
-        fn $poll() {
-            assert_eq!(stringify!($poll), concat!("poll_", stringify!($body)));
-            isolated(stringify!($poll), $body::<Poll>);
-        }
-        #[test]
-        fn $select() {
-            assert_eq!(stringify!($select), concat!("select_", stringify!($body)));
-            isolated(stringify!($select), $body::<Select>);
-        }
-    )*};
+    subprocess::isolated(CHILD_ENV, name, body);
 }
 
 per_backend! {

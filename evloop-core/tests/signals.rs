@@ -13,7 +13,6 @@ use std::mem::MaybeUninit;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -27,69 +26,15 @@ use evloop_core::{
 // One process per test
 // ---------------------------------------------------------------------------------------
 
+#[macro_use]
+#[path = "support/subprocess.rs"]
+mod subprocess;
+
 const CHILD_ENV: &str = "EVLOOP_SIGNAL_CHILD";
-/// A child that takes longer than this is killed and the test fails.
-const CHILD_DEADLINE: Duration = Duration::from_secs(30);
 
 /// In the child named `name`, run `body`; anywhere else, run the child and check it.
 fn isolated(name: &str, body: fn()) {
-    if std::env::var_os(CHILD_ENV).is_some_and(|v| v == name) {
-        body();
-        return;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the test binary");
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = mpsc::channel();
-    let waiter = thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let (out, timed_out) = match rx.recv_timeout(CHILD_DEADLINE) {
-        Ok(out) => (out, false),
-        Err(_) => {
-            // SAFETY: `pid` is our own child, not yet reaped (the waiter has not returned).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            (rx.recv().expect("waiter"), true)
-        }
-    };
-    waiter.join().expect("waiter thread");
-    let out = out.expect("wait for the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !timed_out && out.status.success() && stdout.contains("1 passed"),
-        "child `{name}` failed ({}; timed out: {timed_out})\n--- child stdout ---\n{stdout}\n--- child stderr ---\n{stderr}",
-        out.status
-    );
-}
-
-/// `per_backend!(body => epoll_body, poll_body, select_body)`: three isolated tests, one
-/// per backend, running `body::<Epoll>`, `body::<Poll>` and `body::<Select>`.
-macro_rules! per_backend {
-    ($($body:ident => $epoll:ident, $poll:ident, $select:ident;)*) => {$(
-        #[test]
-        fn $epoll() {
-            assert_eq!(stringify!($epoll), concat!("epoll_", stringify!($body)));
-            isolated(stringify!($epoll), $body::<Epoll>);
-        }
-        #[test]
-        fn $poll() {
-            assert_eq!(stringify!($poll), concat!("poll_", stringify!($body)));
-            isolated(stringify!($poll), $body::<Poll>);
-        }
-        #[test]
-        fn $select() {
-            assert_eq!(stringify!($select), concat!("select_", stringify!($body)));
-            isolated(stringify!($select), $body::<Select>);
-        }
-    )*};
+    subprocess::isolated(CHILD_ENV, name, body);
 }
 
 per_backend! {

@@ -6,53 +6,17 @@
 //! real body. The parent checks the child's exit status and shows its output on failure.
 
 use std::marker::PhantomData;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
 
 use evloop::prelude::*;
 
+#[path = "../../evloop-core/tests/support/subprocess.rs"]
+mod subprocess;
+
 const CHILD_ENV: &str = "EVLOOP_DERIVED_SIGNAL_CHILD";
-const CHILD_DEADLINE: Duration = Duration::from_secs(30);
 
 /// In the child named `name`, run `body`; anywhere else, run the child and check it.
 fn isolated(name: &str, body: fn()) {
-    if std::env::var_os(CHILD_ENV).is_some_and(|v| v == name) {
-        body();
-        return;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the test binary");
-    let pid = child.id() as libc::pid_t;
-    let (tx, rx) = mpsc::channel();
-    let waiter = thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let (out, timed_out) = match rx.recv_timeout(CHILD_DEADLINE) {
-        Ok(out) => (out, false),
-        Err(_) => {
-            // SAFETY: `pid` is our own child, not yet reaped (the waiter has not returned).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            (rx.recv().expect("waiter"), true)
-        }
-    };
-    waiter.join().expect("waiter thread");
-    let out = out.expect("wait for the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !timed_out && out.status.success() && stdout.contains("1 passed"),
-        "child `{name}` failed ({}; timed out: {timed_out})\n--- child stdout ---\n{stdout}\n--- child stderr ---\n{stderr}",
-        out.status
-    );
+    subprocess::isolated(CHILD_ENV, name, body);
 }
 
 fn raise(signo: i32) {
