@@ -38,3 +38,12 @@ pub struct Signals;
 
 #[doc = include_str!("loop-control.md")]
 pub struct LoopControl;
+
+#[doc = include_str!("buffered-io.md")]
+pub struct BufferedIo;
+
+#[doc = include_str!("listeners.md")]
+pub struct Listeners;
+
+#[doc = include_str!("one-loop-per-core.md")]
+pub struct OneLoopPerCore;

@@ -1419,6 +1419,9 @@ impl<M: Machine> Ctx<M> {
 
     fn on_wake(&mut self) {
         self.shared.waker.drain();
+        if self.shared.exit.swap(false, Ordering::AcqRel) {
+            self.control.exit = true; // `WakeHandle::exit` from another thread
+        }
         if self.shared.woken.swap(false, Ordering::AcqRel) && self.wake_slot != NONE {
             let w = self.wake_slot;
             if self.slots[w as usize].enabled {

@@ -17,6 +17,10 @@
 //! | `signal/` | the process-wide sigaction registry |
 //! | `ready_queue.rs` | per-priority dispatch queues |
 //! | `wake.rs` | [`WakeHandle`]: cross-thread wake and activation |
+//! | `channel.rs` | [`channel`]: a fixed-capacity cross-thread channel whose receiver is a source |
+//! | `workers.rs` | [`workers::Workers`]: one loop per thread, one shutdown for all |
+//! | `buffered/` | [`buffered`]: fixed-capacity buffers, buffered connections, [`buffered::BufSlab`] |
+//! | `listener.rs` | [`Listener`]: batched `accept4`, fd-exhaustion recovery |
 //!
 //! ```
 //! use evloop_core::*;
@@ -29,9 +33,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod buffered;
+pub mod channel;
 mod ctx;
 mod error;
 mod event_loop;
+mod listener;
 mod machine;
 mod ready_queue;
 mod signal;
@@ -41,6 +48,7 @@ mod timer;
 mod token;
 mod wake;
 mod watch;
+pub mod workers;
 
 pub use ctx::{Ctx, Dump};
 pub use error::{Error, Result};
@@ -48,6 +56,7 @@ pub use event_loop::{Builder, EventLoop, Exit};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use evloop_backends::Epoll;
 pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select};
+pub use listener::{AcceptError, AcceptReport, Accepted, Listener, ListenerBuilder, ListenerStats};
 pub use machine::{Event, Machine};
 pub use signal::signal_number;
 pub use slab::{Key, Slab};

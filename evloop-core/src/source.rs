@@ -5,6 +5,8 @@
 
 use std::os::fd::AsFd;
 
+use evloop_backends::Ready;
+
 use crate::{Ctx, Key, Machine, Result, Slab, Token, Watch};
 
 /// A field the loop can watch: a single fd-backed value (anything `AsFd`: `TcpListener`,
@@ -47,6 +49,43 @@ pub trait Source {
     /// Which entry `token` (already known to carry this field's tag) names: the live key
     /// for a collection (`None` if the entry is gone), [`Key::SINGLE`] for a single fd.
     fn entry(&self, token: Token) -> Option<Key>;
+
+    /// Called by the dispatch of the field's events, once `entry` found `key`, before any
+    /// handler: a source that does its own I/O (a [`BufSlab`](crate::buffered::BufSlab)
+    /// reads into its input buffer, flushes its output, switches interest) does it here
+    /// and returns the readiness its handlers are to see (empty: call none). The default
+    /// returns `ready` unchanged and costs nothing; `#[event_machine]` does not even call
+    /// it for plain fds and `Slab`s.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let (mut a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let r = a.before_dispatch(el.ctx(), Key::SINGLE, Ready::READABLE);
+    /// assert_eq!(r, Ready::READABLE);
+    /// ```
+    #[inline(always)]
+    fn before_dispatch<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key, ready: Ready) -> Ready {
+        let _ = (ctx, key);
+        ready
+    }
+
+    /// Called by the dispatch of the field's events after its handlers ran (the entry
+    /// may be gone: a handler may have removed it): a buffered source flushes what the
+    /// handlers queued and updates its interest. The default does nothing.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let (mut a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.after_dispatch(el.ctx(), Key::SINGLE); // nothing to do for a plain fd
+    /// ```
+    #[inline(always)]
+    fn after_dispatch<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) {
+        let _ = (ctx, key);
+    }
 }
 
 impl<T: AsFd> Source for T {

@@ -13,6 +13,8 @@ pub(crate) struct Shared {
     pub(crate) waker: Waker,
     pub(crate) woken: AtomicBool,
     pub(crate) has_activations: AtomicBool,
+    /// Set by [`WakeHandle::exit`]; the loop turns it into `Ctx::exit`.
+    pub(crate) exit: AtomicBool,
     pub(crate) ring: Mutex<Ring>,
 }
 
@@ -51,6 +53,7 @@ impl Shared {
             waker: Waker::new()?,
             woken: AtomicBool::new(false),
             has_activations: AtomicBool::new(false),
+            exit: AtomicBool::new(false),
             ring: Mutex::new(Ring {
                 buf: vec![SourceId { index: 0, gen: 0 }; capacity.max(1)].into_boxed_slice(),
                 head: 0,
@@ -99,6 +102,27 @@ impl WakeHandle {
     /// ```
     pub fn wake(&self) -> io::Result<()> {
         self.shared.woken.store(true, Ordering::Release);
+        self.shared.waker.wake()
+    }
+
+    /// Ask the loop to exit, as if a handler called [`Ctx::exit`](crate::Ctx::exit):
+    /// the loop wakes, finishes the handlers of that iteration and `run` returns
+    /// [`Exit::Exited`](crate::Exit::Exited) with the machine intact. This is the
+    /// thread-safe `event_base_loopexit`; [`Workers::stop`](crate::workers::Workers::stop)
+    /// sends it to every worker. A request made while the loop is not running ends its
+    /// next run at its first iteration.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// el.ctx().keep_running(true); // would otherwise wait forever
+    /// let h = el.ctx().wake_handle();
+    /// std::thread::spawn(move || h.exit().unwrap()).join().unwrap();
+    /// assert_eq!(el.run().unwrap(), Exit::Exited);
+    /// ```
+    pub fn exit(&self) -> io::Result<()> {
+        self.shared.exit.store(true, Ordering::Release);
         self.shared.waker.wake()
     }
 

@@ -117,7 +117,7 @@ pub trait Handlers {
 pub mod shape {
     use std::os::fd::AsFd;
 
-    use evloop_core::{Ctx, Key, Machine, Result, Slab, Source, Token, Watch};
+    use evloop_core::{Ctx, Key, Machine, Ready, Result, Slab, Source, Token, Watch};
 
     /// Wraps a reference to a field for probing.
     pub struct Probe<'a, T: ?Sized>(pub &'a T);
@@ -198,6 +198,61 @@ pub mod shape {
         )*};
     }
     source_shape!(Collection, Single, AnySource);
+
+    macro_rules! plain_shape {
+        ($($shape:ident),*) => {$(
+            impl $shape {
+                /// A plain fd or `Slab` does no I/O of its own: `ready` unchanged, and
+                /// no call at all (this is what keeps plain fields free).
+                #[inline(always)]
+                pub fn before_dispatch<F: ?Sized, M: Machine>(
+                    self,
+                    _field: &mut F,
+                    _ctx: &mut Ctx<M>,
+                    _key: Key,
+                    ready: Ready,
+                ) -> Ready {
+                    ready
+                }
+                /// Nothing to do after the handlers.
+                #[inline(always)]
+                pub fn after_dispatch<F: ?Sized, M: Machine>(
+                    self,
+                    _field: &mut F,
+                    _ctx: &mut Ctx<M>,
+                    _key: Key,
+                ) {
+                }
+            }
+        )*};
+    }
+    plain_shape!(Collection, Single, NotSource);
+
+    impl AnySource {
+        /// [`Source::before_dispatch`]: a source that does its own I/O (a
+        /// [`BufSlab`](evloop_core::buffered::BufSlab), a
+        /// [`Listener`](evloop_core::Listener)) does it here.
+        #[inline(always)]
+        pub fn before_dispatch<F: Source, M: Machine>(
+            self,
+            field: &mut F,
+            ctx: &mut Ctx<M>,
+            key: Key,
+            ready: Ready,
+        ) -> Ready {
+            field.before_dispatch(ctx, key, ready)
+        }
+        /// [`Source::after_dispatch`].
+        #[inline(always)]
+        pub fn after_dispatch<F: Source, M: Machine>(
+            self,
+            field: &mut F,
+            ctx: &mut Ctx<M>,
+            key: Key,
+        ) {
+            field.after_dispatch(ctx, key)
+        }
+    }
 
     impl NotSource {
         /// Nothing to attach (the field was reported by the checks).

@@ -1,9 +1,10 @@
 //! Watched fields. In `setup`, each field is probed for its shape (single fd, `Slab`,
 //! neither), checked against each handler that names it, and attached with the union of
 //! its handlers' interests and options. In `dispatch`, its arm looks the entry up (a
-//! `Slab` gives the live key; a stale token finds nothing) and calls read, write and
-//! timeout handlers by readiness, re-checking that the entry is still there between two
-//! calls (a handler may have removed it).
+//! `Slab` gives the live key; a stale token finds nothing), lets a source that does its
+//! own I/O run its `before_dispatch` hook (which rewrites the readiness), calls read,
+//! write and timeout handlers by readiness, re-checking that the entry is still there
+//! between two calls (a handler may have removed it), then the `after_dispatch` hook.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -143,7 +144,15 @@ pub fn arm(g: &Gen, f: &Field) -> TokenStream {
         #tag => {
             let shape = #probe;
             if let ::core::option::Option::Some(key) = shape.entry(&self.#name, ev.token) {
+                // A source that does its own I/O (buffered connections, a listener) does
+                // it here and says what its handlers see; for plain fds and `Slab`s both
+                // hooks are no-ops chosen by the shape, so this costs nothing.
+                let ev = ::evloop::Event {
+                    ready: shape.before_dispatch(&mut self.#name, ctx, key, ev.ready),
+                    ..ev
+                };
                 #(#calls)*
+                shape.after_dispatch(&mut self.#name, ctx, key);
             }
         }
     }

@@ -1,0 +1,1422 @@
+//! [`BufConn`]: a stream with an input and an output [`Buffer`] (libevent's bufferevent),
+//! and [`BufSlab`]: a collection of them that does their I/O for its handlers.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use evloop_backends::{Interest, Ready};
+
+use super::{Buffer, BufferFull, Eol, LineTooLong};
+use crate::{Ctx, Error, Key, Machine, Result, Slab, Source, Token, Watch};
+
+/// What happened to a [`BufConn`] in the dispatch being handled (see
+/// [`BufConn::events`]). Several can arrive together: data followed by end of file, say.
+///
+/// ```
+/// use evloop_core::buffered::BufEvents;
+/// let ev = BufEvents::DATA | BufEvents::EOF;
+/// assert!(ev.is_data() && ev.is_eof() && !ev.is_error());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct BufEvents(u8);
+
+impl BufEvents {
+    /// Nothing.
+    pub const NONE: BufEvents = BufEvents(0);
+    /// New bytes are in the input buffer (at least the read low watermark).
+    pub const DATA: BufEvents = BufEvents(1);
+    /// The peer closed its side; everything it sent before was read (it is in the input
+    /// buffer). Reading stops.
+    pub const EOF: BufEvents = BufEvents(1 << 1);
+    /// Reading or writing failed ([`BufConn::error`] says why); the connection is dead.
+    pub const ERROR: BufEvents = BufEvents(1 << 2);
+    /// Reading was wanted and nothing was dispatched for the read timeout.
+    pub const READ_TIMEOUT: BufEvents = BufEvents(1 << 3);
+    /// Output was pending and nothing was dispatched for the write timeout.
+    pub const WRITE_TIMEOUT: BufEvents = BufEvents(1 << 4);
+    /// A non-blocking connect completed.
+    pub const CONNECTED: BufEvents = BufEvents(1 << 5);
+    /// Output that had to wait for the socket drained to the write low watermark:
+    /// writable again.
+    pub const DRAINED: BufEvents = BufEvents(1 << 6);
+
+    /// Whether every event of `other` is here.
+    ///
+    /// ```
+    /// use evloop_core::buffered::BufEvents;
+    /// assert!((BufEvents::DATA | BufEvents::EOF).contains(BufEvents::EOF));
+    /// ```
+    pub const fn contains(self, other: BufEvents) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Whether nothing happened.
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufEvents::NONE.is_empty());
+    /// ```
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// [`DATA`](Self::DATA).
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufEvents::DATA.is_data());
+    /// ```
+    pub const fn is_data(self) -> bool {
+        self.contains(Self::DATA)
+    }
+    /// [`EOF`](Self::EOF).
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufEvents::EOF.is_eof());
+    /// ```
+    pub const fn is_eof(self) -> bool {
+        self.contains(Self::EOF)
+    }
+    /// [`ERROR`](Self::ERROR).
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufEvents::ERROR.is_error());
+    /// ```
+    pub const fn is_error(self) -> bool {
+        self.contains(Self::ERROR)
+    }
+    /// [`READ_TIMEOUT`](Self::READ_TIMEOUT) or [`WRITE_TIMEOUT`](Self::WRITE_TIMEOUT).
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufEvents::WRITE_TIMEOUT.is_timeout());
+    /// ```
+    pub const fn is_timeout(self) -> bool {
+        self.0 & (Self::READ_TIMEOUT.0 | Self::WRITE_TIMEOUT.0) != 0
+    }
+    /// [`CONNECTED`](Self::CONNECTED).
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufEvents::CONNECTED.is_connected());
+    /// ```
+    pub const fn is_connected(self) -> bool {
+        self.contains(Self::CONNECTED)
+    }
+    /// [`DRAINED`](Self::DRAINED).
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufEvents::DRAINED.is_drained());
+    /// ```
+    pub const fn is_drained(self) -> bool {
+        self.contains(Self::DRAINED)
+    }
+
+    /// The readiness a [`BufSlab`]'s handlers see for these events: `DATA` is
+    /// `READABLE`, `EOF` is `READ_CLOSED` and `ERROR` is `ERROR` (an `#[on_read]`
+    /// handler), `CONNECTED` and `DRAINED` are `WRITABLE` (`#[on_write]`), timeouts are
+    /// `TIMEOUT` (`#[on_timeout]`).
+    ///
+    /// ```
+    /// use evloop_core::{buffered::BufEvents, Ready};
+    /// assert_eq!(BufEvents::DATA.to_ready(), Ready::READABLE);
+    /// assert_eq!(BufEvents::NONE.to_ready(), Ready::EMPTY);
+    /// ```
+    pub const fn to_ready(self) -> Ready {
+        let mut r = 0;
+        if self.is_data() {
+            r |= Ready::READABLE.bits();
+        }
+        if self.is_eof() {
+            r |= Ready::READ_CLOSED.bits();
+        }
+        if self.is_error() {
+            r |= Ready::ERROR.bits();
+        }
+        if self.0 & (Self::CONNECTED.0 | Self::DRAINED.0) != 0 {
+            r |= Ready::WRITABLE.bits();
+        }
+        if self.is_timeout() {
+            r |= Ready::TIMEOUT.bits();
+        }
+        Ready::from_bits(r)
+    }
+}
+
+impl std::ops::BitOr for BufEvents {
+    type Output = BufEvents;
+    fn bitor(self, rhs: BufEvents) -> BufEvents {
+        BufEvents(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for BufEvents {
+    fn bitor_assign(&mut self, rhs: BufEvents) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl fmt::Debug for BufEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [&str; 7] = [
+            "DATA",
+            "EOF",
+            "ERROR",
+            "READ_TIMEOUT",
+            "WRITE_TIMEOUT",
+            "CONNECTED",
+            "DRAINED",
+        ];
+        let mut l = f.debug_set();
+        for (i, n) in NAMES.iter().enumerate() {
+            if self.0 & (1 << i) != 0 {
+                l.entry(&format_args!("{n}"));
+            }
+        }
+        l.finish()
+    }
+}
+
+/// Sizes, watermarks and timeouts of a [`BufConn`] (libevent's
+/// `bufferevent_setwatermark` and `bufferevent_set_timeouts`).
+///
+/// - read low: [`DATA`](BufEvents::DATA) is reported only once this many bytes are
+///   buffered (default 1);
+/// - read high: reading pauses while this many are buffered (default: the input
+///   capacity), and resumes when the handler consumes below it;
+/// - write high: while more than this is queued for output, reading pauses too
+///   (backpressure: a peer that does not read cannot make us buffer more; default:
+///   half the output capacity);
+/// - write low: output that had to wait reports [`DRAINED`](BufEvents::DRAINED) when it
+///   drains to this (default 0);
+/// - read / write timeouts: reported when reading is wanted (output is pending) and no
+///   readiness was dispatched on the connection for that long (default: none).
+///
+/// ```
+/// use evloop_core::buffered::BufConfig;
+/// use std::time::Duration;
+/// let cfg = BufConfig::new(16 * 1024, 64 * 1024)
+///     .read_watermarks(1, 8 * 1024)
+///     .write_watermarks(0, 32 * 1024)
+///     .read_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(cfg.input_capacity(), 16 * 1024);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufConfig {
+    input: usize,
+    output: usize,
+    read_low: usize,
+    read_high: usize,
+    write_low: usize,
+    write_high: usize,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+impl Default for BufConfig {
+    /// 4 KiB in, 16 KiB out, default watermarks, no timeouts.
+    fn default() -> Self {
+        BufConfig::new(4096, 16 * 1024)
+    }
+}
+
+impl BufConfig {
+    /// Buffers of these capacities, default watermarks, no timeouts.
+    ///
+    /// ```
+    /// let cfg = evloop_core::buffered::BufConfig::new(1024, 2048);
+    /// assert_eq!(cfg.output_capacity(), 2048);
+    /// ```
+    pub const fn new(input: usize, output: usize) -> BufConfig {
+        BufConfig {
+            input,
+            output,
+            read_low: 1,
+            read_high: input,
+            write_low: 0,
+            write_high: output / 2,
+            read_timeout: None,
+            write_timeout: None,
+        }
+    }
+    /// Read low and high watermarks (`high` is capped at the input capacity).
+    ///
+    /// ```
+    /// let cfg = evloop_core::buffered::BufConfig::new(1024, 1024).read_watermarks(4, 512);
+    /// # let _ = cfg;
+    /// ```
+    pub const fn read_watermarks(mut self, low: usize, high: usize) -> BufConfig {
+        self.read_low = low;
+        self.read_high = if high < self.input { high } else { self.input };
+        self
+    }
+    /// Write low and high watermarks.
+    ///
+    /// ```
+    /// let cfg = evloop_core::buffered::BufConfig::new(1024, 1024).write_watermarks(0, 256);
+    /// # let _ = cfg;
+    /// ```
+    pub const fn write_watermarks(mut self, low: usize, high: usize) -> BufConfig {
+        self.write_low = low;
+        self.write_high = high;
+        self
+    }
+    /// The read timeout.
+    ///
+    /// ```
+    /// let cfg = evloop_core::buffered::BufConfig::default().read_timeout(Some(std::time::Duration::from_secs(5)));
+    /// # let _ = cfg;
+    /// ```
+    pub const fn read_timeout(mut self, t: Option<Duration>) -> BufConfig {
+        self.read_timeout = t;
+        self
+    }
+    /// The write timeout.
+    ///
+    /// ```
+    /// let cfg = evloop_core::buffered::BufConfig::default().write_timeout(Some(std::time::Duration::from_secs(5)));
+    /// # let _ = cfg;
+    /// ```
+    pub const fn write_timeout(mut self, t: Option<Duration>) -> BufConfig {
+        self.write_timeout = t;
+        self
+    }
+    /// The input buffer's capacity.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::buffered::BufConfig::new(10, 20).input_capacity(), 10);
+    /// ```
+    pub const fn input_capacity(&self) -> usize {
+        self.input
+    }
+    /// The output buffer's capacity.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::buffered::BufConfig::new(10, 20).output_capacity(), 20);
+    /// ```
+    pub const fn output_capacity(&self) -> usize {
+        self.output
+    }
+}
+
+/// A file being sent with `sendfile`, after `before` bytes of the output buffer.
+struct FileSend {
+    file: File,
+    offset: u64,
+    remaining: u64,
+    before: usize,
+}
+
+const EOF: u8 = 1;
+const CLOSING: u8 = 1 << 1;
+const CONNECTING: u8 = 1 << 2;
+const PAUSED: u8 = 1 << 3;
+const FAILED: u8 = 1 << 4;
+const ERROR_REPORTED: u8 = 1 << 5;
+
+/// A buffered stream (libevent's bufferevent): bytes read from `S` land in the input
+/// [`Buffer`]; bytes queued in the output buffer are written when the stream is
+/// writable. In a [`BufSlab`] the reading, flushing and interest switching are done for
+/// the handlers; on its own, [`on_ready`](Self::on_ready) does them for one readiness and
+/// [`wanted`](Self::wanted) says what to watch.
+///
+/// ```
+/// use evloop_core::buffered::{BufConfig, BufConn, Eol};
+/// use evloop_core::Ready;
+/// use std::io::Write;
+/// use std::os::unix::net::UnixStream;
+///
+/// let (a, mut peer) = UnixStream::pair().unwrap();
+/// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+/// peer.write_all(b"PING\r\n").unwrap();
+/// let ev = conn.on_ready(Ready::READABLE);
+/// assert!(ev.is_data());
+/// assert_eq!(conn.read_line(Eol::Crlf).unwrap(), Some(&b"PING"[..]));
+/// conn.write(b"PONG\r\n").unwrap();
+/// conn.flush().unwrap();
+/// ```
+pub struct BufConn<S> {
+    stream: S,
+    input: Buffer,
+    output: Buffer,
+    cfg: BufConfig,
+    file: Option<FileSend>,
+    flags: u8,
+    error: Option<io::Error>,
+    events: BufEvents,
+    /// What the loop is told to watch, and the timeout it is told.
+    interest: Interest,
+    timeout: Option<Duration>,
+}
+
+impl<S> fmt::Debug for BufConn<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufConn")
+            .field("input", &self.input)
+            .field("output", &self.output)
+            .field("events", &self.events)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsFd> AsFd for BufConn<S> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd we borrow; F_GETFL/F_SETFL touch only its status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+impl<S: AsFd> BufConn<S> {
+    /// Wrap `stream` (switched to non-blocking mode) with buffers sized by `cfg`. The
+    /// buffers are allocated here, once.
+    ///
+    /// ```
+    /// use evloop_core::buffered::{BufConfig, BufConn};
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::new(512, 512)).unwrap();
+    /// assert_eq!(conn.input().capacity(), 512);
+    /// ```
+    pub fn new(stream: S, cfg: &BufConfig) -> io::Result<BufConn<S>> {
+        set_nonblocking(stream.as_fd().as_raw_fd())?;
+        let mut input = Buffer::with_capacity(cfg.input);
+        input.set_line_limit(cfg.read_high);
+        Ok(BufConn {
+            stream,
+            input,
+            output: Buffer::with_capacity(cfg.output),
+            cfg: *cfg,
+            file: None,
+            flags: 0,
+            error: None,
+            events: BufEvents::NONE,
+            interest: Interest::NONE,
+            timeout: None,
+        })
+    }
+}
+
+impl BufConn<TcpStream> {
+    /// Start a non-blocking connect to `addr`: the connection is returned at once and
+    /// reports [`CONNECTED`](BufEvents::CONNECTED) (or [`ERROR`](BufEvents::ERROR)) when
+    /// the connect completes. Output queued meanwhile is sent once connected.
+    ///
+    /// ```
+    /// use evloop_core::buffered::{BufConfig, BufConn};
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let conn = BufConn::connect(server.local_addr().unwrap(), &BufConfig::default()).unwrap();
+    /// assert!(conn.is_connecting());
+    /// ```
+    pub fn connect(addr: SocketAddr, cfg: &BufConfig) -> io::Result<BufConn<TcpStream>> {
+        let fd = crate::listener::socket_for(&addr, libc::SOCK_STREAM)?;
+        let (storage, len) = crate::listener::sockaddr_of(&addr);
+        // SAFETY: `storage` holds a valid sockaddr of `len` bytes for `addr`'s family.
+        let r = unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                &storage as *const libc::sockaddr_storage as *const libc::sockaddr,
+                len,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+        }
+        // Connecting even if it completed at once: the first writable readiness checks
+        // `SO_ERROR` and reports `CONNECTED` either way.
+        let mut conn = BufConn::new(TcpStream::from(fd), cfg)?;
+        conn.flags |= CONNECTING;
+        Ok(conn)
+    }
+}
+
+impl<S> BufConn<S> {
+    /// The stream.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// let _peer = conn.stream().peer_addr().unwrap();
+    /// ```
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+    /// The stream, mutably (reading or writing it directly bypasses the buffers).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.stream_mut().set_nonblocking(true).unwrap();
+    /// ```
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+    /// The stream, dropping the buffers.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// let _stream: std::os::unix::net::UnixStream = conn.into_inner();
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+    /// The input buffer (bytes read, not yet consumed).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// assert!(conn.input().is_empty());
+    /// ```
+    pub fn input(&self) -> &Buffer {
+        &self.input
+    }
+    /// The input buffer, to parse and consume.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.input_mut().consume(10);
+    /// ```
+    pub fn input_mut(&mut self) -> &mut Buffer {
+        &mut self.input
+    }
+    /// The output buffer (queued, not yet written).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// assert!(conn.output().is_empty());
+    /// ```
+    pub fn output(&self) -> &Buffer {
+        &self.output
+    }
+    /// The output buffer, to fill in place (`write!`, [`Buffer::spare`]).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// use std::io::Write;
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// write!(conn.output_mut(), "STORED\r\n").unwrap();
+    /// ```
+    pub fn output_mut(&mut self) -> &mut Buffer {
+        &mut self.output
+    }
+    /// Both buffers at once, `(input, output)`: parse one while writing the other.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// let (input, output) = conn.buffers();
+    /// output.push(input.as_slice());
+    /// ```
+    pub fn buffers(&mut self) -> (&mut Buffer, &mut Buffer) {
+        (&mut self.input, &mut self.output)
+    }
+    /// What happened in the dispatch being handled (set before the handlers run).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// assert!(conn.events().is_empty());
+    /// ```
+    pub fn events(&self) -> BufEvents {
+        self.events
+    }
+    /// Why the connection failed, once [`ERROR`](BufEvents::ERROR) was reported.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// assert!(conn.error().is_none());
+    /// ```
+    pub fn error(&self) -> Option<&io::Error> {
+        self.error.as_ref()
+    }
+    /// Whether the peer's end of file was read.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// assert!(!conn.is_eof());
+    /// ```
+    pub fn is_eof(&self) -> bool {
+        self.flags & EOF != 0
+    }
+    /// Whether a non-blocking connect is still in progress.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// assert!(!BufConn::new(a, &BufConfig::default()).unwrap().is_connecting());
+    /// ```
+    pub fn is_connecting(&self) -> bool {
+        self.flags & CONNECTING != 0
+    }
+    /// The configuration (capacities, watermarks, timeouts).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let conn = BufConn::new(a, &BufConfig::new(64, 64)).unwrap();
+    /// assert_eq!(conn.config().input_capacity(), 64);
+    /// ```
+    pub fn config(&self) -> &BufConfig {
+        &self.cfg
+    }
+    /// Change watermarks and timeouts (capacities cannot change: the buffers keep theirs).
+    /// In a [`BufSlab`], call [`BufSlab::update`] afterwards.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// let cfg = conn.config().read_watermarks(1, 100);
+    /// conn.set_config(cfg);
+    /// ```
+    pub fn set_config(&mut self, cfg: BufConfig) {
+        let (input, output) = (self.input.capacity(), self.output.capacity());
+        self.cfg = cfg;
+        self.cfg.input = input;
+        self.cfg.output = output;
+        self.cfg.read_high = self.cfg.read_high.min(input);
+        self.input.set_line_limit(self.cfg.read_high);
+    }
+
+    /// The next line of input (see [`Buffer::read_line`]); too long once the read high
+    /// watermark is reached without an end of line, since reading pauses there. To
+    /// write a reply while holding the line, use the buffers separately:
+    /// `let (input, output) = conn.buffers();`.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn, Eol};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.input_mut().extend(b"hi\n").unwrap();
+    /// assert_eq!(conn.read_line(Eol::Lf).unwrap(), Some(&b"hi"[..]));
+    /// ```
+    pub fn read_line(&mut self, eol: Eol) -> std::result::Result<Option<&[u8]>, LineTooLong> {
+        self.input.read_line(eol)
+    }
+
+    /// Queue `bytes` for output, all or nothing.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::new(16, 4)).unwrap();
+    /// conn.write(b"ok").unwrap();
+    /// assert!(conn.write(b"too long").is_err());
+    /// ```
+    pub fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), BufferFull> {
+        self.output.extend(bytes)
+    }
+
+    /// Bytes queued for output, a file still being sent included.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.write(b"abc").unwrap();
+    /// assert_eq!(conn.pending(), 3);
+    /// ```
+    pub fn pending(&self) -> u64 {
+        self.output.len() as u64 + self.file.as_ref().map_or(0, |f| f.remaining)
+    }
+
+    /// Stop reading (until [`resume_reading`](Self::resume_reading)); bytes already
+    /// buffered stay. In a [`BufSlab`], takes effect after the handler (or on
+    /// [`BufSlab::update`]).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.pause_reading();
+    /// assert!(!conn.wanted().is_readable());
+    /// ```
+    pub fn pause_reading(&mut self) {
+        self.flags |= PAUSED;
+    }
+    /// Undo [`pause_reading`](Self::pause_reading).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.pause_reading();
+    /// conn.resume_reading();
+    /// assert!(conn.wanted().is_readable());
+    /// ```
+    pub fn resume_reading(&mut self) {
+        self.flags &= !PAUSED;
+    }
+
+    /// Flush and close: stop reading; once everything queued (files included) is
+    /// written, the connection is closed (in a [`BufSlab`], removed and dropped).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.write(b"bye\r\n").unwrap();
+    /// conn.close_after_flush();
+    /// assert!(!conn.is_done());
+    /// conn.flush().unwrap();
+    /// assert!(conn.is_done());
+    /// ```
+    pub fn close_after_flush(&mut self) {
+        self.flags |= CLOSING;
+    }
+
+    /// Whether [`close_after_flush`](Self::close_after_flush) was asked and everything
+    /// was written (or the connection failed): nothing is left to do but drop it.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.close_after_flush();
+    /// assert!(conn.is_done());
+    /// ```
+    pub fn is_done(&self) -> bool {
+        self.flags & CLOSING != 0 && (self.pending() == 0 || self.flags & FAILED != 0)
+    }
+
+    /// Queue `len` bytes of `file` from `offset`, to be sent with `sendfile(2)` after the
+    /// output queued so far (and before output queued later). One file at a time: while
+    /// one is being sent, another is refused with `WouldBlock`.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// let file = std::fs::File::open("/proc/self/exe").unwrap();
+    /// conn.send_file(file, 0, 16).unwrap();
+    /// assert_eq!(conn.pending(), 16);
+    /// ```
+    pub fn send_file(&mut self, file: File, offset: u64, len: u64) -> io::Result<()> {
+        if self.file.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a file is already being sent on this connection",
+            ));
+        }
+        self.file = Some(FileSend {
+            file,
+            offset,
+            remaining: len,
+            before: self.output.len(),
+        });
+        Ok(())
+    }
+
+    /// What the connection needs watched now: read unless paused (by the read high
+    /// watermark, output above the write high watermark, end of file, an error,
+    /// [`pause_reading`](Self::pause_reading) or closing); write while output is pending
+    /// or a connect is in progress.
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// assert!(conn.wanted().is_readable() && !conn.wanted().is_writable());
+    /// conn.write(b"x").unwrap();
+    /// assert!(conn.wanted().is_writable());
+    /// ```
+    pub fn wanted(&self) -> Interest {
+        if self.flags & FAILED != 0 {
+            return Interest::NONE;
+        }
+        let mut i = Interest::NONE;
+        if self.flags & (EOF | CLOSING | CONNECTING | PAUSED) == 0
+            && self.input.len() < self.cfg.read_high
+            && self.output.len() <= self.cfg.write_high
+        {
+            i |= Interest::READ;
+        }
+        if self.flags & CONNECTING != 0 || self.pending() > 0 {
+            i |= Interest::WRITE;
+        }
+        i
+    }
+
+    /// The timeout that applies to what is [`wanted`](Self::wanted): the shorter of the
+    /// read timeout (while reading) and the write timeout (while output is pending).
+    fn wanted_timeout(&self, wanted: Interest) -> Option<Duration> {
+        let r = self.cfg.read_timeout.filter(|_| wanted.is_readable());
+        let w = self.cfg.write_timeout.filter(|_| wanted.is_writable());
+        match (r, w) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.flags |= FAILED;
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+}
+
+impl<S: Read + Write + AsFd> BufConn<S> {
+    /// Do the I/O one readiness calls for and say what happened: complete a connect,
+    /// flush pending output (`WRITABLE`), read into the input buffer up to the read
+    /// high watermark (`READABLE`, hang-ups, errors), classify a `TIMEOUT`. The result is
+    /// also what [`events`](Self::events) returns until the next call.
+    ///
+    /// ```
+    /// use evloop_core::buffered::{BufConfig, BufConn};
+    /// use evloop_core::Ready;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// drop(b);
+    /// assert!(conn.on_ready(Ready::READABLE).is_eof());
+    /// ```
+    pub fn on_ready(&mut self, ready: Ready) -> BufEvents {
+        let mut ev = BufEvents::NONE;
+        if self.flags & FAILED != 0 {
+            if self.flags & ERROR_REPORTED == 0 {
+                self.flags |= ERROR_REPORTED;
+                ev |= BufEvents::ERROR;
+            }
+            self.events = ev;
+            return ev;
+        }
+        if self.flags & CONNECTING != 0
+            && ready.intersects(Ready::WRITABLE | Ready::ERROR | Ready::HUP)
+        {
+            match so_error(self.stream.as_fd().as_raw_fd()) {
+                Ok(()) => {
+                    self.flags &= !CONNECTING;
+                    ev |= BufEvents::CONNECTED;
+                }
+                Err(e) => {
+                    self.fail(e);
+                    self.flags |= ERROR_REPORTED;
+                    self.events = BufEvents::ERROR;
+                    return self.events;
+                }
+            }
+        }
+        let wanted = self.wanted();
+        if ready.is_timeout() {
+            if wanted.is_writable() && self.cfg.write_timeout.is_some() {
+                ev |= BufEvents::WRITE_TIMEOUT;
+            }
+            if wanted.is_readable() && self.cfg.read_timeout.is_some() {
+                ev |= BufEvents::READ_TIMEOUT;
+            }
+        }
+        if ready.is_writable() && self.flags & CONNECTING == 0 && self.pending() > 0 {
+            let before = self.pending();
+            if let Err(e) = self.flush() {
+                self.fail(e);
+            } else if before > self.cfg.write_low as u64
+                && self.pending() <= self.cfg.write_low as u64
+            {
+                ev |= BufEvents::DRAINED;
+            }
+        }
+        let read_bits = Ready::READABLE | Ready::READ_CLOSED | Ready::HUP | Ready::ERROR;
+        if self.flags & FAILED == 0 && ready.intersects(read_bits) && wanted.is_readable() {
+            let room = self.cfg.read_high.saturating_sub(self.input.len());
+            loop {
+                match self.input.read_from(&mut self.stream, room) {
+                    Ok(0) if room > 0 => {
+                        self.flags |= EOF;
+                        ev |= BufEvents::EOF;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => self.fail(e),
+                }
+                break;
+            }
+            if !self.input.is_empty() && self.input.len() >= self.cfg.read_low {
+                ev |= BufEvents::DATA;
+            }
+        }
+        if self.flags & FAILED != 0 {
+            self.flags |= ERROR_REPORTED;
+            ev |= BufEvents::ERROR;
+        }
+        self.events = ev;
+        ev
+    }
+
+    /// Write what is queued until the stream would block: the output buffer, and a
+    /// queued file with `sendfile(2)` in its place among the bytes. A short write ends
+    /// the attempt (the socket buffer is full; the next writable readiness resumes).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// use std::io::Read;
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.write(b"hello").unwrap();
+    /// conn.flush().unwrap();
+    /// let mut got = [0u8; 5];
+    /// b.read_exact(&mut got).unwrap();
+    /// assert_eq!(&got, b"hello");
+    /// ```
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.flags & CONNECTING != 0 {
+            return Ok(());
+        }
+        loop {
+            let limit = match &self.file {
+                Some(f) => f.before,
+                None => self.output.len(),
+            };
+            if limit > 0 {
+                let n = limit.min(self.output.len());
+                match self.stream.write(&self.output.as_slice()[..n]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(k) => {
+                        self.output.consume(k);
+                        if let Some(f) = &mut self.file {
+                            f.before -= k;
+                        }
+                        if k < n {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            let Some(f) = &mut self.file else {
+                return Ok(());
+            };
+            if f.remaining == 0 {
+                self.file = None;
+                continue;
+            }
+            match send_file_chunk(self.stream.as_fd().as_raw_fd(), f) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shorter than the length queued",
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Queue borrowed slices without copying them when the stream takes them at once:
+    /// if nothing else is queued, they are written with one `writev(2)`, and only what
+    /// the stream did not take is copied into the output buffer. All or nothing: if the
+    /// slices might not fit in the output buffer's free room, nothing is written and
+    /// [`BufferFull`] is returned (as an `io::Error` of kind `WriteZero`).
+    ///
+    /// ```
+    /// # use evloop_core::buffered::{BufConfig, BufConn};
+    /// use std::io::{IoSlice, Read};
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
+    /// conn.write_slices(&[IoSlice::new(b"VALUE k 0 3\r\n"), IoSlice::new(b"abc"), IoSlice::new(b"\r\nEND\r\n")]).unwrap();
+    /// let mut got = [0u8; 23];
+    /// b.read_exact(&mut got).unwrap();
+    /// assert_eq!(&got, b"VALUE k 0 3\r\nabc\r\nEND\r\n");
+    /// ```
+    pub fn write_slices(&mut self, slices: &[IoSlice<'_>]) -> io::Result<()> {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        if total > self.output.free() {
+            return Err(BufferFull {
+                needed: total,
+                free: self.output.free(),
+            }
+            .into());
+        }
+        let mut skip = 0;
+        if self.pending() == 0 && self.flags & (CONNECTING | FAILED) == 0 && total > 0 {
+            loop {
+                match self.stream.write_vectored(slices) {
+                    Ok(n) => skip = n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        self.fail(e);
+                        return Ok(()); // reported as ERROR by the next dispatch
+                    }
+                }
+                break;
+            }
+        }
+        for s in slices {
+            let n = skip.min(s.len());
+            skip -= n;
+            self.output.push(&s[n..]);
+        }
+        Ok(())
+    }
+}
+
+fn so_error(fd: RawFd) -> io::Result<()> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
+    let mut off = f.offset as libc::off_t;
+    let count = f.remaining.min(1 << 30) as usize;
+    // SAFETY: both fds are open (the stream's and the file's); `off` is a valid off_t.
+    let n = unsafe { libc::sendfile(out, f.file.as_raw_fd(), &mut off, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    f.offset = off as u64;
+    f.remaining -= n as u64;
+    Ok(n as usize)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
+    // No portable sendfile: read a chunk at the offset and write what the socket takes.
+    use std::os::unix::fs::FileExt;
+    let mut chunk = [0u8; 8192];
+    let want = f.remaining.min(chunk.len() as u64) as usize;
+    let got = f.file.read_at(&mut chunk[..want], f.offset)?;
+    if got == 0 {
+        return Ok(0);
+    }
+    // SAFETY: `chunk[..got]` is initialised and `out` is open.
+    let n = unsafe { libc::write(out, chunk.as_ptr() as *const libc::c_void, got) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    f.offset += n as u64;
+    f.remaining -= n as u64;
+    Ok(n as usize)
+}
+
+/// Up to `N` buffered connections, each registered with the loop, found by [`Key`]: the
+/// collection a machine's `#[on_read]`, `#[on_write]` and `#[on_timeout]` handlers name
+/// to get connections with their bytes already read. Before the handlers run it does the
+/// connection's I/O ([`BufConn::on_ready`]) and calls them for what happened (see
+/// [`BufEvents::to_ready`]); after them it flushes what they queued and switches the
+/// connection's interest (read paused at the watermarks, write while output is
+/// pending). A connection whose [`close_after_flush`](BufConn::close_after_flush)
+/// completes is removed and closed.
+///
+/// With `#[event_machine]`, a handler `#[on_read(conns)] fn data(&mut self, key: Key,
+/// ctx: &mut Ctx<Self>)` is called with the bytes already in `conns.get_mut(key)`'s
+/// input (see the book's "Buffered I/O" chapter). By hand, a machine passes the
+/// collection's events through the same two hooks the generated code calls:
+///
+/// ```
+/// use evloop_core::*;
+/// use evloop_core::buffered::{BufSlab, Eol};
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+///
+/// struct Upper { conns: BufSlab<UnixStream, 8> }
+/// const CONNS: u16 = 1;
+///
+/// impl Machine for Upper {
+///     type Backend = DefaultBackend;
+///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
+///         self.conns.attach(ctx, CONNS, Watch::read())
+///     }
+///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+///         let Some(key) = self.conns.entry(ev.token) else { return };
+///         let ready = self.conns.before_dispatch(ctx, key, ev.ready); // reads, flushes
+///         if ready.intersects(Ready::READABLE | Ready::READ_CLOSED) {
+///             let c = self.conns.get_mut(key).unwrap();
+///             while let Ok(Some(line)) = c.read_line(Eol::Lf) {
+///                 let reply = line.to_ascii_uppercase();
+///                 c.write(&reply).unwrap();
+///                 c.write(b"\n").unwrap();
+///             }
+///             if c.events().is_eof() {
+///                 c.close_after_flush(); // removed once the replies are written
+///             }
+///         }
+///         self.conns.after_dispatch(ctx, key); // flushes, switches interest
+///     }
+/// }
+///
+/// let mut el = EventLoop::new(Upper { conns: BufSlab::default() }).unwrap();
+/// let (a, mut client) = UnixStream::pair().unwrap();
+/// let (m, ctx) = el.parts();
+/// m.conns.insert(ctx, a).unwrap();
+/// client.write_all(b"hello\nworld\n").unwrap();
+/// client.shutdown(std::net::Shutdown::Write).unwrap();
+/// el.run().unwrap(); // ends when the connection is closed: nothing left to watch
+/// let mut got = String::new();
+/// client.read_to_string(&mut got).unwrap();
+/// assert_eq!(got, "HELLO\nWORLD\n");
+/// assert_eq!(el.machine().conns.closed(), 1);
+/// ```
+pub struct BufSlab<S, const N: usize> {
+    slab: Slab<BufConn<S>, N>,
+    cfg: BufConfig,
+    watch: Watch,
+    closed: u64,
+}
+
+impl<S, const N: usize> Default for BufSlab<S, N> {
+    /// An empty collection with the default [`BufConfig`] (and tag 0, for
+    /// `#[event_machine]` to set).
+    fn default() -> Self {
+        BufSlab::new(BufConfig::default())
+    }
+}
+
+impl<S, const N: usize> fmt::Debug for BufSlab<S, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufSlab")
+            .field("len", &self.slab.len())
+            .field("capacity", &N)
+            .field("config", &self.cfg)
+            .finish()
+    }
+}
+
+impl<S, const N: usize> BufSlab<S, N> {
+    /// An empty collection whose connections get buffers and watermarks from `cfg`.
+    ///
+    /// ```
+    /// use evloop_core::buffered::{BufConfig, BufSlab};
+    /// let s: BufSlab<std::net::TcpStream, 1024> = BufSlab::new(BufConfig::new(2048, 8192));
+    /// assert_eq!(s.config().input_capacity(), 2048);
+    /// ```
+    pub fn new(cfg: BufConfig) -> Self {
+        BufSlab {
+            slab: Slab::new(0),
+            cfg,
+            watch: Watch::read(),
+            closed: 0,
+        }
+    }
+
+    /// The configuration new connections get.
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert_eq!(s.config().input_capacity(), 4096);
+    /// ```
+    pub fn config(&self) -> &BufConfig {
+        &self.cfg
+    }
+
+    /// The connection behind `key`, if live.
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert!(s.get(evloop_core::Key::from_parts(0, 0)).is_none());
+    /// ```
+    pub fn get(&self, key: Key) -> Option<&BufConn<S>> {
+        self.slab.get(key)
+    }
+
+    /// The connection behind `key`, mutably, if live.
+    ///
+    /// ```
+    /// let mut s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert!(s.get_mut(evloop_core::Key::from_parts(0, 0)).is_none());
+    /// ```
+    pub fn get_mut(&mut self, key: Key) -> Option<&mut BufConn<S>> {
+        self.slab.get_mut(key)
+    }
+
+    /// Whether `key` names a live connection.
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert!(!s.contains(evloop_core::Key::from_parts(0, 0)));
+    /// ```
+    pub fn contains(&self, key: Key) -> bool {
+        self.slab.contains(key)
+    }
+
+    /// Connections open.
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert_eq!(s.len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Whether none is open.
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert!(s.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// Connections closed by a completed [`close_after_flush`](BufConn::close_after_flush).
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert_eq!(s.closed(), 0);
+    /// ```
+    pub fn closed(&self) -> u64 {
+        self.closed
+    }
+
+    /// Every live connection with its key (to broadcast, say; then
+    /// [`flush`](Self::flush) each one written to).
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert_eq!(s.iter().count(), 0);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (Key, &BufConn<S>)> {
+        self.slab.iter()
+    }
+
+    /// Remove the connection (deregistering it) and hand it back; dropping it closes it.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// use evloop_core::buffered::BufSlab;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let k = s.insert(el.ctx(), a).unwrap();
+    /// let conn = s.remove(el.ctx(), k).unwrap();
+    /// assert!(conn.input().is_empty());
+    /// ```
+    pub fn remove<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<BufConn<S>> {
+        self.slab.remove(ctx, key)
+    }
+
+    /// The plain [`Slab`] underneath (for what this type does not wrap: sources, tokens).
+    ///
+    /// ```
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// assert_eq!(s.slab().capacity(), 4);
+    /// ```
+    pub fn slab(&self) -> &Slab<BufConn<S>, N> {
+        &self.slab
+    }
+}
+
+impl<S: Read + Write + AsFd, const N: usize> BufSlab<S, N> {
+    /// Wrap `stream` in a [`BufConn`] with the collection's configuration and insert it.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// use evloop_core::buffered::BufSlab;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let k = s.insert(el.ctx(), a).unwrap();
+    /// assert!(s.contains(k));
+    /// ```
+    pub fn insert<M: Machine>(&mut self, ctx: &mut Ctx<M>, stream: S) -> Result<Key> {
+        let conn = BufConn::new(stream, &self.cfg)?;
+        self.insert_conn(ctx, conn)
+    }
+
+    /// Insert a connection made elsewhere (by [`BufConn::connect`], say, or with its own
+    /// configuration). A full collection refuses it with [`Error::SlabFull`].
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// use evloop_core::buffered::{BufConfig, BufConn, BufSlab};
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut s: BufSlab<std::net::TcpStream, 4> = BufSlab::default();
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let conn = BufConn::connect(server.local_addr().unwrap(), &BufConfig::default()).unwrap();
+    /// let k = s.insert_conn(el.ctx(), conn).unwrap();
+    /// assert!(s.contains(k));
+    /// ```
+    pub fn insert_conn<M: Machine>(
+        &mut self,
+        ctx: &mut Ctx<M>,
+        mut conn: BufConn<S>,
+    ) -> Result<Key> {
+        if conn.cfg.read_timeout.is_none() {
+            conn.cfg.read_timeout = self.watch.timeout;
+        }
+        let wanted = conn.wanted();
+        let timeout = conn.wanted_timeout(wanted);
+        let mut watch = self.watch;
+        watch.interest = self.with_options(wanted);
+        watch.timeout = timeout;
+        watch.oneshot = false;
+        conn.interest = wanted;
+        conn.timeout = timeout;
+        self.slab.insert_with(ctx, conn, watch)
+    }
+
+    fn with_options(&self, wanted: Interest) -> Interest {
+        let mut i = wanted;
+        if wanted.is_readable() && self.watch.interest.is_peer_closed() {
+            i |= Interest::PEER_CLOSED;
+        }
+        i
+    }
+
+    /// Flush what is queued on `key`'s connection now and update what it watches. Call
+    /// it after writing to a connection other than the one being handled (the handled
+    /// one is flushed after its handlers return), or after consuming its input outside
+    /// its handlers. A failed write is reported to the connection's handlers as
+    /// [`ERROR`](BufEvents::ERROR) in the next dispatch.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// use evloop_core::buffered::BufSlab;
+    /// use std::io::Read;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let k = s.insert(el.ctx(), a).unwrap();
+    /// s.get_mut(k).unwrap().write(b"hi").unwrap();
+    /// s.flush(el.ctx(), k).unwrap();
+    /// let mut got = [0; 2];
+    /// b.read_exact(&mut got).unwrap();
+    /// assert_eq!(&got, b"hi");
+    /// ```
+    pub fn flush<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<()> {
+        let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
+        if conn.pending() > 0 && conn.flags & FAILED == 0 {
+            if let Err(e) = conn.flush() {
+                conn.fail(e);
+            }
+        }
+        self.update(ctx, key)
+    }
+
+    /// Bring the loop's interest and timeout for `key` in line with the connection's
+    /// state ([`BufConn::wanted`]); remove it if its flush-and-close is done; schedule a
+    /// dispatch to report a failure not yet reported.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// use evloop_core::buffered::BufSlab;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// let k = s.insert(el.ctx(), a).unwrap();
+    /// s.get_mut(k).unwrap().pause_reading();
+    /// s.update(el.ctx(), k).unwrap();
+    /// ```
+    pub fn update<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<()> {
+        let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
+        if conn.is_done() {
+            let mut conn = self.slab.remove(ctx, key)?;
+            let _ = conn.stream.flush();
+            self.closed += 1;
+            return Ok(());
+        }
+        let wanted = conn.wanted();
+        let timeout = conn.wanted_timeout(wanted);
+        let report = conn.flags & (FAILED | ERROR_REPORTED) == FAILED;
+        let (old_i, old_t) = (conn.interest, conn.timeout);
+        conn.interest = wanted;
+        conn.timeout = timeout;
+        let id = self.slab.source(key).ok_or(Error::StaleKey)?;
+        if wanted != old_i {
+            let i = self.with_options(wanted);
+            ctx.set_interest(id, i)?;
+        }
+        if timeout != old_t {
+            ctx.set_timeout(id, timeout)?;
+        }
+        if report {
+            ctx.activate(id, Ready::ERROR)?;
+        }
+        Ok(())
+    }
+}
+
+impl<S: Read + Write + AsFd, const N: usize> Source for BufSlab<S, N> {
+    const COLLECTION: bool = true;
+
+    fn attach<M: Machine>(&mut self, _ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
+        self.slab.bind(tag, watch);
+        self.watch = watch;
+        Ok(())
+    }
+
+    #[inline]
+    fn entry(&self, token: Token) -> Option<Key> {
+        self.slab.key_of(token)
+    }
+
+    fn before_dispatch<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key, ready: Ready) -> Ready {
+        let Some(conn) = self.slab.get_mut(key) else {
+            return Ready::EMPTY;
+        };
+        let ev = conn.on_ready(ready);
+        let _ = self.update(ctx, key);
+        if self.slab.contains(key) {
+            ev.to_ready()
+        } else {
+            Ready::EMPTY
+        }
+    }
+
+    fn after_dispatch<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) {
+        if let Some(conn) = self.slab.get_mut(key) {
+            conn.events = BufEvents::NONE;
+            let _ = self.flush(ctx, key);
+        }
+    }
+}

@@ -1,0 +1,549 @@
+//! Buffered connections from `#[event_machine]`: a `BufSlab` field whose handlers get
+//! the bytes already read, with EOF, errors, timeouts, connect, backpressure, drained,
+//! `writev` and `sendfile`. Every wait is bounded by a deadline (a guard timer or a
+//! wall-clock check), never by sleeping.
+
+use std::io::{IoSlice, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use evloop::buffered::{BufConfig, BufConn, BufEvents, BufSlab, Eol, LineTooLong};
+use evloop::prelude::*;
+
+/// Fails the test if the loop runs this long.
+const GUARD_MS: u64 = 10_000;
+
+fn read_all_until(s: &mut UnixStream, want: usize) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < want {
+        let n = s.read(&mut buf).expect("read within the deadline");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+// ---------------------------------------------------------------------------------------
+// Lines, EOF after data, flush-and-close, line too long
+// ---------------------------------------------------------------------------------------
+
+#[event_machine]
+struct Lines {
+    conns: BufSlab<UnixStream, 8>,
+    /// Every handler call: (events, lines read in it).
+    calls: Vec<(BufEvents, Vec<Vec<u8>>)>,
+    too_long: Vec<LineTooLong>,
+}
+
+#[event_machine]
+impl Lines {
+    #[on_read(conns)]
+    fn data(&mut self, key: Key, _ctx: &mut Ctx<Self>) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut lines = Vec::new();
+        let (input, output) = c.buffers();
+        loop {
+            match input.read_line(Eol::Crlf) {
+                Ok(Some(line)) => {
+                    lines.push(line.to_vec());
+                    output.extend(b"+").unwrap();
+                    output.extend(line).unwrap();
+                    output.extend(b"\r\n").unwrap();
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.too_long.push(e);
+                    input.clear();
+                    output.extend(b"-ERR line too long\r\n").unwrap();
+                    break;
+                }
+            }
+        }
+        let ev = c.events();
+        if ev.is_eof() || ev.is_error() {
+            c.close_after_flush();
+        }
+        self.calls.push((ev, lines));
+    }
+
+    #[on_timer(10_000, once)]
+    fn guard(&mut self, _ctx: &mut Ctx<Self>) {
+        panic!("test took longer than {GUARD_MS} ms");
+    }
+}
+
+impl Lines {
+    fn new(cfg: BufConfig) -> Self {
+        Lines {
+            conns: BufSlab::new(cfg),
+            calls: Vec::new(),
+            too_long: Vec::new(),
+        }
+    }
+}
+
+#[test]
+fn handler_gets_lines_then_eof_after_all_data_then_connection_closes() {
+    let mut el = Lines::new(BufConfig::default()).event_loop().unwrap();
+    let (a, mut client) = UnixStream::pair().unwrap();
+    let (m, ctx) = el.parts();
+    m.conns.insert(ctx, a).unwrap();
+    client.write_all(b"one\r\ntwo\r\nthr").unwrap();
+    el.run_once().unwrap();
+    client.write_all(b"ee\r\n").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    // The guard timer keeps the loop alive; stop once the connection is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !el.machine().conns.is_empty() {
+        assert!(Instant::now() < deadline, "connection never closed");
+        el.run_once().unwrap();
+    }
+    let got = read_all_until(&mut client, usize::MAX);
+    assert_eq!(got, b"+one\r\n+two\r\n+three\r\n");
+    let m = el.machine();
+    let lines: Vec<_> = m.calls.iter().flat_map(|c| c.1.clone()).collect();
+    assert_eq!(lines, [&b"one"[..], b"two", b"three"]);
+    // EOF is reported after (or with) the last data, never before it.
+    let eof_at = m.calls.iter().position(|c| c.0.is_eof()).expect("EOF seen");
+    assert_eq!(eof_at, m.calls.len() - 1);
+    assert!(m.calls[..eof_at].iter().all(|c| c.0.is_data()));
+    assert_eq!(m.conns.closed(), 1, "flush-and-close removed it");
+}
+
+#[test]
+fn a_line_longer_than_the_buffer_is_an_error_the_handler_sees() {
+    let mut el = Lines::new(BufConfig::new(16, 256)).event_loop().unwrap();
+    let (a, mut client) = UnixStream::pair().unwrap();
+    let (m, ctx) = el.parts();
+    let key = m.conns.insert(ctx, a).unwrap();
+    client.write_all(b"0123456789abcdefXYZ\r\nok\r\n").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while el.machine().conns.contains(key) {
+        assert!(Instant::now() < deadline, "connection never closed");
+        el.run_once().unwrap();
+    }
+    let got = read_all_until(&mut client, usize::MAX);
+    // The first 16 bytes are one overlong line (reported, discarded, not truncated into
+    // a line); the rest of that line, "XYZ", then arrives as a line of its own.
+    assert_eq!(got, b"-ERR line too long\r\n+XYZ\r\n+ok\r\n");
+    assert_eq!(el.machine().too_long, [LineTooLong { len: 16 }]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Backpressure and "writable again"
+// ---------------------------------------------------------------------------------------
+
+#[event_machine]
+struct Echo {
+    conns: BufSlab<UnixStream, 4>,
+    drained: u32,
+    echoed: usize,
+}
+
+#[event_machine]
+impl Echo {
+    #[on_read(conns)]
+    fn data(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let (input, output) = c.buffers();
+        let n = output.push(input.as_slice());
+        input.consume(n);
+        self.echoed += n;
+        if c.events().is_eof() || c.events().is_error() {
+            let _ = self.conns.remove(ctx, key);
+        }
+    }
+
+    #[on_write(conns)]
+    fn writable(&mut self, key: Key, _ctx: &mut Ctx<Self>) {
+        if self.conns.get(key).unwrap().events().is_drained() {
+            self.drained += 1;
+        }
+    }
+}
+
+#[test]
+fn output_above_its_high_watermark_pauses_reading_and_drains_back() {
+    // Output 4 KiB with a high watermark of 2 KiB; input 1 KiB.
+    let cfg = BufConfig::new(1024, 4096).write_watermarks(0, 2048);
+    let mut el = Echo {
+        conns: BufSlab::new(cfg),
+        drained: 0,
+        echoed: 0,
+    }
+    .event_loop()
+    .unwrap();
+    let (a, mut client) = UnixStream::pair().unwrap();
+    // Small socket buffers, so the echo backs up quickly.
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        for fd in [
+            std::os::fd::AsRawFd::as_raw_fd(&a),
+            std::os::fd::AsRawFd::as_raw_fd(&client),
+        ] {
+            let v: libc::c_int = 4096;
+            // SAFETY: valid fd and a c_int option value.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    &v as *const libc::c_int as *const libc::c_void,
+                    4,
+                )
+            };
+        }
+    }
+    let (m, ctx) = el.parts();
+    let key = m.conns.insert(ctx, a).unwrap();
+    client.set_nonblocking(true).unwrap();
+
+    // The client writes without reading until its writes block: the server must stop
+    // reading (backpressure) instead of buffering without bound.
+    let chunk = [7u8; 512];
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut blocked_rounds = 0;
+    while blocked_rounds < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the client's writes never blocked"
+        );
+        match client.write(&chunk) {
+            Ok(n) => {
+                sent += n;
+                blocked_rounds = 0;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => blocked_rounds += 1,
+            Err(e) => panic!("{e}"),
+        }
+        el.run_nowait().unwrap();
+    }
+    let conn = el.machine().conns.get(key).unwrap();
+    assert!(
+        !conn.wanted().is_readable(),
+        "reading is paused: output {} > high watermark",
+        conn.output().len()
+    );
+    assert!(conn.output().len() > 2048);
+    assert!(conn.input().len() <= 1024 && conn.output().len() <= 4096);
+
+    // Now the client reads: the server drains, reports DRAINED, reads again, and every
+    // byte comes back.
+    client.set_nonblocking(false).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .unwrap();
+    let mut back = 0usize;
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while back < sent {
+        assert!(Instant::now() < deadline, "echo stalled at {back}/{sent}");
+        if let Ok(n) = client.read(&mut buf) {
+            assert!(buf[..n].iter().all(|&b| b == 7));
+            back += n;
+        }
+        el.run_nowait().unwrap();
+    }
+    assert_eq!(back, sent);
+    assert_eq!(el.machine().echoed, sent);
+    assert!(el.machine().drained >= 1, "DRAINED reported");
+    assert!(el.machine().conns.get(key).unwrap().wanted().is_readable());
+}
+
+// ---------------------------------------------------------------------------------------
+// Timeouts
+// ---------------------------------------------------------------------------------------
+
+#[event_machine]
+struct Idle {
+    conns: BufSlab<UnixStream, 4>,
+    timeouts: Vec<BufEvents>,
+    started: Instant,
+}
+
+#[event_machine]
+impl Idle {
+    #[on_read(conns)]
+    fn data(&mut self, _key: Key, _ctx: &mut Ctx<Self>) {}
+
+    #[on_timeout(conns, ms = 30)]
+    fn idle(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        self.timeouts.push(self.conns.get(key).unwrap().events());
+        let _ = self.conns.remove(ctx, key);
+    }
+}
+
+#[test]
+fn read_timeout_reaches_the_timeout_handler() {
+    let mut el = Idle {
+        conns: BufSlab::default(),
+        timeouts: Vec::new(),
+        started: Instant::now(),
+    }
+    .event_loop()
+    .unwrap();
+    let (a, _client) = UnixStream::pair().unwrap();
+    let (m, ctx) = el.parts();
+    m.conns.insert(ctx, a).unwrap();
+    m.started = Instant::now();
+    assert_eq!(el.run().unwrap(), Exit::Empty);
+    let m = el.machine();
+    assert_eq!(m.timeouts, [BufEvents::READ_TIMEOUT]);
+    assert!(m.started.elapsed() >= Duration::from_millis(30));
+}
+
+#[event_machine]
+struct Stuck {
+    conns: BufSlab<UnixStream, 4>,
+    seen: Vec<BufEvents>,
+}
+
+#[event_machine]
+impl Stuck {
+    #[on_read(conns)]
+    fn data(&mut self, _key: Key, _ctx: &mut Ctx<Self>) {}
+
+    #[on_timeout(conns, ms = 10_000)]
+    fn timeout(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        self.seen.push(self.conns.get(key).unwrap().events());
+        let _ = self.conns.remove(ctx, key);
+    }
+}
+
+#[test]
+fn write_timeout_when_the_peer_stops_reading() {
+    let cfg = BufConfig::new(64, 1 << 20)
+        .read_timeout(Some(Duration::from_secs(10)))
+        .write_timeout(Some(Duration::from_millis(30)));
+    let mut el = Stuck {
+        conns: BufSlab::new(cfg),
+        seen: Vec::new(),
+    }
+    .event_loop()
+    .unwrap();
+    let (a, _client) = UnixStream::pair().unwrap();
+    let (m, ctx) = el.parts();
+    let key = m.conns.insert(ctx, a).unwrap();
+    // More than the socket buffer takes: output stays pending.
+    m.conns
+        .get_mut(key)
+        .unwrap()
+        .write(&vec![1u8; 1 << 20])
+        .unwrap();
+    m.conns.flush(ctx, key).unwrap();
+    assert!(m.conns.get(key).unwrap().pending() > 0);
+    assert_eq!(el.run().unwrap(), Exit::Empty);
+    let seen = &el.machine().seen;
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].contains(BufEvents::WRITE_TIMEOUT), "{seen:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Non-blocking connect, errors
+// ---------------------------------------------------------------------------------------
+
+#[event_machine]
+struct Client {
+    conns: BufSlab<TcpStream, 4>,
+    connected: u32,
+    errors: Vec<std::io::ErrorKind>,
+    reply: Vec<u8>,
+}
+
+#[event_machine]
+impl Client {
+    #[on_read(conns)]
+    fn data(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        let c = self.conns.get_mut(key).unwrap();
+        let ev = c.events();
+        if ev.is_error() {
+            self.errors.push(c.error().unwrap().kind());
+            let _ = self.conns.remove(ctx, key);
+            return;
+        }
+        self.reply.extend_from_slice(c.input().as_slice());
+        let n = c.input().len();
+        c.input_mut().consume(n);
+        if ev.is_eof() {
+            let _ = self.conns.remove(ctx, key);
+        }
+    }
+
+    #[on_write(conns)]
+    fn writable(&mut self, key: Key, _ctx: &mut Ctx<Self>) {
+        if self.conns.get(key).unwrap().events().is_connected() {
+            self.connected += 1;
+        }
+    }
+}
+
+#[test]
+fn nonblocking_connect_reports_connected_and_sends_what_was_queued() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut el = Client {
+        conns: BufSlab::default(),
+        connected: 0,
+        errors: Vec::new(),
+        reply: Vec::new(),
+    }
+    .event_loop()
+    .unwrap();
+    let mut conn = BufConn::connect(addr, &BufConfig::default()).unwrap();
+    conn.write(b"hello?").unwrap(); // queued before the connect completes
+    let (m, ctx) = el.parts();
+    m.conns.insert_conn(ctx, conn).unwrap();
+    let server_side = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = [0u8; 6];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello?");
+        s.write_all(b"yes!").unwrap();
+    }); // dropping `s` closes: the client sees EOF
+    assert_eq!(el.run().unwrap(), Exit::Empty);
+    server_side.join().unwrap();
+    let m = el.machine();
+    assert_eq!(m.connected, 1);
+    assert_eq!(m.reply, b"yes!");
+    assert!(m.errors.is_empty());
+}
+
+#[test]
+fn refused_connect_is_an_error_event() {
+    // A port that was just free: nobody listens there.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut el = Client {
+        conns: BufSlab::default(),
+        connected: 0,
+        errors: Vec::new(),
+        reply: Vec::new(),
+    }
+    .event_loop()
+    .unwrap();
+    let conn = BufConn::connect(addr, &BufConfig::default()).unwrap();
+    let (m, ctx) = el.parts();
+    m.conns.insert_conn(ctx, conn).unwrap();
+    assert_eq!(el.run().unwrap(), Exit::Empty);
+    assert_eq!(el.machine().errors, [std::io::ErrorKind::ConnectionRefused]);
+    assert_eq!(el.machine().connected, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// writev and sendfile
+// ---------------------------------------------------------------------------------------
+
+#[event_machine]
+struct Files {
+    conns: BufSlab<UnixStream, 4>,
+    file: Option<std::fs::File>,
+}
+
+#[event_machine]
+impl Files {
+    #[on_read(conns)]
+    fn request(&mut self, key: Key, _ctx: &mut Ctx<Self>) {
+        let c = self.conns.get_mut(key).unwrap();
+        if let Ok(Some(_)) = c.read_line(Eol::Lf) {
+            // header (borrowed slices, writev), the file (sendfile), a trailer (copied):
+            // they must arrive in this order.
+            c.write_slices(&[IoSlice::new(b"BEGIN "), IoSlice::new(b"200\n")])
+                .unwrap();
+            let file = self.file.take().unwrap();
+            let len = file.metadata().unwrap().len();
+            c.send_file(file, 0, len).unwrap();
+            c.write(b"\nEND\n").unwrap();
+            c.close_after_flush();
+        }
+    }
+}
+
+#[test]
+fn writev_then_sendfile_then_copied_bytes_arrive_in_order() {
+    let path = std::env::temp_dir().join(format!("evloop-sendfile-{}", std::process::id()));
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &body).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let mut el = Files {
+        conns: BufSlab::default(),
+        file: Some(file),
+    }
+    .event_loop()
+    .unwrap();
+    let (a, mut client) = UnixStream::pair().unwrap();
+    let (m, ctx) = el.parts();
+    m.conns.insert(ctx, a).unwrap();
+    client.write_all(b"GET\n").unwrap();
+    let reader = std::thread::spawn(move || read_all_until(&mut client, usize::MAX));
+    assert_eq!(el.run().unwrap(), Exit::Empty);
+    let got = reader.join().unwrap();
+    let mut want = b"BEGIN 200\n".to_vec();
+    want.extend_from_slice(&body);
+    want.extend_from_slice(b"\nEND\n");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "bytes out of order");
+    assert_eq!(el.machine().conns.closed(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// A plain Slab next to a BufSlab still gets raw readiness
+// ---------------------------------------------------------------------------------------
+
+#[event_machine]
+struct Mixed {
+    raw: Slab<UnixStream, 4>,
+    buffered: BufSlab<UnixStream, 4>,
+    raw_ready: Option<Ready>,
+    buffered_bytes: usize,
+}
+
+#[event_machine]
+impl Mixed {
+    #[on_read(raw)]
+    fn raw(&mut self, key: Key, ctx: &mut Ctx<Self>, ev: Event) {
+        self.raw_ready = Some(ev.ready);
+        let _ = self.raw.remove(ctx, key); // did not read: a buffered slab would have
+    }
+    #[on_read(buffered)]
+    fn buffered(&mut self, key: Key, ctx: &mut Ctx<Self>, ev: Event) {
+        assert!(ev.ready.is_readable());
+        self.buffered_bytes = self.buffered.get(key).unwrap().input().len();
+        let _ = self.buffered.remove(ctx, key);
+    }
+}
+
+#[test]
+fn plain_and_buffered_collections_side_by_side() {
+    let mut el = Mixed {
+        raw: Slab::default(),
+        buffered: BufSlab::default(),
+        raw_ready: None,
+        buffered_bytes: 0,
+    }
+    .event_loop()
+    .unwrap();
+    let (a, mut ca) = UnixStream::pair().unwrap();
+    let (b, mut cb) = UnixStream::pair().unwrap();
+    let (m, ctx) = el.parts();
+    m.raw.insert(ctx, a).unwrap();
+    m.buffered.insert(ctx, b).unwrap();
+    ca.write_all(b"raw").unwrap();
+    cb.write_all(b"buffered").unwrap();
+    assert_eq!(el.run().unwrap(), Exit::Empty);
+    assert!(el.machine().raw_ready.unwrap().is_readable());
+    assert_eq!(el.machine().buffered_bytes, 8);
+}
