@@ -4,5 +4,6 @@
 
 pub mod daemon;
 pub mod echo;
+pub mod memcached;
 pub mod timers;
 pub mod udp;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Protocol 2 of shared/reference/bench-protocol.md: the memcached example against
+# memcached 1.6, one worker thread each, the same memcaslap load, alternating rounds.
+#
+#   bash bench/memcached.sh            # ROUNDS (default 3) rounds of 10 s each
+#   bash bench/memcached.sh --quick    # rounds of 2 s: a smoke run
+#
+# Prints each round's ops/s (memcaslap's TPS), the medians and the ratio (ours /
+# memcached); then each server's RSS with 10k idle connections (KiB per connection).
+# Installs memcached, libmemcached-tools (memcaslap) and python3 if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=10s
+if [[ ${1:-} == --quick ]]; then DURATION=2s; fi
+ROUNDS=${ROUNDS:-3}
+IDLE=${IDLE:-10000}
+MC_PORT=${MC_PORT:-21211}
+EV_PORT=${EV_PORT:-21212}
+
+need=()
+command -v memcached >/dev/null || need+=(memcached)
+command -v memcaslap >/dev/null || need+=(libmemcached-tools)
+command -v python3 >/dev/null || need+=(python3)
+if ((${#need[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    # apt-get update only when the install fails without it.
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q "${need[@]}" >/dev/null 2>&1 || {
+        apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q "${need[@]}" >/dev/null
+    }
+fi
+
+cargo build --release -q -p evloop-examples --example memcached
+OURS=target/release/examples/memcached
+
+# 10k idle connections need fds: raise our soft limit (inherited by the servers).
+ulimit -n "$(ulimit -Hn)"
+
+user=()
+if [[ $(id -u) == 0 ]]; then user=(-u root); fi
+ARGS=(-l 127.0.0.1 -U 0 -t 1 -m 64 -c $((IDLE + 1000)))
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# start NAME PORT: starts that server in the background; sets $pid.
+start() {
+    case $1 in
+        memcached) memcached "${user[@]}" "${ARGS[@]}" -p "$2" & ;;
+        evloop) "$OURS" "${ARGS[@]}" -p "$2" & ;;
+    esac
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "$1 did not start on port $2" >&2
+    exit 1
+}
+
+stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+# tps PORT: one memcaslap run; prints its TPS.
+tps() {
+    memcaslap -s "127.0.0.1:$1" -t "$DURATION" -T 1 -c 16 2>&1 |
+        awk '/TPS:/ { for (i = 1; i <= NF; i++) if ($i == "TPS:") t = $(i + 1) } END { print t + 0 }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+echo "memcached $(memcached -V | awk '{print $2}') vs evloop memcached example; memcaslap -t $DURATION -T 1 -c 16; $ROUNDS rounds"
+start memcached "$MC_PORT"; mc_pid=$pid
+start evloop "$EV_PORT"; ev_pid=$pid
+
+mc_all=(); ev_all=()
+for r in $(seq 1 "$ROUNDS"); do
+    # Alternate which goes first, so neither always runs on a warmer machine.
+    if ((r % 2)); then
+        m=$(tps "$MC_PORT"); e=$(tps "$EV_PORT")
+    else
+        e=$(tps "$EV_PORT"); m=$(tps "$MC_PORT")
+    fi
+    mc_all+=("$m"); ev_all+=("$e")
+    printf 'round %d: memcached %8d ops/s   evloop %8d ops/s\n' "$r" "$m" "$e"
+done
+mc_med=$(printf '%s\n' "${mc_all[@]}" | median)
+ev_med=$(printf '%s\n' "${ev_all[@]}" | median)
+ratio=$(awk -v e="$ev_med" -v m="$mc_med" 'BEGIN { printf "%.2f", (m > 0) ? e / m : 0 }')
+printf 'median:  memcached %8d ops/s   evloop %8d ops/s   ratio %sx\n' "$mc_med" "$ev_med" "$ratio"
+stop "$mc_pid"; stop "$ev_pid"
+
+# RSS with $IDLE idle connections, each server fresh.
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+for name in memcached evloop; do
+    port=$MC_PORT; [[ $name == evloop ]] && port=$EV_PORT
+    start "$name" "$port"; spid=$pid
+    before=$(rss "$spid")
+    coproc CLIENT { python3 bench/idle_conns.py 127.0.0.1 "$port" "$IDLE"; }
+    read -r line <&"${CLIENT[0]}" || line=
+    if [[ $line != ready ]]; then echo "idle client failed for $name" >&2; exit 1; fi
+    after=$(rss "$spid")
+    exec {CLIENT[1]}>&-
+    wait "$CLIENT_PID" 2>/dev/null || true
+    stop "$spid"
+    per=$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { printf "%.2f", (a - b) / n }')
+    printf 'idle RSS: %-9s %7d KiB before, %7d KiB with %d idle connections: %s KiB per connection\n' \
+        "$name" "$before" "$after" "$IDLE" "$per"
+done
