@@ -572,6 +572,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls poll(2), which Miri does not emulate")]
     fn fd_is_readable_exactly_while_messages_wait() {
         let (tx, mut rx) = channel::<u32, 8>().unwrap();
         assert!(!readable(&rx));
@@ -612,7 +613,7 @@ mod tests {
     #[test]
     fn many_producers_wrap_many_laps_in_order_per_producer() {
         const P: usize = 4;
-        const PER: u64 = 50_000;
+        const PER: u64 = if cfg!(miri) { 300 } else { 50_000 };
         let (tx, mut rx) = channel::<(usize, u64), 8>().unwrap();
         let threads: Vec<_> = (0..P)
             .map(|p| {
