@@ -2,8 +2,10 @@
 //! so that its test can drive it in-process; `examples/*.rs` are the thin `main`s that
 //! `cargo run --example` starts.
 
+pub mod chat;
 pub mod daemon;
 pub mod echo;
+pub mod http;
 pub mod memcached;
 pub mod timers;
 pub mod udp;
