@@ -7,6 +7,9 @@
 #
 # Prints each round's ops/s (memcaslap's TPS), the medians and the ratio (ours /
 # memcached); then each server's RSS with 10k idle connections (KiB per connection).
+# Those "round N:", "median:" and "idle RSS:" lines are the raw figures that
+# bench/plot_memcached.py parses: keep their format, or update its patterns with them.
+#   bash bench/memcached.sh | tee bench/results/memcached-$(date +%F).txt
 # Installs memcached, libmemcached-tools (memcaslap) and python3 if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

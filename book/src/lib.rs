@@ -47,3 +47,6 @@ pub struct Listeners;
 
 #[doc = include_str!("one-loop-per-core.md")]
 pub struct OneLoopPerCore;
+
+#[doc = include_str!("memcached.md")]
+pub struct AMemcachedIn684Lines;
