@@ -20,7 +20,7 @@ use quote::{quote, quote_spanned};
 use syn::{ItemImpl, ItemStruct};
 
 use crate::analyze::{self, Analysis};
-use crate::syntax::ast::Handler;
+use crate::syntax::ast::{Handler, Priority};
 use crate::syntax::{check, parse};
 use crate::Errors;
 
@@ -62,6 +62,54 @@ impl Gen<'_> {
 
 /// `#[event_machine(...)] struct S { ... }`: the struct unchanged, its `MachineStruct`
 /// impl, the assertion that its impl block is annotated too.
+/// A registration statement (`ctx.add_...(..)?`, which yields the new source's id) under
+/// the handler's cfg, followed by `ctx.set_priority` when the handler names a priority.
+fn register_with_priority(
+    cfg: TokenStream,
+    register: TokenStream,
+    priority: Option<&Priority>,
+) -> TokenStream {
+    match priority {
+        Some(p) => {
+            let p = p.value;
+            quote! {
+                #cfg
+                {
+                    let id = #register;
+                    ctx.set_priority(id, #p)?;
+                }
+            }
+        }
+        None => quote! {
+            #cfg
+            #register;
+        },
+    }
+}
+
+/// The `dispatch` arm of a reserved tag whose sources are numbered by the token's
+/// payload in the order of `handlers` (timers, signals).
+fn payload_arm(g: &Gen, tag: TokenStream, handlers: &[usize]) -> TokenStream {
+    if handlers.is_empty() {
+        return TokenStream::new();
+    }
+    let arms = handlers.iter().enumerate().map(|(index, &i)| {
+        let cfg = analyze::cfg_attr(&g.handlers[i]);
+        let index = index as u64;
+        let call = g.call(i, None);
+        quote! {
+            #cfg
+            #index => #call,
+        }
+    });
+    quote! {
+        #tag => match ev.token.payload() {
+            #(#arms)*
+            _ => {}
+        },
+    }
+}
+
 pub fn expand_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
     let mut errors = Errors::default();
     check::struct_item(&item, &mut errors);

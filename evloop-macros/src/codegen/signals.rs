@@ -46,43 +46,15 @@ pub fn setup(g: &Gen) -> TokenStream {
                 ::evloop::Token::tagged(::evloop::__private::SIGNAL_TAG, #index),
             )?
         };
-        match priority {
-            Some(p) => {
-                let p = p.value;
-                quote! {
-                    #cfg
-                    {
-                        let id = #register;
-                        ctx.set_priority(id, #p)?;
-                    }
-                }
-            }
-            None => quote! {
-                #cfg
-                #register;
-            },
-        }
+        super::register_with_priority(cfg, register, priority.as_ref())
     });
     quote!(#(#signals)*)
 }
 
 pub fn arm(g: &Gen) -> TokenStream {
-    if g.analysis.signals.is_empty() {
-        return TokenStream::new();
-    }
-    let arms = g.analysis.signals.iter().enumerate().map(|(index, &i)| {
-        let cfg = cfg_attr(&g.handlers[i]);
-        let index = index as u64;
-        let call = g.call(i, None);
-        quote! {
-            #cfg
-            #index => #call,
-        }
-    });
-    quote! {
-        ::evloop::__private::SIGNAL_TAG => match ev.token.payload() {
-            #(#arms)*
-            _ => {}
-        },
-    }
+    super::payload_arm(
+        g,
+        quote!(::evloop::__private::SIGNAL_TAG),
+        &g.analysis.signals,
+    )
 }
