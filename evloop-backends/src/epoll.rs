@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::changelist::ChangeList;
-use crate::sys::{syscall, timeout_ms, Deadline};
+use crate::sys::{already_registered, negative_fd, not_registered, syscall, timeout_ms, Deadline};
 use crate::{Backend, Event, Interest, Ready};
 
 /// The epoll backend: level-triggered unless [`Interest::EDGE`]; new registrations and
@@ -230,16 +230,10 @@ impl Backend for Epoll {
 
     fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         if fd < 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot register negative fd {fd}"),
-            ));
+            return Err(negative_fd(fd));
         }
         if self.table.get(fd).is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("fd {fd} is already registered"),
-            ));
+            return Err(already_registered(fd));
         }
         self.ctl_calls.set(self.ctl_calls.get() + 1);
         if !interest.is_empty() {
@@ -365,11 +359,4 @@ impl Epoll {
             ready: Ready::ERROR,
         }
     }
-}
-
-pub(crate) fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
 }

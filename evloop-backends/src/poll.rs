@@ -4,7 +4,9 @@ use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
-use crate::sys::{syscall, timeout_ms, Deadline};
+use crate::sys::{
+    already_registered, check_open, negative_fd, not_registered, syscall, timeout_ms, Deadline,
+};
 use crate::{Backend, Event, Interest, Ready};
 
 /// Marks an fd that has no entry in the `pollfd` array.
@@ -128,18 +130,6 @@ fn ready(revents: libc::c_short) -> Ready {
     r
 }
 
-/// `Ok` if `fd` names an open file description.
-fn check_open(fd: RawFd) -> io::Result<()> {
-    syscall!(fcntl(fd, libc::F_GETFD)).map(|_| ())
-}
-
-fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
-}
-
 impl Poll {
     /// Position of `fd` in the arrays, if registered.
     fn position(&self, fd: RawFd) -> Option<usize> {
@@ -226,16 +216,10 @@ impl Backend for Poll {
 
     fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         if fd < 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot register negative fd {fd}"),
-            ));
+            return Err(negative_fd(fd));
         }
         if self.position(fd).is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("fd {fd} is already registered"),
-            ));
+            return Err(already_registered(fd));
         }
         check_open(fd)?;
         let slot = fd as usize;

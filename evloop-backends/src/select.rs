@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
-use crate::sys::{syscall, Deadline};
+use crate::sys::{already_registered, check_open, negative_fd, not_registered, syscall, Deadline};
 use crate::{Backend, Event, Interest, Ready};
 
 /// The number of fds an `fd_set` holds.
@@ -150,18 +150,6 @@ fn timeval(timeout: Duration) -> libc::timeval {
         tv_sec: secs as libc::time_t,
         tv_usec: usecs as libc::suseconds_t,
     }
-}
-
-fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
-}
-
-/// `Ok` if `fd` names an open file description.
-fn check_open(fd: RawFd) -> io::Result<()> {
-    syscall!(fcntl(fd, libc::F_GETFD)).map(|_| ())
 }
 
 fn socket_kind(fd: RawFd) -> Kind {
@@ -357,10 +345,7 @@ impl Backend for Select {
 
     fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         if fd < 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("cannot register negative fd {fd}"),
-            ));
+            return Err(negative_fd(fd));
         }
         if fd as usize >= SETSIZE {
             return Err(io::Error::new(
@@ -373,10 +358,7 @@ impl Backend for Select {
             ));
         }
         if self.slot(fd).is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("fd {fd} is already registered"),
-            ));
+            return Err(already_registered(fd));
         }
         check_open(fd)?;
         let i = fd as usize;

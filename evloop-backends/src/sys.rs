@@ -1,5 +1,7 @@
 //! Thin helpers over `libc`: errno to `io::Error`, timeout conversion, the open-file limit.
 
+use std::io;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// Call a libc function, turning a `-1` return into `Err(io::Error::last_os_error())`.
@@ -37,6 +39,36 @@ pub fn open_file_limit() -> usize {
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0;
     let lim = if ok { rl.rlim_cur as usize } else { 1024 };
     lim.clamp(64, 1 << 16)
+}
+
+/// The error for registering a negative fd.
+pub(crate) fn negative_fd(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("cannot register negative fd {fd}"),
+    )
+}
+
+/// The error for registering an fd twice (the contract allows one registration per fd).
+pub(crate) fn already_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("fd {fd} is already registered"),
+    )
+}
+
+/// The error for modifying or deregistering an fd that is not registered.
+pub(crate) fn not_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("fd {fd} is not registered"),
+    )
+}
+
+/// `Ok` if `fd` names an open file description (for backends with no kernel object to
+/// refuse a closed fd at registration).
+pub(crate) fn check_open(fd: RawFd) -> io::Result<()> {
+    syscall!(fcntl(fd, libc::F_GETFD)).map(|_| ())
 }
 
 /// The longest timeout any of our kernel calls accepts, in milliseconds (`int` ms).
