@@ -79,6 +79,34 @@ trait Variant: Machine {
     fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId>;
 }
 
+/// `Variant` for a machine that keeps its read ends in `pipes: Slab<OwnedFd, _>` (the
+/// trait and macro variants, which must differ in nothing but how they are declared).
+macro_rules! slab_variant {
+    ($chain:ident) => {
+        impl<B: Backend> Variant for $chain<B> {
+            fn new(c: Common) -> Self {
+                $chain {
+                    c,
+                    pipes: Slab::default(),
+                    _b: PhantomData,
+                }
+            }
+            fn common(&mut self) -> &mut Common {
+                &mut self.c
+            }
+            fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId> {
+                reads
+                    .into_iter()
+                    .map(|fd| {
+                        let key = self.pipes.insert(ctx, fd).expect("insert");
+                        self.pipes.source(key).expect("live")
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
 /// `--api raw`: by hand, the token is the pipe index.
 mod raw {
     use super::*;
@@ -170,27 +198,7 @@ mod by_trait {
         }
     }
 
-    impl<B: Backend> Variant for Chain<B> {
-        fn new(c: Common) -> Self {
-            Chain {
-                c,
-                pipes: Slab::default(),
-                _b: PhantomData,
-            }
-        }
-        fn common(&mut self) -> &mut Common {
-            &mut self.c
-        }
-        fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId> {
-            reads
-                .into_iter()
-                .map(|fd| {
-                    let key = self.pipes.insert(ctx, fd).expect("insert");
-                    self.pipes.source(key).expect("live")
-                })
-                .collect()
-        }
-    }
+    slab_variant!(Chain);
 }
 
 /// `--api macro`: the same machine, declared.
@@ -213,27 +221,7 @@ mod by_macro {
         }
     }
 
-    impl<B: Backend> Variant for Chain<B> {
-        fn new(c: Common) -> Self {
-            Chain {
-                c,
-                pipes: Slab::default(),
-                _b: PhantomData,
-            }
-        }
-        fn common(&mut self) -> &mut Common {
-            &mut self.c
-        }
-        fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId> {
-            reads
-                .into_iter()
-                .map(|fd| {
-                    let key = self.pipes.insert(ctx, fd).expect("insert");
-                    self.pipes.source(key).expect("live")
-                })
-                .collect()
-        }
-    }
+    slab_variant!(Chain);
 }
 
 fn run<V: Variant>(opts: &Options) -> Report {
