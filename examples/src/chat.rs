@@ -25,16 +25,14 @@
 //! Lines longer than [`ChatConfig::max_line`] are not broadcast: the sender gets
 //! `*** line too long`, and the rest of that line is skipped. Empty lines are ignored.
 //!
-//! `BufSlab` keeps no per-connection user data, so each client's state (id, lag
-//! counters) lives in [`Client`], the stream type the slab holds: it wraps the
-//! `TcpStream` and forwards `Read`, `Write` and `AsFd` to it.
+//! Each client's state (id, lag counters) is a [`Member`], kept next to its socket in
+//! the slab as a `WithState<TcpStream, Member>` ([`Client`]).
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use evloop::buffered::{BufConfig, BufConn, BufSlab, Eol};
+use evloop::buffered::{BufConfig, BufConn, BufSlab, Eol, WithState};
 use evloop::prelude::*;
 
 /// Most clients in the room at once.
@@ -104,10 +102,12 @@ impl ChatConfig {
     }
 }
 
-/// One member of the room: the socket plus the server's bookkeeping for it. This is the
-/// stream type of the [`BufSlab`], so the state travels with the connection.
-pub struct Client {
-    stream: TcpStream,
+/// One member of the room: its socket and the server's bookkeeping for it, kept
+/// together in the [`BufSlab`].
+pub type Client = WithState<TcpStream, Member>;
+
+/// The server's bookkeeping for one member of the room.
+pub struct Member {
     id: u64,
     /// Dropping lines until the queue drains to the low watermark.
     lagging: bool,
@@ -123,30 +123,6 @@ pub struct Client {
     skipping: bool,
     /// Written to during this dispatch; flush before returning.
     dirty: bool,
-}
-
-impl Read for Client {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf)
-    }
-}
-
-impl Write for Client {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.stream.write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
-    }
-}
-
-impl AsFd for Client {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
 }
 
 /// What the server knows about one client (see [`Chat::clients`]).
@@ -232,7 +208,7 @@ impl Chat {
     /// Every client in the room, with its queue and lag counters.
     pub fn clients(&self) -> impl Iterator<Item = ClientStats> + '_ {
         self.conns.iter().map(|(_, c)| {
-            let s = c.stream();
+            let s = &c.stream().state;
             ClientStats {
                 id: s.id,
                 queued: c.output().len(),
@@ -269,8 +245,8 @@ impl Chat {
     fn flush_dirty(&mut self, ctx: &mut Ctx<Self>) {
         for &k in &self.members {
             if let Some(c) = self.conns.get_mut(k) {
-                if c.stream().dirty {
-                    c.stream_mut().dirty = false;
+                if c.stream().state.dirty {
+                    c.stream_mut().state.dirty = false;
                     // A failed write comes back as an ERROR event on that client.
                     let _ = self.conns.flush(ctx, k);
                 }
@@ -284,7 +260,7 @@ impl Chat {
             return;
         };
         self.members.retain(|&k| k != key);
-        let id = conn.stream().id;
+        let id = conn.stream().state.id;
         drop(conn); // closes the socket
         self.msg.clear();
         let _ = match why {
@@ -297,8 +273,7 @@ impl Chat {
 
     fn join(&mut self, ctx: &mut Ctx<Self>, stream: TcpStream) {
         let id = self.next_id;
-        let client = Client {
-            stream,
+        let member = Member {
             id,
             lagging: false,
             dropped: 0,
@@ -308,6 +283,7 @@ impl Chat {
             skipping: false,
             dirty: false,
         };
+        let client = WithState::new(stream, member);
         // A full room (or a failed registration) closes the newcomer, nobody else.
         let Ok(key) = self.conns.insert(ctx, client) else {
             return;
@@ -320,7 +296,7 @@ impl Chat {
         self.members.push(key);
         if let Some(c) = self.conns.get_mut(key) {
             let _ = writeln!(c.output_mut(), "*** welcome, you are client {id}");
-            c.stream_mut().dirty = true;
+            c.stream_mut().state.dirty = true;
         }
         self.flush_dirty(ctx);
     }
@@ -329,17 +305,17 @@ impl Chat {
 /// Queue `msg` for `c` unless it is lagging; returns whether it was queued.
 fn deliver(c: &mut BufConn<Client>, msg: &[u8], cfg: &ChatConfig) -> bool {
     let queued = c.output().len();
-    if c.stream().lagging {
+    if c.stream().state.lagging {
         if queued > cfg.low {
-            c.stream_mut().dropped += 1;
-            c.stream_mut().dropped_total += 1;
+            c.stream_mut().state.dropped += 1;
+            c.stream_mut().state.dropped_total += 1;
             return false;
         }
         catch_up(c);
     }
     let queued = c.output().len();
     if queued + msg.len() > cfg.high {
-        let s = c.stream_mut();
+        let s = &mut c.stream_mut().state;
         s.lagging = true;
         s.dropped += 1;
         s.dropped_total += 1;
@@ -348,7 +324,7 @@ fn deliver(c: &mut BufConn<Client>, msg: &[u8], cfg: &ChatConfig) -> bool {
     // Fits: `high` is below the capacity.
     let _ = c.write(msg);
     let queued = c.output().len();
-    let s = c.stream_mut();
+    let s = &mut c.stream_mut().state;
     s.delivered += 1;
     s.dirty = true;
     s.peak = s.peak.max(queued);
@@ -358,7 +334,7 @@ fn deliver(c: &mut BufConn<Client>, msg: &[u8], cfg: &ChatConfig) -> bool {
 /// A lagging client's queue has drained to the low watermark: lines flow again, and it
 /// hears how many it missed.
 fn catch_up(c: &mut BufConn<Client>) {
-    let s = c.stream_mut();
+    let s = &mut c.stream_mut().state;
     s.lagging = false;
     let n = std::mem::take(&mut s.dropped);
     if n > 0 {
@@ -367,7 +343,7 @@ fn catch_up(c: &mut BufConn<Client>) {
         // NOTICE_ROOM is kept free above `high` for this.
         let _ = writeln!(c.output_mut(), "*** dropped {n} line{plural}");
         let queued = c.output().len();
-        let s = c.stream_mut();
+        let s = &mut c.stream_mut().state;
         s.peak = s.peak.max(queued);
     }
 }
@@ -414,13 +390,13 @@ impl Chat {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
             };
-            let id = c.stream().id;
-            if c.stream().skipping {
+            let id = c.stream().state.id;
+            if c.stream().state.skipping {
                 // The tail of an overlong line: drop it up to its end.
                 match c.input().find(b"\n") {
                     Some(i) => {
                         c.input_mut().consume(i + 1);
-                        c.stream_mut().skipping = false;
+                        c.stream_mut().state.skipping = false;
                     }
                     None => {
                         c.input_mut().clear();
@@ -441,7 +417,7 @@ impl Chat {
                 Ok(None) => break,
                 Err(_) => {
                     c.input_mut().clear();
-                    c.stream_mut().skipping = true;
+                    c.stream_mut().state.skipping = true;
                     let _ = writeln!(c.output_mut(), "*** line too long");
                 }
             }
@@ -461,7 +437,7 @@ impl Chat {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.events().is_drained() && c.stream().lagging {
+        if c.events().is_drained() && c.stream().state.lagging {
             catch_up(c);
         }
     }

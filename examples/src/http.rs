@@ -23,11 +23,10 @@
 //! for their responses (checked at compile time below): the parser never has to stop
 //! half-way through the input and wait for the output to drain.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
 
-use evloop::buffered::{BufConfig, BufConn, BufSlab, Eol};
+use evloop::buffered::{BufConfig, BufConn, BufSlab, Eol, WithState};
 use evloop::prelude::*;
 
 /// Most connections served at once.
@@ -109,37 +108,9 @@ impl Request {
     }
 }
 
-/// One client connection: the socket and its parser state. This is the stream type of
-/// the [`BufSlab`] (which keeps no per-connection user data of its own), forwarding
-/// `Read`, `Write` and `AsFd` to the socket.
-pub struct Peer {
-    stream: TcpStream,
-    req: Request,
-}
-
-impl Read for Peer {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf)
-    }
-}
-
-impl Write for Peer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.stream.write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
-    }
-}
-
-impl AsFd for Peer {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-}
+/// One client connection: the socket and its parser state, kept together in the
+/// [`BufSlab`].
+type Peer = WithState<TcpStream, Request>;
 
 /// An error response: its status line and the reason sent as the body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,7 +254,7 @@ fn respond_error(c: &mut BufConn<Peer>, status: Status) {
         status.line(),
         reason.len() + 1
     );
-    c.stream_mut().req.phase = Phase::Closing;
+    c.stream_mut().state.phase = Phase::Closing;
     c.close_after_flush();
 }
 
@@ -338,14 +309,14 @@ impl Http {
         let Some(c) = self.conns.get_mut(key) else {
             return Step::Wait;
         };
-        let mut req = c.stream().req;
+        let mut req = c.stream().state;
         match req.phase {
             Phase::Closing => return Step::Wait,
             Phase::Body(left) => {
                 let n = (c.input().len() as u64).min(left);
                 c.input_mut().consume(n as usize);
                 if n < left {
-                    c.stream_mut().req.phase = Phase::Body(left - n);
+                    c.stream_mut().state.phase = Phase::Body(left - n);
                     return Step::Wait;
                 }
                 self.finish(key, req);
@@ -366,7 +337,7 @@ impl Http {
                             http11,
                             ..Request::NEW
                         };
-                        c.stream_mut().req = req;
+                        c.stream_mut().state = req;
                     }
                     Err(status) => {
                         self.errors += 1;
@@ -397,7 +368,7 @@ impl Http {
                         return Step::Wait;
                     }
                     match req.content_length {
-                        Some(n) if n > 0 => c.stream_mut().req.phase = Phase::Body(n),
+                        Some(n) if n > 0 => c.stream_mut().state.phase = Phase::Body(n),
                         _ => self.finish(key, req),
                     }
                     return Step::More;
@@ -430,7 +401,7 @@ impl Http {
                         return Step::Wait;
                     }
                 }
-                c.stream_mut().req = req;
+                c.stream_mut().state = req;
             }
         }
         Step::More
@@ -444,16 +415,16 @@ impl Http {
         if c.output().free() < MAX_RESPONSE {
             // Cannot happen with the sizes above (see the compile-time check); if it
             // did, closing is better than answering out of order.
-            c.stream_mut().req.phase = Phase::Closing;
+            c.stream_mut().state.phase = Phase::Closing;
             c.close_after_flush();
             return;
         }
         self.requests += 1;
         respond_ok(c, &req);
         if req.keep_alive() {
-            c.stream_mut().req = Request::NEW;
+            c.stream_mut().state = Request::NEW;
         } else {
-            c.stream_mut().req.phase = Phase::Closing;
+            c.stream_mut().state.phase = Phase::Closing;
             c.close_after_flush();
         }
     }
@@ -468,10 +439,7 @@ impl Http {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    let peer = Peer {
-                        stream,
-                        req: Request::NEW,
-                    };
+                    let peer = WithState::new(stream, Request::NEW);
                     // A full slab drops the connection (closing it), not the server.
                     if self.conns.insert(ctx, peer).is_ok() {
                         self.accepted += 1;

@@ -20,7 +20,9 @@
 mod buffer;
 mod conn;
 mod pair;
+mod with_state;
 
 pub use buffer::{Buffer, BufferFull, Eol, LineTooLong};
 pub use conn::{BufConfig, BufConn, BufEvents, BufSlab};
 pub use pair::{BufIo, BufPair, PairEnd};
+pub use with_state::WithState;
