@@ -19,7 +19,7 @@
 use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use evloop::prelude::*;
 
@@ -235,13 +235,7 @@ const EVENTS: u64 = 120_000;
 const WARMUP: u64 = 5_000;
 const SELF_CHECK_EVENTS: u64 = 3_000;
 
-struct Round {
-    events: u64,
-    allocs: usize,
-    deallocs: usize,
-    elapsed: Duration,
-    stats: [u64; KINDS],
-}
+type Round = counting_alloc::Round<KINDS>;
 
 fn run_round<B: Backend>(el: &mut EventLoop<Mix<B>>) -> Result<(), String> {
     let exit = el.run().map_err(|e| format!("run: {e}"))?;
@@ -298,47 +292,14 @@ fn measure<B: Backend>(events: u64, alloc_in_handler: bool) -> Result<Round, Str
     })
 }
 
-fn breakdown(stats: &[u64; KINDS]) -> String {
-    KIND_NAMES
-        .iter()
-        .zip(stats)
-        .map(|(n, s)| format!("{n}={s}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn alloc_free<B: Backend>() -> Result<String, String> {
     let r = measure::<B>(EVENTS, false)?;
-    let line = format!(
-        "alloc_free_macro {}: {} events, {} allocations, {} deallocations ({:?}; {})",
-        B::NAME,
-        r.events,
-        r.allocs,
-        r.deallocs,
-        r.elapsed,
-        breakdown(&r.stats)
-    );
-    if r.events < EVENTS {
-        return Err(format!("{line}: fewer events than {EVENTS}"));
-    }
-    if r.allocs != 0 || r.deallocs != 0 {
-        return Err(format!("{line}: the dispatch path touched the heap"));
-    }
-    Ok(line)
+    counting_alloc::judge_alloc_free("alloc_free_macro", B::NAME, &r, &KIND_NAMES, EVENTS)
 }
 
 fn self_check<B: Backend>() -> Result<String, String> {
     let r = measure::<B>(SELF_CHECK_EVENTS, true)?;
-    let line = format!(
-        "self-check {}: a handler that boxes every event: {} events, {} allocations",
-        B::NAME,
-        r.events,
-        r.allocs
-    );
-    if (r.allocs as u64) < r.events {
-        return Err(format!("{line}: the counting allocator missed allocations"));
-    }
-    Ok(line)
+    counting_alloc::judge_self_check(B::NAME, &r)
 }
 
 type Case = (&'static str, fn() -> Result<String, String>);

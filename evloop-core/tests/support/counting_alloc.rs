@@ -48,3 +48,57 @@ pub fn counters() -> (usize, usize) {
         DEALLOCS.load(Ordering::SeqCst),
     )
 }
+
+/// One measured round of a machine: dispatches, the heap operations during them, the
+/// time taken, and a count per kind of event.
+#[allow(dead_code)] // not every including test measures rounds
+pub struct Round<const K: usize> {
+    pub events: u64,
+    pub allocs: usize,
+    pub deallocs: usize,
+    pub elapsed: std::time::Duration,
+    pub stats: [u64; K],
+}
+
+/// The verdict on a round that must not touch the heap: its summary line (`LABEL BACKEND:
+/// N events, 0 allocations, ...`), or why it fails.
+#[allow(dead_code)]
+pub fn judge_alloc_free<const K: usize>(
+    label: &str,
+    backend: &str,
+    r: &Round<K>,
+    kinds: &[&str; K],
+    min_events: u64,
+) -> Result<String, String> {
+    let breakdown = kinds
+        .iter()
+        .zip(&r.stats)
+        .map(|(n, s)| format!("{n}={s}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = format!(
+        "{label} {backend}: {} events, {} allocations, {} deallocations ({:?}; {breakdown})",
+        r.events, r.allocs, r.deallocs, r.elapsed
+    );
+    if r.events < min_events {
+        return Err(format!("{line}: fewer events than {min_events}"));
+    }
+    if r.allocs != 0 || r.deallocs != 0 {
+        return Err(format!("{line}: the dispatch path touched the heap"));
+    }
+    Ok(line)
+}
+
+/// The verdict on a self-check round whose handler boxes every event: the counter must
+/// have seen every one of those allocations, or the test above could not catch one.
+#[allow(dead_code)]
+pub fn judge_self_check<const K: usize>(backend: &str, r: &Round<K>) -> Result<String, String> {
+    let line = format!(
+        "self-check {backend}: a handler that boxes every event: {} events, {} allocations",
+        r.events, r.allocs
+    );
+    if (r.allocs as u64) < r.events {
+        return Err(format!("{line}: the counting allocator missed allocations"));
+    }
+    Ok(line)
+}
