@@ -13,9 +13,7 @@
 //! sleeping; exchanges that end with the server closing are read to EOF.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command as Process, Stdio};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,91 +24,13 @@ use evloop_memcache_engine::{parse_args, Command};
 // ---------------------------------------------------------------------------------
 // The two servers.
 
-fn find_memcached() -> Option<PathBuf> {
-    if let Some(explicit) = std::env::var_os("MEMCACHED") {
-        let p = PathBuf::from(explicit);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
-        .map(|d| d.join("memcached"))
-        .find(|p| p.is_file())
-}
+#[path = "../../memcache-engine/tests/support/real_memcached.rs"]
+mod real_memcached;
+use real_memcached::{cas_of, cat, show, RealMemcached as Real};
 
-fn skipped(test: &str) {
-    // Straight to the stderr handle: libtest's capture does not hide it.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n\
-         ************************************************************\n\
-         SKIPPED: memcached not installed: differential test `{test}`\n\
-         of the memcached example did not run.\n\
-         Install Debian's package: apt-get install memcached\n\
-         ************************************************************"
-    );
-}
-
-/// The real memcached on a free port of 127.0.0.1, killed on drop.
-struct Real {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Real {
-    fn start(test: &str, extra: &[&str]) -> Option<Real> {
-        let Some(bin) = find_memcached() else {
-            skipped(test);
-            return None;
-        };
-        for _attempt in 0..10 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let child = Process::new(&bin)
-                .args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string()])
-                .args([
-                    "-U",
-                    "0",
-                    "-t",
-                    "1",
-                    "-o",
-                    "no_lru_maintainer,no_lru_crawler",
-                ])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("memcached starts");
-            let mut real = Real {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            };
-            // Poll for the listener (a deadline, not a sleep: connect fails at once
-            // until memcached listens).
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = real.child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if TcpStream::connect(real.addr).is_ok() {
-                    return Some(real);
-                }
-                std::thread::yield_now();
-            }
-            let _ = real.child.kill();
-        }
-        panic!("memcached did not start");
-    }
-}
-
-impl Drop for Real {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Replies with CAS uniques masked; the version string is compared as it is.
+fn normalise(replies: &[(Vec<u8>, bool)]) -> Vec<(Vec<u8>, bool)> {
+    real_memcached::normalise(replies, false)
 }
 
 /// The example, on its own thread, stopped on drop.
@@ -266,57 +186,6 @@ impl Session {
 
 type Script = Box<dyn Fn(&mut Session)>;
 
-/// Replaces CAS uniques in `VALUE` lines by their order of first appearance.
-fn normalise(replies: &[(Vec<u8>, bool)]) -> Vec<(Vec<u8>, bool)> {
-    let mut seen: Vec<Vec<u8>> = Vec::new();
-    replies
-        .iter()
-        .map(|(buf, closed)| {
-            let mut out = Vec::new();
-            let mut pos = 0;
-            while pos < buf.len() {
-                let Some(nl) = buf[pos..].windows(2).position(|w| w == b"\r\n") else {
-                    out.extend_from_slice(&buf[pos..]);
-                    break;
-                };
-                let line = &buf[pos..pos + nl];
-                let toks: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-                if toks[0] == b"VALUE" && toks.len() == 5 {
-                    let i = seen.iter().position(|c| c == toks[4]).unwrap_or_else(|| {
-                        seen.push(toks[4].to_vec());
-                        seen.len() - 1
-                    });
-                    out.extend_from_slice(&toks[..4].join(&b' '));
-                    out.extend_from_slice(format!(" <cas{i}>").as_bytes());
-                } else {
-                    out.extend_from_slice(line);
-                }
-                out.extend_from_slice(b"\r\n");
-                pos += nl + 2;
-                if line.starts_with(b"VALUE ") {
-                    let n = toks
-                        .get(3)
-                        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
-                        .unwrap_or(0);
-                    let end = (pos + n + 2).min(buf.len());
-                    out.extend_from_slice(&buf[pos..end]);
-                    pos = end;
-                }
-            }
-            (out, *closed)
-        })
-        .collect()
-}
-
-fn show(b: &[u8]) -> String {
-    let s = b.escape_ascii().to_string();
-    if s.len() > 2000 {
-        format!("{}...[{} bytes]", &s[..2000], b.len())
-    } else {
-        s
-    }
-}
-
 /// Runs each script on a new connection to each server (the stores persist across
 /// scripts; each script starts with `flush_all`) and compares the replies.
 fn run_scripts(real: SocketAddr, ours: SocketAddr, scripts: Vec<(String, Script)>) {
@@ -346,10 +215,6 @@ fn run_scripts(real: SocketAddr, ours: SocketAddr, scripts: Vec<(String, Script)
     }
 }
 
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
 fn sends(steps: &[&[u8]]) -> Script {
     let steps: Vec<Vec<u8>> = steps.iter().map(|s| s.to_vec()).collect();
     Box::new(move |s| {
@@ -371,18 +236,6 @@ fn closes(bytes: Vec<u8>) -> Script {
     Box::new(move |s| {
         s.step(&[&bytes], End::Close);
     })
-}
-
-fn cas_of(reply: &[u8], key: &[u8]) -> String {
-    let mut prefix = b"VALUE ".to_vec();
-    prefix.extend_from_slice(key);
-    prefix.push(b' ');
-    let line = reply
-        .split(|&b| b == b'\n')
-        .find(|l| l.starts_with(&prefix))
-        .expect("gets reply has the key");
-    let line = std::str::from_utf8(line).unwrap().trim_end();
-    line.rsplit(' ').next().unwrap().to_owned()
 }
 
 // ---------------------------------------------------------------------------------

@@ -16,9 +16,7 @@
 //! connection read until EOF.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{Shutdown, TcpStream};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -28,112 +26,16 @@ use evloop_memcache_engine::{Connection, Next, ServerStats, Store};
 // ---------------------------------------------------------------------------------
 // The real memcached.
 
-/// `$MEMCACHED` if set (a path; one that does not exist skips the tests), else
-/// `memcached` on the `PATH` or in the usual directories.
-fn find_memcached() -> Option<PathBuf> {
-    if let Some(explicit) = std::env::var_os("MEMCACHED") {
-        let p = PathBuf::from(explicit);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
-        .map(|d| d.join("memcached"))
-        .find(|p| p.is_file())
-}
+// The real memcached: `$MEMCACHED` if set (a path; one that does not exist skips the
+// tests), else `memcached` on the `PATH` or in the usual directories.
+#[path = "support/real_memcached.rs"]
+mod real_memcached;
+use real_memcached::{cas_of, cat, show, RealMemcached as Memcached};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn skipped(test: &str) {
-    // Written to the stderr handle, not with eprintln!, so that libtest's output
-    // capture does not hide it.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n\
-         ************************************************************\n\
-         SKIPPED: memcached not installed: differential test `{test}`\n\
-         did not run. Install Debian's package: apt-get install memcached\n\
-         ************************************************************"
-    );
-}
-
-/// A memcached process on a free port of 127.0.0.1, killed on drop.
-struct Memcached {
-    child: Child,
-    port: u16,
-}
-
-impl Memcached {
-    fn start(test: &str, extra: &[&str]) -> Option<Memcached> {
-        let Some(bin) = find_memcached() else {
-            skipped(test);
-            return None;
-        };
-        for _attempt in 0..10 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let mut cmd = Command::new(&bin);
-            cmd.args([
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-                "-t",
-                "1",
-            ])
-            // No background LRU threads: they briefly hold references to items, and
-            // memcached does not increment an item in place (with space padding) while
-            // something else references it, which would make replies depend on timing.
-            .args(["-o", "no_lru_maintainer,no_lru_crawler"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-            if is_root() {
-                cmd.args(["-u", "root"]);
-            }
-            let child = cmd.spawn().expect("memcached starts");
-            let mut mc = Memcached { child, port };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = mc.child.try_wait() {
-                    break; // e.g. the port was taken meanwhile: try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Some(mc);
-                }
-                sleep(Duration::from_millis(10));
-            }
-            let _ = mc.child.kill();
-        }
-        panic!("memcached did not start");
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to memcached");
-        s.set_nodelay(true).unwrap();
-        s
-    }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Replies with CAS uniques and the version string masked (the engine's version is
+/// configurable and compared separately).
+fn normalise(replies: &[(Vec<u8>, bool)]) -> Vec<(Vec<u8>, bool)> {
+    real_memcached::normalise(replies, true)
 }
 
 // ---------------------------------------------------------------------------------
@@ -318,72 +220,6 @@ impl Session<'_> {
 
 type Script = Box<dyn Fn(&mut Session<'_>)>;
 
-/// Replaces CAS uniques by their order of first appearance, and the version string.
-struct Normaliser {
-    cas: Vec<Vec<u8>>,
-}
-
-impl Normaliser {
-    fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        let toks: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-        if line.starts_with(b"VERSION ") {
-            out.extend_from_slice(b"VERSION <version>");
-        } else if toks[0] == b"VALUE" && toks.len() == 5 {
-            let i = match self.cas.iter().position(|c| c == toks[4]) {
-                Some(i) => i,
-                None => {
-                    self.cas.push(toks[4].to_vec());
-                    self.cas.len() - 1
-                }
-            };
-            out.extend_from_slice(&toks[..4].join(&b' '));
-            out.extend_from_slice(format!(" <cas{i}>").as_bytes());
-        } else {
-            out.extend_from_slice(line);
-        }
-    }
-
-    fn reply(&mut self, buf: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < buf.len() {
-            let Some(nl) = buf[pos..].windows(2).position(|w| w == b"\r\n") else {
-                out.extend_from_slice(&buf[pos..]);
-                break;
-            };
-            let line = &buf[pos..pos + nl];
-            self.line(line, &mut out);
-            out.extend_from_slice(b"\r\n");
-            pos += nl + 2;
-            if line.starts_with(b"VALUE ") {
-                let n = line
-                    .split(|&b| b == b' ')
-                    .nth(3)
-                    .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let end = (pos + n + 2).min(buf.len());
-                out.extend_from_slice(&buf[pos..end]);
-                pos = end;
-            }
-        }
-        out
-    }
-}
-
-fn normalise(replies: &[(Vec<u8>, bool)]) -> Vec<(Vec<u8>, bool)> {
-    let mut n = Normaliser { cas: Vec::new() };
-    replies.iter().map(|(r, c)| (n.reply(r), *c)).collect()
-}
-
-fn show(b: &[u8]) -> String {
-    let s = b.escape_ascii().to_string();
-    if s.len() > 3000 {
-        format!("{}...[{} bytes]", &s[..3000], b.len())
-    } else {
-        s
-    }
-}
-
 fn compare(name: &str, mc: &[(Vec<u8>, bool)], engine: &[(Vec<u8>, bool)]) {
     let (mc, engine) = (normalise(mc), normalise(engine));
     assert_eq!(mc.len(), engine.len(), "{name}: number of steps");
@@ -437,10 +273,6 @@ fn run_scripts(mc: &Memcached, store: &mut Store, scripts: &[(String, Script)]) 
     }
 }
 
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
 fn rep(b: &[u8], n: usize) -> Vec<u8> {
     b.repeat(n)
 }
@@ -461,19 +293,6 @@ fn chunks(parts: Vec<Vec<u8>>, end: End) -> Script {
         let refs: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
         s.step(&refs, end);
     })
-}
-
-/// The CAS unique of `key` in a `gets` reply.
-fn cas_of(reply: &[u8], key: &[u8]) -> String {
-    let mut prefix = b"VALUE ".to_vec();
-    prefix.extend_from_slice(key);
-    prefix.push(b' ');
-    let line = reply
-        .split(|&b| b == b'\n')
-        .find(|l| l.starts_with(&prefix))
-        .expect("gets reply has the key");
-    let line = std::str::from_utf8(line).unwrap().trim_end();
-    line.rsplit(' ').next().unwrap().to_owned()
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,0 +1,222 @@
+//! The real memcached for differential tests: finding it, starting it on a free port of
+//! 127.0.0.1 (killed on drop), the loud SKIPPED notice when it is not installed, and the
+//! reply normalisation both sides of a comparison go through.
+//!
+//! Included with `#[path]` by the engine's `tests/differential.rs` and by the memcached
+//! example's `examples/tests/memcached_differential.rs`.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `$MEMCACHED` if set, else `memcached` on the `PATH` or in the usual directories.
+pub fn find_memcached() -> Option<PathBuf> {
+    if let Some(explicit) = std::env::var_os("MEMCACHED") {
+        let p = PathBuf::from(explicit);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
+        .map(|d| d.join("memcached"))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Say loudly that `test` did not run.
+pub fn skipped(test: &str) {
+    // Written to the stderr handle, not with eprintln!, so that libtest's output
+    // capture does not hide it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n\
+         ************************************************************\n\
+         SKIPPED: memcached not installed: differential test `{test}`\n\
+         did not run. Install Debian's package: apt-get install memcached\n\
+         ************************************************************"
+    );
+}
+
+/// A memcached process on a free port of 127.0.0.1, killed on drop.
+pub struct RealMemcached {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl RealMemcached {
+    /// Start memcached with one worker thread, no UDP and `extra` flags; `None` (after
+    /// saying SKIPPED) if it is not installed.
+    pub fn start(test: &str, extra: &[&str]) -> Option<RealMemcached> {
+        let Some(bin) = find_memcached() else {
+            skipped(test);
+            return None;
+        };
+        for _attempt in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut cmd = Command::new(&bin);
+            cmd.args([
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "0",
+                "-t",
+                "1",
+            ])
+            // No background LRU threads: they briefly hold references to items, and
+            // memcached does not increment an item in place (with space padding)
+            // while something else references it, which would make replies depend
+            // on timing.
+            .args(["-o", "no_lru_maintainer,no_lru_crawler"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            if is_root() {
+                cmd.args(["-u", "root"]);
+            }
+            let child = cmd.spawn().expect("memcached starts");
+            let mut mc = RealMemcached {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            // Wait for the listener with a deadline: connect fails at once until
+            // memcached listens.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = mc.child.try_wait() {
+                    break; // e.g. the port was taken meanwhile: try another
+                }
+                if TcpStream::connect(mc.addr).is_ok() {
+                    return Some(mc);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = mc.child.kill();
+        }
+        panic!("memcached did not start");
+    }
+
+    /// A new connection to it, with Nagle off.
+    #[allow(dead_code)] // not every including test connects this way
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect to memcached");
+        s.set_nodelay(true).unwrap();
+        s
+    }
+}
+
+impl Drop for RealMemcached {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Replaces CAS uniques in `VALUE` lines by their order of first appearance (the two
+/// servers number them differently), and, with `version`, the version string.
+struct Normaliser {
+    cas: Vec<Vec<u8>>,
+    version: bool,
+}
+
+impl Normaliser {
+    fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        let toks: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        if self.version && line.starts_with(b"VERSION ") {
+            out.extend_from_slice(b"VERSION <version>");
+        } else if toks[0] == b"VALUE" && toks.len() == 5 {
+            let i = match self.cas.iter().position(|c| c == toks[4]) {
+                Some(i) => i,
+                None => {
+                    self.cas.push(toks[4].to_vec());
+                    self.cas.len() - 1
+                }
+            };
+            out.extend_from_slice(&toks[..4].join(&b' '));
+            out.extend_from_slice(format!(" <cas{i}>").as_bytes());
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+
+    fn reply(&mut self, buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < buf.len() {
+            let Some(nl) = buf[pos..].windows(2).position(|w| w == b"\r\n") else {
+                out.extend_from_slice(&buf[pos..]);
+                break;
+            };
+            let line = &buf[pos..pos + nl];
+            self.line(line, &mut out);
+            out.extend_from_slice(b"\r\n");
+            pos += nl + 2;
+            if line.starts_with(b"VALUE ") {
+                let n = line
+                    .split(|&b| b == b' ')
+                    .nth(3)
+                    .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let end = (pos + n + 2).min(buf.len());
+                out.extend_from_slice(&buf[pos..end]);
+                pos = end;
+            }
+        }
+        out
+    }
+}
+
+/// Normalise a sequence of `(reply, connection closed)` steps (see `Normaliser`).
+pub fn normalise(replies: &[(Vec<u8>, bool)], version: bool) -> Vec<(Vec<u8>, bool)> {
+    let mut n = Normaliser {
+        cas: Vec::new(),
+        version,
+    };
+    replies.iter().map(|(r, c)| (n.reply(r), *c)).collect()
+}
+
+/// Bytes for an assertion message, escaped and cut to a readable length.
+pub fn show(b: &[u8]) -> String {
+    let s = b.escape_ascii().to_string();
+    if s.len() > 3000 {
+        format!("{}...[{} bytes]", &s[..3000], b.len())
+    } else {
+        s
+    }
+}
+
+/// The CAS unique of `key` in a `gets` reply.
+pub fn cas_of(reply: &[u8], key: &[u8]) -> String {
+    let mut prefix = b"VALUE ".to_vec();
+    prefix.extend_from_slice(key);
+    prefix.push(b' ');
+    let line = reply
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(&prefix))
+        .expect("gets reply has the key");
+    let line = std::str::from_utf8(line).unwrap().trim_end();
+    line.rsplit(' ').next().unwrap().to_owned()
+}
+
+/// Concatenate byte strings.
+pub fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
