@@ -357,6 +357,23 @@ impl<M: Machine> Ctx<M> {
         }
     }
 
+    /// Take slot `idx` off the queue it waits in, if any (the ready queues, or the
+    /// deferred activations); returns `Some(deferred)` if it was queued. Its `queued`
+    /// flag and pending bits are left to the caller.
+    fn unqueue(&mut self, idx: u32) -> Option<bool> {
+        let s = self.slots[idx as usize];
+        if !s.queued {
+            return None;
+        }
+        let q = if s.deferred {
+            &mut self.deferred
+        } else {
+            &mut self.queues
+        };
+        q.unlink(&mut self.links, idx, s.prio);
+        Some(s.deferred)
+    }
+
     #[inline]
     fn mark(&mut self, idx: u32, ready: Ready) {
         let s = &mut self.slots[idx as usize];
@@ -557,14 +574,8 @@ impl<M: Machine> Ctx<M> {
         self.disable(idx);
         // Cancel a pending dispatch too. (Not in `disable`: a one-shot source is disabled
         // right after being marked, and that dispatch must happen.)
-        let s = &mut self.slots[idx as usize];
-        if s.queued {
-            let q = if s.deferred {
-                &mut self.deferred
-            } else {
-                &mut self.queues
-            };
-            q.unlink(&mut self.links, idx, s.prio);
+        if self.unqueue(idx).is_some() {
+            let s = &mut self.slots[idx as usize];
             s.queued = false;
             s.deferred = false;
             s.pending = Ready::EMPTY;
@@ -995,13 +1006,12 @@ impl<M: Machine> Ctx<M> {
             });
         }
         let s = self.slots[idx as usize];
-        if s.queued {
-            let q = if s.deferred {
+        if let Some(deferred) = self.unqueue(idx) {
+            let q = if deferred {
                 &mut self.deferred
             } else {
                 &mut self.queues
             };
-            q.unlink(&mut self.links, idx, s.prio);
             q.push(&mut self.links, idx, priority);
         }
         self.count_level(s.prio, false);
@@ -1026,14 +1036,7 @@ impl<M: Machine> Ctx<M> {
     pub fn deregister(&mut self, id: SourceId) -> Result<()> {
         let idx = self.lookup(id)?;
         let s = self.slots[idx as usize];
-        if s.queued {
-            let q = if s.deferred {
-                &mut self.deferred
-            } else {
-                &mut self.queues
-            };
-            q.unlink(&mut self.links, idx, s.prio);
-        }
+        self.unqueue(idx);
         self.timers.cancel(idx);
         let mut result = Ok(());
         match s.kind {
