@@ -30,7 +30,11 @@ const MAX_TIMEOUT_SECS: u64 = (i32::MAX / 1000) as u64;
 /// * `READ` puts the fd in the read and except sets (the except set reports urgent data as
 ///   [`Ready::PRIORITY`], like `POLLPRI`); `WRITE` puts it in the write set.
 /// * select(2) has no hang-up or error bits: a hung-up or failed fd shows up as readable
-///   and/or writable, and the I/O call then returns EOF or the error. `PEER_CLOSED` is
+///   and/or writable, and the I/O call then returns EOF or the error. A watch with
+///   `WRITE` but not `READ` would never see that EOF, so when such an fd is reported
+///   writable the backend asks `poll(2)` (zero timeout, one fd) for its `POLLHUP`/`POLLERR`
+///   and adds [`Ready::HUP`]/[`Ready::ERROR`], as the contract requires; this costs one
+///   extra syscall per writable report of a write-only watch. `PEER_CLOSED` is
 ///   emulated for stream sockets: when an fd with `READ | PEER_CLOSED` interest is
 ///   readable, a one-byte `recv(MSG_PEEK | MSG_DONTWAIT)` that returns 0 means the peer
 ///   shut down its writing side and adds [`Ready::READ_CLOSED`]. While unread data is still
@@ -172,6 +176,30 @@ fn socket_kind(fd: RawFd) -> Kind {
     }
 }
 
+/// The hang-up and error bits of `fd`, asked of `poll(2)` with no events and a zero
+/// timeout (it reports `POLLHUP`/`POLLERR` whatever `events` holds). select(2) shows a
+/// hung-up fd only as readable or writable; a write-only watch would never learn of the
+/// hang-up without this.
+fn hangup_bits(fd: RawFd) -> Ready {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid, writable pollfd and nfds is 1; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    let mut r = Ready::EMPTY;
+    if n == 1 {
+        if p.revents & libc::POLLHUP != 0 {
+            r |= Ready::HUP;
+        }
+        if p.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+            r |= Ready::ERROR;
+        }
+    }
+    r
+}
+
 /// Whether a readable stream socket is at EOF: a peek of one byte returns 0.
 fn peer_closed(fd: RawFd) -> bool {
     let mut byte = 0u8;
@@ -301,6 +329,10 @@ impl Select {
                     if slot.kind == Kind::Stream && peer_closed(fd as RawFd) {
                         ready |= Ready::READ_CLOSED;
                     }
+                }
+                if ready.is_writable() && !slot.interest.is_readable() {
+                    // Write-only: nothing would read the EOF, so ask for the hang-up.
+                    ready |= hangup_bits(fd as RawFd);
                 }
                 self.events[out] = Event {
                     token: slot.token,

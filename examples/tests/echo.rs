@@ -6,9 +6,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use evloop::Exit;
+use evloop::{Backend, DefaultBackend, Exit};
 
-const CLIENTS: usize = 3000;
+/// Thousands of clients, or as many as the backend can watch: select(2) cannot watch fds
+/// at or above `FD_SETSIZE` ([`Backend::MAX_FD`]), and each connection costs two fds in
+/// this process (client and server side).
+const CLIENTS: usize = match <DefaultBackend as Backend>::MAX_FD {
+    None => 3000,
+    Some(max) => (max as usize / 2 - 64),
+};
 
 fn raise_fd_limit() {
     let mut rl = libc::rlimit {
@@ -65,11 +71,37 @@ fn echoes_thousands_of_clients_and_stops_on_wake() {
     w.join().unwrap();
     assert!(back == payload, "echoed bytes differ");
 
+    // The documented behaviour past a backend's fd limit: the registration is refused
+    // and the example closes the connection, so the client sees EOF, never a hang.
+    let mut over_limit = 0;
+    if let Some(max) = <DefaultBackend as Backend>::MAX_FD {
+        // Fill every fd number up to the limit so that the next accept returns a larger one.
+        let mut fillers = Vec::new();
+        loop {
+            let f = std::fs::File::open("/dev/null").unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            fillers.push(f);
+            if fd >= max {
+                break;
+            }
+        }
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = c.write_all(b"past the limit\n");
+        let mut buf = [0u8; 16];
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("a connection past the backend's fd limit must be closed: {other:?}"),
+        }
+        over_limit = 1;
+    }
+
     drop(clients);
     drop(big);
     stop.wake().unwrap();
     let (exit, echo) = server.join().unwrap();
     assert_eq!(exit, Exit::Exited);
-    assert_eq!(echo.accepted, CLIENTS as u64 + 1);
+    assert_eq!(echo.accepted, CLIENTS as u64 + 1, "{over_limit} refused past the limit");
     assert!(echo.echoed >= (1 << 20));
 }
