@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Protocol 2 of shared/reference/bench-protocol.md: the memcached example against
+# The server benchmark of bench/README.md: the memcached example against
 # memcached 1.6, one worker thread each, the same memcaslap load, alternating rounds.
 #
 #   bash bench/memcached.sh            # ROUNDS (default 3) rounds of 10 s each

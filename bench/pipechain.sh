@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pipe-chain benchmark harness (protocol: bench-protocol.md, section 1 — libevent's
+# Pipe-chain benchmark harness (protocol: bench/README.md, "The pipe chain" — libevent's
 # test/bench.c as extended by libev's author).
 #
 # Implementations, all speaking the same flags and printing the same SUMMARY line:

@@ -2,7 +2,7 @@
  * What the three C pipe-chain programs (pipechain_epoll.c, pipechain_libev.c,
  * pipechain_libevent.c) have in common: the command line, the clock, the random
  * timeouts, the fd limit, the socketpairs, the start of each run phase, the byte relay
- * done per event and the SUMMARY report. Protocol: bench-protocol.md, section 1.
+ * done per event and the SUMMARY report. Protocol: bench/README.md, "The pipe chain".
  *
  * Each program defines _GNU_SOURCE before including anything, this header included.
  * The two helpers that run per event (random_timeout_us, relay_byte) are static inline

@@ -1,6 +1,6 @@
 /*
  * Pipe-chain benchmark on a hand-written, level-triggered epoll loop
- * (impl=raw-epoll backend=epoll). Protocol: bench-protocol.md, section 1.
+ * (impl=raw-epoll backend=epoll). Protocol: bench/README.md, "The pipe chain".
  *
  * This is the "no library" baseline: one epoll_ctl(DEL) + epoll_ctl(ADD) per pipe in
  * setup, epoll_wait in run, one read + one write per event. With -t every pipe has a

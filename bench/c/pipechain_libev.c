@@ -1,6 +1,6 @@
 /*
  * Pipe-chain benchmark on libev 4 (impl=libev backend=<from ev_backend()>).
- * Protocol: bench-protocol.md, section 1.
+ * Protocol: bench/README.md, "The pipe chain".
  *
  * One ev_io watcher per pipe. Setup: ev_io_stop + ev_io_set + ev_io_start of every
  * watcher (with -t also ev_timer_stop + ev_timer_set with a fresh random 60..120 s

@@ -1,6 +1,6 @@
 /*
  * Pipe-chain benchmark on libevent 2.1 (impl=libevent backend=<event_base_get_method()>).
- * Protocol: bench-protocol.md, section 1.
+ * Protocol: bench/README.md, "The pipe chain".
  *
  * One persistent read event (EV_READ|EV_PERSIST) per pipe. Setup: event_del + event_add
  * of every event (with -t, with a fresh random 60..120 s timeout), then one

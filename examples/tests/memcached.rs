@@ -403,7 +403,8 @@ fn pipelined_requests_beyond_the_per_event_budget() {
 
 #[test]
 fn worker_threads_share_one_store() {
-    // `-t 3`: three loops on SO_REUSEPORT listeners, one store.
+    // `-t 3`: three loops on one `SharedPort` (SO_REUSEPORT listeners where the kernel
+    // balances), one store.
     let Command::Run(config) = parse_args(["-p", "0", "-t", "3", "-U", "0"]).unwrap() else {
         panic!()
     };

@@ -1,52 +1,36 @@
-//! The real memcached for differential tests: finding it, starting it on a free port of
-//! 127.0.0.1 (killed on drop), the loud SKIPPED notice when it is not installed, and the
-//! reply normalisation both sides of a comparison go through.
+//! The real memcached for differential tests: starting it on a free port of 127.0.0.1
+//! (killed on drop), and the reply normalisation both sides of a comparison go through.
 //!
 //! Included with `#[path]` by the engine's `tests/differential.rs` and by the memcached
-//! example's `examples/tests/memcached_differential.rs`.
+//! example's `examples/tests/memcached_differential.rs`. Whether those tests run at all
+//! is decided when they are built: each crate's `build.rs` looks for memcached (with
+//! `find_memcached.rs`, as [`RealMemcached::start`] does) and, when it is missing outside
+//! CI, sets the cfg `memcached_missing`, under which every test that needs it is
+//! `#[ignore]`d, so `cargo test` counts it as ignored, never as passed.
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `$MEMCACHED` if set, else `memcached` on the `PATH` or in the usual directories.
-pub fn find_memcached() -> Option<PathBuf> {
-    if let Some(explicit) = std::env::var_os("MEMCACHED") {
-        let p = PathBuf::from(explicit);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"].map(PathBuf::from))
-        .map(|d| d.join("memcached"))
-        .find(|p| p.is_file())
-}
+#[path = "find_memcached.rs"]
+mod find_memcached;
 
+/// Whether this process runs as root (memcached then needs `-u root`): the effective uid
+/// from `/proc/self/status` on Linux, from POSIX `id -u` where there is no `/proc`
+/// (macOS, the BSDs, illumos).
 fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Say loudly that `test` did not run.
-pub fn skipped(test: &str) {
-    // Written to the stderr handle, not with eprintln!, so that libtest's output
-    // capture does not hide it.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n\
-         ************************************************************\n\
-         SKIPPED: memcached not installed: differential test `{test}`\n\
-         did not run. Install Debian's package: apt-get install memcached\n\
-         ************************************************************"
-    );
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        return status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+            .unwrap_or(false);
+    }
+    Command::new("id")
+        .arg("-u")
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == b"0")
 }
 
 /// A memcached process on a free port of 127.0.0.1, killed on drop.
@@ -57,12 +41,24 @@ pub struct RealMemcached {
 }
 
 impl RealMemcached {
-    /// Start memcached with one worker thread, no UDP and `extra` flags; `None` (after
-    /// saying SKIPPED) if it is not installed.
-    pub fn start(test: &str, extra: &[&str]) -> Option<RealMemcached> {
-        let Some(bin) = find_memcached() else {
-            skipped(test);
-            return None;
+    /// Start memcached with one worker thread, no UDP and `extra` flags.
+    ///
+    /// # Panics
+    ///
+    /// If memcached is not found (the tests that call this are ignored when the build
+    /// script did not find it either, unless `CI` is set), or does not start.
+    pub fn start(extra: &[&str]) -> RealMemcached {
+        let Some(bin) = find_memcached::find_memcached() else {
+            let why = if find_memcached::in_ci() {
+                "memcached is required in CI (CI is set in the environment)"
+            } else {
+                "the build script found memcached, but this run does not"
+            };
+            panic!(
+                "{why}: no `memcached` at $MEMCACHED, on the PATH, or in /usr/bin, \
+                 /usr/local/bin or /usr/sbin; install Debian's package \
+                 (apt-get install memcached) or set MEMCACHED=/path/to/memcached"
+            );
         };
         for _attempt in 0..10 {
             let port = TcpListener::bind("127.0.0.1:0")
@@ -105,7 +101,7 @@ impl RealMemcached {
                     break; // e.g. the port was taken meanwhile: try another
                 }
                 if TcpStream::connect(mc.addr).is_ok() {
-                    return Some(mc);
+                    return mc;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
