@@ -122,7 +122,9 @@ fn ready_mapping_matches_flags() {
 }
 
 fn new_epoll_fd() -> io::Result<OwnedFd> {
-    let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+    // SAFETY: epoll_create1 takes only a flags integer (EPOLL_CLOEXEC is valid) and
+    // touches no memory of ours.
+    let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC)) }?;
     // SAFETY: epoll_create1 just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -132,8 +134,10 @@ fn ctl(epfd: RawFd, op: i32, fd: RawFd, token: u64, interest: Interest) -> io::R
         events: mask(interest),
         u64: token,
     };
-    // SAFETY: `ev` is a valid epoll_event for the duration of the call.
-    syscall!(epoll_ctl(epfd, op, fd, &mut ev)).map(|_| ())
+    // SAFETY: `&mut ev` points to an initialised `epoll_event` on this stack frame,
+    // alive for the whole call; the kernel only reads it (for ADD/MOD; DEL ignores it).
+    // `epfd` and `fd` are plain integers to the kernel: a stale one fails with EBADF.
+    unsafe { syscall!(epoll_ctl(epfd, op, fd, &mut ev)) }.map(|_| ())
 }
 
 /// ADD, falling back to MOD when the kernel already holds this (file, fd) pair.
@@ -286,12 +290,19 @@ impl Backend for Epoll {
         let deadline = Deadline::new(timeout);
         let mut t = timeout;
         loop {
-            let r = syscall!(epoll_wait(
-                self.epfd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as i32,
-                timeout_ms(t),
-            ));
+            // SAFETY: `self.events` is a boxed slice of `len()` initialised `epoll_event`s
+            // (1..=i32::MAX of them, clamped in `new`, so the `as i32` is exact), owned by
+            // `self` and mutably borrowed for the call: the kernel writes at most that
+            // many records into it. `self.epfd` is the epoll fd `self` owns, open until
+            // `self` drops.
+            let r = unsafe {
+                syscall!(epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    self.events.len() as i32,
+                    timeout_ms(t),
+                ))
+            };
             match r {
                 Ok(n) => return Ok(n as usize),
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {

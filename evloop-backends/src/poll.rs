@@ -283,11 +283,19 @@ impl Backend for Poll {
         let deadline = Deadline::new(timeout);
         let mut t = timeout;
         let nready = loop {
-            let r = syscall!(poll(
-                self.fds.as_mut_ptr(),
-                self.fds.len() as libc::nfds_t,
-                timeout_ms(t),
-            ));
+            // SAFETY: `self.fds` is a Vec of `len()` initialised `pollfd`s owned by `self`
+            // and mutably borrowed for the call; poll(2) reads each entry and writes only
+            // their `revents`, within those `len()` records (an empty Vec passes a
+            // dangling but aligned pointer with nfds 0, which the kernel never touches).
+            // The fds inside are plain integers to the kernel (a closed one reports
+            // POLLNVAL).
+            let r = unsafe {
+                syscall!(poll(
+                    self.fds.as_mut_ptr(),
+                    self.fds.len() as libc::nfds_t,
+                    timeout_ms(t),
+                ))
+            };
             match r {
                 Ok(n) => break n as usize,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {

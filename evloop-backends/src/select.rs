@@ -446,7 +446,12 @@ impl Backend for Select {
                 Some(tv) => tv as *mut libc::timeval,
                 None => std::ptr::null_mut(),
             };
-            let res = syscall!(select(self.max_fd + 1, &mut r, &mut w, &mut e, tvp));
+            // SAFETY: `r`, `w` and `e` are initialised `fd_set`s on this stack frame,
+            // alive for the call, and `nfds` = `max_fd + 1` is at most FD_SETSIZE
+            // (`register` refuses larger fds), so the kernel reads and writes only bits
+            // inside them. `tvp` is null (wait forever) or points to `tv`, alive on this
+            // frame for the call (Linux may write the time left into it).
+            let res = unsafe { syscall!(select(self.max_fd + 1, &mut r, &mut w, &mut e, tvp)) };
             match res {
                 Ok(0) => return Ok(0),
                 Ok(n) => return Ok(self.collect(n as usize, &r, &w, &e)),

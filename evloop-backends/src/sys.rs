@@ -5,12 +5,23 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// Call a libc function, turning a `-1` return into `Err(io::Error::last_os_error())`.
+///
+/// The macro does not hide the call's `unsafe`: it expands to a plain call of
+/// `libc::$fn`, which compiles only inside an `unsafe` block written at the call site.
+/// So every call site is an `unsafe` block of its own, and clippy's
+/// `undocumented_unsafe_blocks` (denied in the workspace) makes each one carry a
+/// `// SAFETY:` comment saying why *its* arguments satisfy the libc contract:
+///
+/// ```text
+/// // SAFETY: `fd` is an open fd this backend owns; F_GETFD takes no pointer.
+/// let flags = unsafe { syscall!(fcntl(fd, libc::F_GETFD)) }?;
+/// ```
+///
+/// The block covers the argument expressions and the `-1` check too; keep the
+/// arguments plain (no unrelated unsafe operations in them).
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        // SAFETY: each call site passes arguments that satisfy the libc contract of
-        // `$fn`; the caller's own `// SAFETY:` comment explains why.
-        #[allow(unused_unsafe, clippy::undocumented_unsafe_blocks)]
-        let res = unsafe { libc::$fn($($arg),*) };
+        let res = libc::$fn($($arg),*);
         if res == -1 {
             Err(std::io::Error::last_os_error())
         } else {
@@ -68,7 +79,10 @@ pub(crate) fn not_registered(fd: RawFd) -> io::Error {
 /// `Ok` if `fd` names an open file description (for backends with no kernel object to
 /// refuse a closed fd at registration).
 pub(crate) fn check_open(fd: RawFd) -> io::Result<()> {
-    syscall!(fcntl(fd, libc::F_GETFD)).map(|_| ())
+    // SAFETY: F_GETFD takes no third argument and only reads the fd table; `fd` may be
+    // any integer (closed or never opened gives EBADF), nothing is read or written
+    // through it.
+    unsafe { syscall!(fcntl(fd, libc::F_GETFD)) }.map(|_| ())
 }
 
 /// The longest timeout any of our kernel calls accepts, in milliseconds (`int` ms).
@@ -97,6 +111,42 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
             }
         }
     }
+}
+
+/// Convert an optional timeout to the `timespec` of `kevent(2)` (and `port_getn(3C)`):
+/// `None` is "wait forever" (a null pointer for the caller), zero stays zero (a poll).
+///
+/// `timespec` has nanosecond resolution, like [`Duration`], so nothing is rounded: a
+/// non-zero timeout stays non-zero (never a busy loop). A timeout beyond `max_secs`
+/// seconds (and beyond `time_t`) is clamped to `max_secs`: the caller wakes early, sees
+/// its deadline has not passed, and waits again. Each backend passes the largest value
+/// its kernels accept.
+#[cfg(any(
+    test,
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+pub(crate) fn timeout_timespec(timeout: Option<Duration>, max_secs: u64) -> Option<libc::timespec> {
+    let d = timeout?;
+    let max = max_secs.min(libc::time_t::MAX as u64);
+    let (secs, nanos) = if d.as_secs() >= max {
+        (max, 0)
+    } else {
+        (d.as_secs(), d.subsec_nanos())
+    };
+    Some(libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nanos as _,
+    })
 }
 
 /// Deadline bookkeeping for retrying a wait after `EINTR` with the time that remains.
@@ -137,6 +187,33 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::from_millis(3))), 3);
         assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
         assert_eq!(timeout_ms(None), -1);
+    }
+
+    #[test]
+    fn timespec_keeps_nanoseconds_and_zero() {
+        let ts = |d| timeout_timespec(Some(d), u64::MAX).map(|t| (t.tv_sec, t.tv_nsec));
+        assert_eq!(
+            ts(Duration::from_nanos(1)),
+            Some((0, 1)),
+            "never rounded down to zero"
+        );
+        assert_eq!(ts(Duration::from_micros(1)), Some((0, 1_000)));
+        assert_eq!(ts(Duration::new(1, 500_000_000)), Some((1, 500_000_000)));
+        assert_eq!(ts(Duration::ZERO), Some((0, 0)), "zero stays a poll");
+        assert!(timeout_timespec(None, 100).is_none(), "None waits forever");
+    }
+
+    #[test]
+    fn timespec_clamps_huge_timeouts() {
+        let t = timeout_timespec(Some(Duration::MAX), 100_000_000).unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (100_000_000, 0));
+        let t = timeout_timespec(Some(Duration::new(100_000_000, 5)), 100_000_000).unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (100_000_000, 0));
+        let t = timeout_timespec(Some(Duration::new(99_999_999, 5)), 100_000_000).unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (99_999_999, 5));
+        // Whatever the caller asks, the result fits `time_t`.
+        let t = timeout_timespec(Some(Duration::MAX), u64::MAX).unwrap();
+        assert_eq!(t.tv_sec, libc::time_t::MAX);
     }
 
     #[test]

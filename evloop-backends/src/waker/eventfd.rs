@@ -27,7 +27,9 @@ impl Waker {
     /// # drop(w);
     /// ```
     pub fn new() -> io::Result<Waker> {
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
+        // SAFETY: eventfd takes an initial count and flags (both valid here) and touches no
+        // memory of ours.
+        let fd = unsafe { syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)) }?;
         // SAFETY: eventfd just returned this fd; nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Waker { fd })
@@ -42,7 +44,9 @@ impl Waker {
     /// assert!(w.drain());
     /// ```
     pub fn wake(&self) -> io::Result<()> {
-        wake_raw(self.fd.as_raw_fd());
+        // SAFETY: `self.fd` is this waker's own eventfd, open for as long as `self` is
+        // borrowed.
+        unsafe { wake_raw(self.fd.as_raw_fd()) };
         Ok(())
     }
 
@@ -50,7 +54,8 @@ impl Waker {
     ///
     /// ```
     /// let w = evloop_backends::Waker::new().unwrap();
-    /// evloop_backends::wake_raw(w.wake_fd());
+    /// // SAFETY: `w` is alive (its fd open) for the whole call.
+    /// unsafe { evloop_backends::wake_raw(w.wake_fd()) };
     /// assert!(w.drain());
     /// ```
     pub fn wake_fd(&self) -> RawFd {
@@ -71,17 +76,28 @@ impl Waker {
     }
 }
 
-/// Async-signal-safe wake of a raw wake fd (used from signal handlers). Errors are
-/// ignored: a full counter or pipe already means "woken".
+/// Async-signal-safe wake of a raw wake fd (used from signal handlers): one `write(2)`
+/// of a 64-bit 1, no lock, no allocation. Errors are ignored: a full counter already
+/// means "woken".
+///
+/// # Safety
+///
+/// `fd` must be the [`Waker::wake_fd`] of a [`Waker`] that stays alive (its fd open)
+/// until this call returns. Any other fd is written to as if it were a wake fd: a closed
+/// fd number may have been reused for an unrelated file, pipe or socket, which would
+/// receive 8 stray bytes (a violation of I/O safety; memory is not at stake).
 ///
 /// ```
 /// let w = evloop_backends::Waker::new().unwrap();
-/// evloop_backends::wake_raw(w.wake_fd());
+/// // SAFETY: `w` is alive (its fd open) for the whole call.
+/// unsafe { evloop_backends::wake_raw(w.wake_fd()) };
 /// assert!(w.drain());
 /// ```
-pub fn wake_raw(fd: RawFd) {
+pub unsafe fn wake_raw(fd: RawFd) {
     let one = 1u64;
-    // SAFETY: writes 8 bytes from a valid u64; write(2) is async-signal-safe.
+    // SAFETY: the buffer is `one`, 8 readable bytes on this stack frame for the whole
+    // call; the caller guarantees `fd` is a live eventfd (see `# Safety`), which takes
+    // exactly such an 8-byte count. write(2) is async-signal-safe.
     unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
 }
 

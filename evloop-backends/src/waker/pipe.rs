@@ -22,10 +22,15 @@ pub struct Waker {
     pending: AtomicBool,
 }
 
+/// Make `fd` (a pipe end the caller owns) non-blocking and close-on-exec.
 fn set_nonblock_cloexec(fd: RawFd) -> io::Result<()> {
-    let fl = syscall!(fcntl(fd, libc::F_GETFL))?;
-    syscall!(fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK))?;
-    syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+    // SAFETY: `fd` is a pipe end owned by the caller's `OwnedFd` (open for the call);
+    // F_GETFL takes no third argument and reads no memory of ours.
+    let fl = unsafe { syscall!(fcntl(fd, libc::F_GETFL)) }?;
+    // SAFETY: as above; F_SETFL takes an int of status flags, no pointer.
+    unsafe { syscall!(fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)) }?;
+    // SAFETY: as above; F_SETFD takes an int of fd flags, no pointer.
+    unsafe { syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC)) }?;
     Ok(())
 }
 
@@ -38,8 +43,9 @@ impl Waker {
     /// ```
     pub fn new() -> io::Result<Waker> {
         let mut fds = [0 as RawFd; 2];
-        // SAFETY: `fds` has room for the two fds pipe(2) writes.
-        syscall!(pipe(fds.as_mut_ptr()))?;
+        // SAFETY: `fds` is a local `[c_int; 2]`, alive and writable for the call: exactly
+        // the two fds pipe(2) writes, and nothing beyond.
+        unsafe { syscall!(pipe(fds.as_mut_ptr())) }?;
         // SAFETY: pipe just returned these fds; nothing else owns them.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         set_nonblock_cloexec(read.as_raw_fd())?;
@@ -61,7 +67,9 @@ impl Waker {
     /// ```
     pub fn wake(&self) -> io::Result<()> {
         if !self.pending.swap(true, Ordering::AcqRel) {
-            wake_raw(self.write.as_raw_fd());
+            // SAFETY: `self.write` is this waker's own write end, open for as long as
+            // `self` is borrowed.
+            unsafe { wake_raw(self.write.as_raw_fd()) };
         }
         Ok(())
     }
@@ -91,7 +99,8 @@ impl Waker {
     ///
     /// ```
     /// let w = evloop_backends::Waker::new().unwrap();
-    /// evloop_backends::wake_raw(w.wake_fd());
+    /// // SAFETY: `w` is alive (its fd open) for the whole call.
+    /// unsafe { evloop_backends::wake_raw(w.wake_fd()) };
     /// assert!(w.drain());
     /// ```
     pub fn wake_fd(&self) -> RawFd {
@@ -99,17 +108,28 @@ impl Waker {
     }
 }
 
-/// Async-signal-safe wake through a raw write fd (used from signal handlers). A full
-/// pipe already means "woken", so errors are ignored.
+/// Async-signal-safe wake through a raw write fd (used from signal handlers): one
+/// `write(2)` of one byte, no lock, no allocation. A full pipe already means "woken", so
+/// errors are ignored.
+///
+/// # Safety
+///
+/// `fd` must be the [`Waker::wake_fd`] of a [`Waker`] that stays alive (its fd open)
+/// until this call returns. Any other fd is written to as if it were a wake fd: a closed
+/// fd number may have been reused for an unrelated file, pipe or socket, which would
+/// receive a stray byte (a violation of I/O safety; memory is not at stake).
 ///
 /// ```
 /// let w = evloop_backends::Waker::new().unwrap();
-/// evloop_backends::wake_raw(w.wake_fd());
+/// // SAFETY: `w` is alive (its fd open) for the whole call.
+/// unsafe { evloop_backends::wake_raw(w.wake_fd()) };
 /// assert!(w.drain());
 /// ```
-pub fn wake_raw(fd: RawFd) {
+pub unsafe fn wake_raw(fd: RawFd) {
     let b = 1u8;
-    // SAFETY: writes one byte from a valid location; write(2) is async-signal-safe.
+    // SAFETY: the buffer is `b`, one readable byte on this stack frame for the whole
+    // call; the caller guarantees `fd` is a live wake pipe's write end (see `# Safety`).
+    // write(2) is async-signal-safe.
     unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
 }
 
