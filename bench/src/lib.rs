@@ -1,7 +1,7 @@
 //! Shared helpers for the pipe-chain benchmark binaries (`pipechain`, `pipechain-mio`).
 //!
 //! The protocol is libevent's `test/bench.c` as extended by libev's author (see
-//! `bench-protocol.md`, section 1): `n` non-blocking AF_UNIX socketpairs, a persistent read
+//! `bench/README.md`, "The pipe chain"): `n` non-blocking AF_UNIX socketpairs, a persistent read
 //! watcher on each read end, a read handler that reads one byte and forwards one byte to the
 //! next pair while `writes_left > 0`, and per iteration a timed *setup* (delete + add every
 //! watcher, then one non-blocking pass of the loop) and a timed *run* (write one byte into `a`
@@ -56,7 +56,7 @@ pub struct Options {
     pub timeouts: bool,
     /// `-i`: number of iterations. Default 25.
     pub iters: usize,
-    /// `-b`: backend name, interpreted by the binary. Default `"epoll"`.
+    /// `-b`: backend name, interpreted by the binary. Default [`NATIVE_BACKEND`].
     pub backend: String,
     /// `--api`: API flavour. Default [`Api::Trait`].
     pub api: Api,
@@ -70,15 +70,44 @@ impl Default for Options {
             writes: 100,
             timeouts: false,
             iters: 25,
-            backend: "epoll".to_owned(),
+            backend: NATIVE_BACKEND.to_owned(),
             api: Api::Trait,
         }
     }
 }
 
+/// The name of this platform's native readiness mechanism, as `-b` takes it: what `-b`
+/// defaults to (`epoll` on Linux, `kqueue` on macOS and the BSDs, `event_ports` on
+/// illumos and Solaris, `poll` elsewhere).
+///
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(evloop_bench::NATIVE_BACKEND, "epoll");
+/// assert_eq!(evloop_bench::Options::default().backend, evloop_bench::NATIVE_BACKEND);
+/// ```
+pub const NATIVE_BACKEND: &str = if cfg!(any(target_os = "linux", target_os = "android")) {
+    "epoll"
+} else if cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    "kqueue"
+} else if cfg!(any(target_os = "illumos", target_os = "solaris")) {
+    "event_ports"
+} else {
+    "poll"
+};
+
 /// The usage text printed on a usage error or for `-h`.
 pub const USAGE: &str = "usage: PROG [-n pipes] [-a active] [-w writes] [-t] [-i iterations] \
-[-b epoll|poll|select] [--api trait|macro|raw]";
+[-b epoll|kqueue|event_ports|devpoll|poll|select] [--api trait|macro|raw]";
 
 impl Options {
     /// Parses options from an argument list that does *not* include the program name.
@@ -211,22 +240,67 @@ pub fn socketpairs(n: usize) -> io::Result<Vec<(OwnedFd, OwnedFd)>> {
     for _ in 0..n {
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: `fds` is a valid, writable array of two c_ints, as socketpair requires.
-        let rc = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
+        let rc = unsafe { libc::socketpair(libc::AF_UNIX, SOCKETPAIR_TYPE, 0, fds.as_mut_ptr()) };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: socketpair succeeded, so both descriptors are open and owned by nobody else.
         let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        #[cfg(any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "tvos",
+            target_os = "watchos",
+            target_os = "visionos"
+        ))]
+        for fd in [&pair.0, &pair.1] {
+            set_cloexec_nonblock(fd.as_raw_fd())?;
+        }
         pairs.push(pair);
     }
     Ok(pairs)
+}
+
+/// The socketpair(2) type: non-blocking and close-on-exec in the call where the system
+/// takes those flags there (not Apple's: there they are set with `fcntl` afterwards).
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+)))]
+const SOCKETPAIR_TYPE: libc::c_int = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+))]
+const SOCKETPAIR_TYPE: libc::c_int = libc::SOCK_STREAM;
+
+/// Make `fd` non-blocking and close-on-exec (for systems whose socketpair(2) does not
+/// take the flags).
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+))]
+fn set_cloexec_nonblock(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an open fd we own; only its flags change.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0
+            || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0
+            || libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Outcome of a one-byte [`read_byte`].

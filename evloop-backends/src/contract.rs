@@ -47,8 +47,38 @@
 //!   ([`Backend::NATIVE_EDGE`]). Elsewhere it is delivered level-triggered: a superset
 //!   that is still correct for edge-style code, which drains until `WouldBlock`.
 //! * An fd that was closed while registered never makes the loop spin: it is either
-//!   dropped silently by the kernel (epoll) or reported once with `ERROR` and disabled
-//!   (poll's POLLNVAL, select's EBADF).
+//!   dropped silently by the kernel (epoll, kqueue, event ports) or reported once with
+//!   `ERROR` and disabled (poll's and /dev/poll's POLLNVAL, select's EBADF).
+//!
+//! # Where backends differ
+//!
+//! The rules above hold under every backend; the conformance suite, the backend contract
+//! tests and the whole test suite run under each Linux backend (`.ci/run` runs
+//! `cargo test --workspace` once per `backend-*` feature). What a mechanism cannot do is
+//! a constant of [`Backend`], so code and tests can ask instead of guessing:
+//!
+//! | difference | constant | backends |
+//! |---|---|---|
+//! | highest fd that can be watched | [`Backend::MAX_FD`] | `select`: `FD_SETSIZE - 1`; registering a larger fd is an `InvalidInput` error (a server then closes the connection it cannot watch); every other backend: no limit |
+//! | edge-triggered delivery | [`Backend::NATIVE_EDGE`] | epoll, kqueue: native; poll, select, event ports, /dev/poll: delivered level-triggered, a superset that is still correct for code that drains until `WouldBlock` |
+//! | an fd to embed the loop in another | [`Backend::pollable_fd`] | epoll, kqueue, event ports: `Some`; poll, select, /dev/poll: `None` |
+//!
+//! And, with no constant because code needs no branch for them:
+//!
+//! * `PEER_CLOSED`: native under epoll (EPOLLRDHUP), kqueue (EV_EOF) and Linux poll
+//!   (POLLRDHUP); select emulates it for stream sockets watched for `READ` (a one-byte
+//!   peek at EOF). Elsewhere a closed peer shows up as readable with EOF, then `HUP`.
+//! * A write-only watch hears a hang-up everywhere: select(2) has no hang-up bit, so the
+//!   select backend asks `poll(2)` for `POLLHUP`/`POLLERR` when a write-only fd is reported
+//!   writable (one extra syscall per such report).
+//! * Regular files: epoll refuses them at registration (`EPERM`, reported by the call);
+//!   poll and select accept them and report them always ready.
+//! * `HUP` on a socket watched only for reading: kqueue's read filter cannot tell a half
+//!   close from a full one, so there a closed peer shows up as `READABLE` (plus
+//!   `READ_CLOSED` if asked for) and `read` returns 0; `HUP` comes with a write watch.
+//! * An fd closed while registered is dropped silently by epoll, kqueue and event ports (the
+//!   kernel forgets it), and reported once as `ERROR`, then parked, by poll, select and
+//!   /dev/poll. None of them spins.
 //!
 //! # Waking and forking
 //!
@@ -456,7 +486,7 @@ pub struct Event {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an evloop backend",
     label = "not a backend",
-    note = "use `evloop::DefaultBackend` (chosen for the target), `evloop::Epoll`, `evloop::Poll` or `evloop::Select`"
+    note = "use `evloop::DefaultBackend` (chosen for the target), or one by name: `evloop::Epoll` (Linux), `evloop::Kqueue` (macOS, BSDs), `evloop::EventPorts` or `evloop::DevPoll` (illumos, Solaris), `evloop::Poll`, `evloop::Select`"
 )]
 pub trait Backend: Sized {
     /// A short name: `"epoll"`, `"poll"`, `"select"`.

@@ -2,18 +2,21 @@
 //!
 //! The [`Backend`] trait (in [`contract`]) is the whole interface: register, modify and
 //! deregister an fd with an [`Interest`] and a 64-bit token, then [`Backend::wait`] into a
-//! fixed-capacity event buffer. Implementations, one file each:
+//! fixed-capacity event buffer. Implementations, one file (or folder) each:
 //!
 //! | backend | file | where |
 //! |---|---|---|
-//! | [`Epoll`] | `src/epoll.rs` | Linux, Android (default there) |
+//! | `Epoll` | `src/epoll.rs` | Linux, Android (default there) |
+//! | `Kqueue` | `src/kqueue/` | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly (default there) |
+//! | `EventPorts` | `src/event_ports/` | illumos, Solaris (default there) |
+//! | `DevPoll` | `src/devpoll/` | illumos, Solaris (`backend-devpoll` feature, or by type) |
 //! | [`Poll`] | `src/poll.rs` | every Unix |
 //! | [`Select`] | `src/select.rs` | every Unix (fds below `FD_SETSIZE`) |
 //!
 //! [`DefaultBackend`] is chosen at compile time: the platform's best mechanism, unless the
-//! `backend-poll` or `backend-select` cargo feature forces a portable one. A program can
-//! also name any backend as a type parameter. The cross-thread wake is [`Waker`]
-//! (`src/waker/`: eventfd on Linux, a self-pipe elsewhere).
+//! `backend-poll`, `backend-select` or `backend-devpoll` cargo feature forces another. A
+//! program can also name any backend as a type parameter. The cross-thread wake is
+//! [`Waker`] (`src/waker/`).
 //!
 //! ```
 //! use evloop_backends::{Backend, DefaultBackend};
@@ -23,9 +26,24 @@
 //! ```
 #![deny(missing_docs)]
 
-// The change list serves the kernel-state backends: epoll now, kqueue and event ports
-// when they land.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+// The change list serves the kernel-state backends (epoll; kqueue, event ports and /dev/poll
+// add themselves to this cfg as they start using it).
+#[cfg(any(
+    test,
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
 mod changelist;
 pub mod contract;
 mod sys;
@@ -33,43 +51,178 @@ mod waker;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
+// Each of these folders holds the backend (compiled for its targets) and its pure logic
+// (record translation and decoding, compiled for its targets and for tests everywhere).
+mod devpoll;
+mod event_ports;
+mod kqueue;
 mod poll;
 mod select;
 
 pub use contract::{Backend, Event, Interest, Ready};
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+pub use devpoll::DevPoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use epoll::Epoll;
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+pub use event_ports::EventPorts;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+pub use kqueue::Kqueue;
 pub use poll::Poll;
 pub use select::Select;
 pub use sys::open_file_limit;
 pub use waker::{wake_raw, Waker};
 
 /// The backend used when a program names none: chosen by `#[cfg]` for the target, or
-/// forced by the `backend-select` / `backend-poll` features.
+/// forced by a `backend-*` feature (`backend-select` wins over `backend-poll`, which wins
+/// over `backend-devpoll`).
+///
+/// | target | default |
+/// |---|---|
+/// | Linux, Android | `Epoll` |
+/// | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly | `Kqueue` |
+/// | illumos, Solaris | `EventPorts` (`DevPoll` with `backend-devpoll`) |
+/// | any other Unix | [`Poll`] |
+///
+/// ```
+/// use evloop_backends::{Backend, DefaultBackend};
+/// # #[cfg(all(target_os = "linux", not(any(feature = "backend-poll", feature = "backend-select"))))]
+/// assert_eq!(DefaultBackend::NAME, "epoll");
+/// ```
 #[cfg(feature = "backend-select")]
 pub type DefaultBackend = Select;
 
-/// The backend used when a program names none: chosen by `#[cfg]` for the target, or
-/// forced by the `backend-select` / `backend-poll` features.
+/// The backend used when a program names none (see the first definition).
 #[cfg(all(feature = "backend-poll", not(feature = "backend-select")))]
 pub type DefaultBackend = Poll;
 
-/// The backend used when a program names none: chosen by `#[cfg]` for the target, or
-/// forced by the `backend-select` / `backend-poll` features.
+/// The backend used when a program names none (see the first definition).
+#[cfg(all(
+    any(target_os = "illumos", target_os = "solaris"),
+    feature = "backend-devpoll",
+    not(any(feature = "backend-poll", feature = "backend-select"))
+))]
+pub type DefaultBackend = DevPoll;
+
+/// The backend used when a program names none (see the first definition).
 #[cfg(all(
     any(target_os = "linux", target_os = "android"),
     not(any(feature = "backend-poll", feature = "backend-select"))
 ))]
 pub type DefaultBackend = Epoll;
 
-/// The backend used when a program names none: chosen by `#[cfg]` for the target, or
-/// forced by the `backend-select` / `backend-poll` features.
+/// The backend used when a program names none (see the first definition).
+#[cfg(all(
+    any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "visionos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ),
+    not(any(feature = "backend-poll", feature = "backend-select"))
+))]
+pub type DefaultBackend = Kqueue;
+
+/// The backend used when a program names none (see the first definition).
+#[cfg(all(
+    any(target_os = "illumos", target_os = "solaris"),
+    not(any(
+        feature = "backend-poll",
+        feature = "backend-select",
+        feature = "backend-devpoll"
+    ))
+))]
+pub type DefaultBackend = EventPorts;
+
+/// The backend used when a program names none (see the first definition).
 #[cfg(all(
     unix,
-    not(any(target_os = "linux", target_os = "android")),
+    not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "visionos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos",
+        target_os = "solaris"
+    )),
     not(any(feature = "backend-poll", feature = "backend-select"))
 ))]
 pub type DefaultBackend = Poll;
 
+/// `a == b`, at compile time.
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The backend each target gets by default, checked when the crate is compiled for that
+/// target (`cargo check --target ...` fails if the cfg ladder above picks another).
+const EXPECTED_DEFAULT: &str = if cfg!(feature = "backend-select") {
+    "select"
+} else if cfg!(feature = "backend-poll") {
+    "poll"
+} else if cfg!(any(target_os = "linux", target_os = "android")) {
+    "epoll"
+} else if cfg!(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    "kqueue"
+} else if cfg!(all(
+    any(target_os = "illumos", target_os = "solaris"),
+    feature = "backend-devpoll"
+)) {
+    "/dev/poll"
+} else if cfg!(any(target_os = "illumos", target_os = "solaris")) {
+    "event ports"
+} else {
+    "poll"
+};
+
+#[cfg(unix)]
+const _: () = assert!(
+    same_name(<DefaultBackend as Backend>::NAME, EXPECTED_DEFAULT),
+    "DefaultBackend is not the backend this target should get by default"
+);
+
 #[cfg(not(unix))]
-compile_error!("evloop-backends supports Unix targets for now (epoll, poll, select); the Windows backend is not written yet");
+compile_error!("evloop-backends supports Unix targets for now (epoll, kqueue, event ports, /dev/poll, poll, select); the Windows backend is not written yet");

@@ -1,8 +1,11 @@
 //! The backend contract (`evloop_backends::contract`), checked against every backend.
 //!
 //! Each test body below is generic over `B: Backend`; `backend_tests!` instantiates it
-//! once per backend as `epoll_<name>` (Linux), `poll_<name>` and `select_<name>`, so
-//! `cargo test -p evloop-backends --test backend_contract poll_` runs one backend's suite.
+//! once per backend the target has, in modules `epoll_contract` (Linux), `poll_contract`,
+//! `select_contract`, `kqueue_contract` (macOS, iOS, the BSDs), `event_ports_contract`
+//! and `devpoll_contract` (illumos, Solaris), so
+//! `cargo test -p evloop-backends --test backend_contract poll_contract::` runs one
+//! backend's suite.
 //! Real sockets and pipes throughout; nothing sleeps to synchronise (a wait with a
 //! timeout is the only clock, and "nothing happens" is checked by a short wait that must
 //! last its full timeout).
@@ -16,161 +19,99 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use evloop_backends::{Backend, Event, Interest, Poll, Ready, Select, Waker};
+use evloop_backends::{Backend, Event, Interest, Ready, Waker};
 use util::*;
 
-/// Instantiate generic test bodies once per backend.
+/// Instantiate the generic test bodies for one backend: `backend_tests!(Backend)` inside
+/// that backend's module (below, one per backend the target has), so every test's name
+/// says its backend (`epoll_contract::read_readiness_is_level_triggered`).
 ///
-/// `<mode> <body> => <epoll name>, <poll name>, <select name>;` where mode is `Shared`,
-/// `Exclusive` (alone in the process: closes registered fds, forks) or `Isolated` (in a
-/// child process: installs signal handlers). See `util::Mode`.
+/// `<mode> <body>`, where mode is `Shared`, `Exclusive` (alone in the process: closes
+/// registered fds, forks) or `Isolated` (in a child process: installs signal handlers).
+/// See `util::Mode`.
 macro_rules! backend_tests {
-    ($( $mode:ident $body:ident => $epoll:ident, $poll:ident, $select:ident; )*) => {$(
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        #[test]
-        fn $epoll() {
-            run(Mode::$mode, stringify!($epoll), $body::<evloop_backends::Epoll>);
+    ($backend:ty) => {
+        backend_tests! { @emit $backend;
+            Shared read_readiness_is_level_triggered,
+            Shared write_readiness_follows_buffer_space,
+            Shared read_and_write_on_one_fd_share_one_event,
+            Shared modify_changes_interest_and_token,
+            Shared stop_start_in_one_iteration_is_coalesced,
+            Shared empty_interest_keeps_the_fd_registered_but_silent,
+            Shared deregister_then_register_again,
+            Shared registration_errors_are_clear_and_harmless,
+            Exclusive closed_fd_is_ebadf_and_harmless,
+            Shared fd_above_fd_setsize,
+            Shared regular_file,
+            Exclusive dup_closed_and_reused_fd,
+            Exclusive closed_fd_reused_by_a_new_file_in_one_iteration,
+            Exclusive closed_while_registered_does_not_spin,
+            Shared peer_close_is_read_closed_and_data_survives,
+            Shared shutdown_write_is_read_closed,
+            Shared hang_up_is_reported_without_being_asked,
+            Shared write_only_watch_hears_hang_up,
+            Shared pipe_with_closed_reader_reports_error,
+            Shared refused_connect_reports_error,
+            Shared write_to_closed_peer_is_epipe,
+            Shared edge_interest,
+            Shared sub_millisecond_timeouts_round_up,
+            Shared zero_timeout_returns_immediately,
+            Shared huge_timeouts_are_accepted,
+            Isolated eintr_is_retried_with_the_remaining_time,
+            Shared more_ready_than_capacity_none_starved,
+            Shared capacity_zero_means_one,
+            Shared tokens_are_opaque,
+            Shared waker_wakes_across_threads_and_coalesces,
+            Shared reinit_keeps_every_registration,
+            Exclusive reinit_in_a_forked_child,
+            Shared pollable_fd_only_for_kernel_backends,
         }
+    };
+    (@emit $backend:ty; $($mode:ident $body:ident,)*) => {$(
         #[test]
-        fn $poll() {
-            run(Mode::$mode, stringify!($poll), $body::<Poll>);
-        }
-        #[test]
-        fn $select() {
-            run(Mode::$mode, stringify!($select), $body::<Select>);
+        fn $body() {
+            let name = crate::util::test_name(module_path!(), stringify!($body));
+            crate::util::run(crate::util::Mode::$mode, &name, crate::$body::<$backend>);
         }
     )*};
 }
 
-backend_tests! {
-    Shared read_readiness_is_level_triggered =>
-        epoll_read_readiness_is_level_triggered,
-        poll_read_readiness_is_level_triggered,
-        select_read_readiness_is_level_triggered;
-    Shared write_readiness_follows_buffer_space =>
-        epoll_write_readiness_follows_buffer_space,
-        poll_write_readiness_follows_buffer_space,
-        select_write_readiness_follows_buffer_space;
-    Shared read_and_write_on_one_fd_share_one_event =>
-        epoll_read_and_write_on_one_fd_share_one_event,
-        poll_read_and_write_on_one_fd_share_one_event,
-        select_read_and_write_on_one_fd_share_one_event;
-    Shared modify_changes_interest_and_token =>
-        epoll_modify_changes_interest_and_token,
-        poll_modify_changes_interest_and_token,
-        select_modify_changes_interest_and_token;
-    Shared stop_start_in_one_iteration_is_coalesced =>
-        epoll_stop_start_in_one_iteration_is_coalesced,
-        poll_stop_start_in_one_iteration_is_coalesced,
-        select_stop_start_in_one_iteration_is_coalesced;
-    Shared empty_interest_keeps_the_fd_registered_but_silent =>
-        epoll_empty_interest_keeps_the_fd_registered_but_silent,
-        poll_empty_interest_keeps_the_fd_registered_but_silent,
-        select_empty_interest_keeps_the_fd_registered_but_silent;
-    Shared deregister_then_register_again =>
-        epoll_deregister_then_register_again,
-        poll_deregister_then_register_again,
-        select_deregister_then_register_again;
-    Shared registration_errors_are_clear_and_harmless =>
-        epoll_registration_errors_are_clear_and_harmless,
-        poll_registration_errors_are_clear_and_harmless,
-        select_registration_errors_are_clear_and_harmless;
-    Exclusive closed_fd_is_ebadf_and_harmless =>
-        epoll_closed_fd_is_ebadf_and_harmless,
-        poll_closed_fd_is_ebadf_and_harmless,
-        select_closed_fd_is_ebadf_and_harmless;
-    Shared fd_above_fd_setsize =>
-        epoll_fd_above_fd_setsize,
-        poll_fd_above_fd_setsize,
-        select_fd_above_fd_setsize;
-    Shared regular_file =>
-        epoll_regular_file,
-        poll_regular_file,
-        select_regular_file;
-    Exclusive dup_closed_and_reused_fd =>
-        epoll_dup_closed_and_reused_fd,
-        poll_dup_closed_and_reused_fd,
-        select_dup_closed_and_reused_fd;
-    Exclusive closed_fd_reused_by_a_new_file_in_one_iteration =>
-        epoll_closed_fd_reused_by_a_new_file_in_one_iteration,
-        poll_closed_fd_reused_by_a_new_file_in_one_iteration,
-        select_closed_fd_reused_by_a_new_file_in_one_iteration;
-    Exclusive closed_while_registered_does_not_spin =>
-        epoll_closed_while_registered_does_not_spin,
-        poll_closed_while_registered_does_not_spin,
-        select_closed_while_registered_does_not_spin;
-    Shared peer_close_is_read_closed_and_data_survives =>
-        epoll_peer_close_is_read_closed_and_data_survives,
-        poll_peer_close_is_read_closed_and_data_survives,
-        select_peer_close_is_read_closed_and_data_survives;
-    Shared shutdown_write_is_read_closed =>
-        epoll_shutdown_write_is_read_closed,
-        poll_shutdown_write_is_read_closed,
-        select_shutdown_write_is_read_closed;
-    Shared hang_up_is_reported_without_being_asked =>
-        epoll_hang_up_is_reported_without_being_asked,
-        poll_hang_up_is_reported_without_being_asked,
-        select_hang_up_is_reported_without_being_asked;
-    Shared pipe_with_closed_reader_reports_error =>
-        epoll_pipe_with_closed_reader_reports_error,
-        poll_pipe_with_closed_reader_reports_error,
-        select_pipe_with_closed_reader_reports_error;
-    Shared refused_connect_reports_error =>
-        epoll_refused_connect_reports_error,
-        poll_refused_connect_reports_error,
-        select_refused_connect_reports_error;
-    Shared write_to_closed_peer_is_epipe =>
-        epoll_write_to_closed_peer_is_epipe,
-        poll_write_to_closed_peer_is_epipe,
-        select_write_to_closed_peer_is_epipe;
-    Shared edge_interest =>
-        epoll_edge_interest,
-        poll_edge_interest,
-        select_edge_interest;
-    Shared sub_millisecond_timeouts_round_up =>
-        epoll_sub_millisecond_timeouts_round_up,
-        poll_sub_millisecond_timeouts_round_up,
-        select_sub_millisecond_timeouts_round_up;
-    Shared zero_timeout_returns_immediately =>
-        epoll_zero_timeout_returns_immediately,
-        poll_zero_timeout_returns_immediately,
-        select_zero_timeout_returns_immediately;
-    Shared huge_timeouts_are_accepted =>
-        epoll_huge_timeouts_are_accepted,
-        poll_huge_timeouts_are_accepted,
-        select_huge_timeouts_are_accepted;
-    Isolated eintr_is_retried_with_the_remaining_time =>
-        epoll_eintr_is_retried_with_the_remaining_time,
-        poll_eintr_is_retried_with_the_remaining_time,
-        select_eintr_is_retried_with_the_remaining_time;
-    Shared more_ready_than_capacity_none_starved =>
-        epoll_more_ready_than_capacity_none_starved,
-        poll_more_ready_than_capacity_none_starved,
-        select_more_ready_than_capacity_none_starved;
-    Shared capacity_zero_means_one =>
-        epoll_capacity_zero_means_one,
-        poll_capacity_zero_means_one,
-        select_capacity_zero_means_one;
-    Shared tokens_are_opaque =>
-        epoll_tokens_are_opaque,
-        poll_tokens_are_opaque,
-        select_tokens_are_opaque;
-    Shared waker_wakes_across_threads_and_coalesces =>
-        epoll_waker_wakes_across_threads_and_coalesces,
-        poll_waker_wakes_across_threads_and_coalesces,
-        select_waker_wakes_across_threads_and_coalesces;
-    Shared reinit_keeps_every_registration =>
-        epoll_reinit_keeps_every_registration,
-        poll_reinit_keeps_every_registration,
-        select_reinit_keeps_every_registration;
-    Exclusive reinit_in_a_forked_child =>
-        epoll_reinit_in_a_forked_child,
-        poll_reinit_in_a_forked_child,
-        select_reinit_in_a_forked_child;
-    Shared pollable_fd_only_for_kernel_backends =>
-        epoll_pollable_fd_only_for_kernel_backends,
-        poll_pollable_fd_only_for_kernel_backends,
-        select_pollable_fd_only_for_kernel_backends;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_contract {
+    backend_tests!(evloop_backends::Epoll);
+}
+
+mod poll_contract {
+    backend_tests!(evloop_backends::Poll);
+}
+
+mod select_contract {
+    backend_tests!(evloop_backends::Select);
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_contract {
+    backend_tests!(evloop_backends::Kqueue);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod event_ports_contract {
+    backend_tests!(evloop_backends::EventPorts);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod devpoll_contract {
+    backend_tests!(evloop_backends::DevPoll);
 }
 
 fn new<B: Backend>(capacity: usize) -> B {
@@ -440,12 +381,13 @@ fn regular_file<B: Backend>() {
     let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
     let r = b.register(fd(&file), 1, Interest::READ);
     if B::NAME == "epoll" {
-        // epoll cannot watch regular files: refused by the call itself.
+        // epoll cannot watch regular files: refused by the call itself. (kqueue, event
+        // ports, /dev/poll, poll and select all take them and report them ready.)
         let e = r.unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
         assert!(b.is_empty());
     } else {
-        // poll and select report regular files as always ready.
+        // The others report regular files as always ready.
         r.unwrap();
         assert!(expect_one(&mut b, 1).is_readable());
         b.deregister(fd(&file)).unwrap();
@@ -523,9 +465,9 @@ fn closed_while_registered_does_not_spin<B: Backend>() {
     assert!(expect_one(&mut b, 9).is_readable());
     drop(a); // closed behind the backend's back, while readable
     let evs = wait_events(&mut b, Some(QUIET));
-    if B::NAME == "epoll" {
-        // The kernel dropped it with the file.
-        assert!(evs.is_empty(), "epoll: {evs:?}");
+    if matches!(B::NAME, "epoll" | "kqueue" | "event ports") {
+        // The kernel dropped the registration with the file.
+        assert!(evs.is_empty(), "{}: {evs:?}", B::NAME);
     } else {
         // Reported once, as an error.
         assert!(
@@ -620,6 +562,19 @@ fn hang_up_is_reported_without_being_asked<B: Backend>() {
     assert_eq!(raw_read(fd(&r), &mut [0u8; 8]).unwrap(), 0, "EOF");
 }
 
+/// A watch for `WRITE` alone never reads, so it never sees EOF: the backend must report
+/// the hang-up itself, even where the OS mechanism (select) has no bit for it.
+fn write_only_watch_hears_hang_up<B: Backend>() {
+    let mut b = new::<B>(16);
+    let (a, pa) = pair();
+    b.register(fd(&a), 1, Interest::WRITE).unwrap();
+    assert_eq!(expect_one(&mut b, 1), Ready::WRITABLE);
+    drop(pa);
+    let ready = expect_one(&mut b, 1);
+    assert!(ready.is_hup() || ready.is_error(), "{}: {ready:?}", B::NAME);
+    b.deregister(fd(&a)).unwrap();
+}
+
 fn pipe_with_closed_reader_reports_error<B: Backend>() {
     assert_sigpipe_ignored();
     let mut b = new::<B>(16);
@@ -679,14 +634,12 @@ fn write_to_closed_peer_is_epipe<B: Backend>() {
     let e = (&a).write(b"x").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EPIPE), "{e}");
     assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
-    // ... and through a raw send that asks for no signal.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        // SAFETY: sends one byte from a valid buffer.
-        let n = unsafe { libc::send(fd(&a), b"x".as_ptr().cast(), 1, libc::MSG_NOSIGNAL) };
-        assert_eq!(n, -1);
-        assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EPIPE));
-    }
+    // ... and through a raw send that asks for no signal (`MSG_NOSIGNAL`; Apple's systems
+    // say it per socket, with `SO_NOSIGPIPE`).
+    // SAFETY: sends one byte from a valid buffer.
+    let n = unsafe { libc::send(fd(&a), b"x".as_ptr().cast(), 1, no_signal_flags(fd(&a))) };
+    assert_eq!(n, -1);
+    assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EPIPE));
 }
 
 fn edge_interest<B: Backend>() {
@@ -1099,7 +1052,9 @@ fn pollable_fd_only_for_kernel_backends<B: Backend>() {
     match raw {
         None => assert_ne!(B::NAME, "epoll"),
         Some(pfd) => {
-            assert_eq!(B::NAME, "epoll");
+            // A kernel-state backend (epoll; kqueue and event ports may have one too),
+            // never a user-space set.
+            assert!(B::NAME != "poll" && B::NAME != "select", "{}", B::NAME);
             assert!(!poll_readable(pfd, 0));
             send(&peer, b"x");
             assert!(

@@ -21,6 +21,7 @@
 //! | `workers.rs` | [`workers::Workers`]: one loop per thread, one shutdown for all |
 //! | `buffered/` | [`buffered`]: fixed-capacity buffers, buffered connections, [`buffered::BufSlab`] |
 //! | `listener.rs` | [`Listener`]: batched `accept4`, fd-exhaustion recovery |
+//! | `socket.rs` | the socket calls (per-OS flags, port sharing) of the listener, the workers and `BufConn` |
 //!
 //! ```
 //! use evloop_core::*;
@@ -43,6 +44,7 @@ mod machine;
 mod ready_queue;
 mod signal;
 mod slab;
+mod socket;
 mod source;
 mod timer;
 mod token;
@@ -55,10 +57,24 @@ pub use error::{Error, Result};
 pub use event_loop::{Builder, EventLoop, Exit};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use evloop_backends::Epoll;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+pub use evloop_backends::Kqueue;
 pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select};
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+pub use evloop_backends::{DevPoll, EventPorts};
 pub use listener::{AcceptError, AcceptReport, Accepted, Listener, ListenerBuilder, ListenerStats};
 pub use machine::{Event, Machine};
-pub use signal::signal_number;
+pub use signal::{realtime_signals, signal_number};
 pub use slab::{Key, Slab};
 pub use source::Source;
 pub use token::{SourceId, Token};

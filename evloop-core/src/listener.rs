@@ -1,7 +1,8 @@
 //! [`Listener`]: a listening socket that accepts in batches and survives running out of
 //! file descriptors (libevent's evconnlistener), and its [`ListenerBuilder`].
 //!
-//! Accepting uses `accept4(SOCK_CLOEXEC | SOCK_NONBLOCK)` until `EAGAIN`, at most
+//! Accepting uses `accept4(SOCK_CLOEXEC | SOCK_NONBLOCK)` (on Apple's systems, which
+//! have no `accept4`, `accept` then `fcntl`, and `SO_NOSIGPIPE`) until `EAGAIN`, at most
 //! [`batch`](ListenerBuilder::batch) connections per readiness so one busy listener
 //! cannot starve the loop's other sources.
 //!
@@ -18,120 +19,15 @@
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::Duration;
 
 use evloop_backends::{Interest, Ready};
 
+use crate::socket;
 use crate::{Ctx, Key, Machine, Result, Source, SourceId, Token, Watch};
-
-/// `socket(2)` for `addr`'s family, non-blocking and close-on-exec.
-pub(crate) fn socket_for(addr: &SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
-    let family = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    socket(family, ty)
-}
-
-fn socket(family: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        // SAFETY: plain syscall; a non-negative result is a new fd that we own.
-        let fd = unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just created and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        // SAFETY: plain syscall; a non-negative result is a new fd that we own.
-        let fd = unsafe { libc::socket(family, ty, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just created and is owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        set_flags(fd.as_raw_fd())?;
-        Ok(fd)
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn set_flags(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an open fd we own; only its flags change.
-    unsafe {
-        if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// `addr` as a `sockaddr_storage` and its length.
-pub(crate) fn sockaddr_of(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero is a valid `sockaddr_storage`.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: `sockaddr_storage` is large and aligned enough for `sockaddr_in`.
-            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from_ne_bytes(a.ip().octets()),
-            };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: `sockaddr_storage` is large and aligned enough for `sockaddr_in6`.
-            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: a.ip().octets(),
-            };
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, v: bool) -> io::Result<()> {
-    let v: libc::c_int = v as libc::c_int;
-    // SAFETY: `v` is a valid c_int for the duration of the call.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &v as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
-    // SAFETY: plain syscall on an open socket.
-    if unsafe { libc::listen(fd, backlog) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 /// Options for a [`Listener`]. Defaults: `SO_REUSEADDR` on, `SO_REUSEPORT` off, backlog
 /// 1024, the system's IPv6-only default, batches of 64, a reserved fd, a 100 ms pause.
@@ -140,7 +36,7 @@ fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
 /// use evloop_core::ListenerBuilder;
 /// use std::time::Duration;
 /// let l = ListenerBuilder::new()
-///     .reuse_port(true)
+///     .reuse_addr(true)
 ///     .backlog(128)
 ///     .batch(32)
 ///     .pause(Duration::from_millis(50))
@@ -193,14 +89,26 @@ impl ListenerBuilder {
         self.reuse_addr = on;
         self
     }
-    /// `SO_REUSEPORT` (TCP): several sockets (one per loop, say) share the port and the
-    /// kernel spreads connections over them.
+    /// `SO_REUSEPORT` (TCP): several sockets (one per loop, say) bind the same port.
+    /// Whether the kernel then spreads connections across them depends on the system
+    /// ([`PortSharing`](crate::workers::PortSharing)): Linux and Android do
+    /// (`SO_REUSEPORT`), FreeBSD does (this sets `SO_REUSEPORT_LB` there), DragonFly
+    /// does; macOS, iOS, NetBSD and OpenBSD accept the binds but do not balance; illumos
+    /// and Solaris have no such option and [`tcp`](Self::tcp) fails with
+    /// `ErrorKind::Unsupported`. For one port served by several loops on every system,
+    /// use [`workers::SharedPort`](crate::workers::SharedPort).
     ///
     /// ```
     /// use evloop_core::ListenerBuilder;
-    /// let a = ListenerBuilder::new().reuse_port(true).tcp("127.0.0.1:0".parse().unwrap()).unwrap();
-    /// let b = ListenerBuilder::new().reuse_port(true).tcp(a.local_addr().unwrap()).unwrap();
-    /// assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+    /// use evloop_core::workers::{PortSharing, PORT_SHARING};
+    /// let a = ListenerBuilder::new().reuse_port(true).tcp("127.0.0.1:0".parse().unwrap());
+    /// if PORT_SHARING == PortSharing::Unsupported {
+    ///     assert_eq!(a.unwrap_err().kind(), std::io::ErrorKind::Unsupported);
+    /// } else {
+    ///     let a = a.unwrap();
+    ///     let b = ListenerBuilder::new().reuse_port(true).tcp(a.local_addr().unwrap()).unwrap();
+    ///     assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+    /// }
     /// ```
     pub const fn reuse_port(mut self, on: bool) -> Self {
         self.reuse_port = on;
@@ -266,30 +174,15 @@ impl ListenerBuilder {
     /// assert!(l.local_addr().unwrap().ip().is_loopback());
     /// ```
     pub fn tcp(&self, addr: SocketAddr) -> io::Result<Listener> {
-        let fd = socket_for(&addr, libc::SOCK_STREAM)?;
-        let raw = fd.as_raw_fd();
-        if self.reuse_addr {
-            setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, true)?;
-        }
-        if self.reuse_port {
-            setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, true)?;
-        }
-        if let (Some(on), SocketAddr::V6(_)) = (self.v6_only, &addr) {
-            setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, on)?;
-        }
-        let (storage, len) = sockaddr_of(&addr);
-        // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-        let r = unsafe {
-            libc::bind(
-                raw,
-                &storage as *const libc::sockaddr_storage as *const libc::sockaddr,
-                len,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        listen(raw, self.backlog)?;
+        let fd = socket::tcp_listener(
+            &addr,
+            &socket::TcpOptions {
+                reuse_addr: self.reuse_addr,
+                reuse_port: self.reuse_port,
+                v6_only: self.v6_only,
+                backlog: self.backlog,
+            },
+        )?;
         self.finish(Inner::Tcp(TcpListener::from(fd)))
     }
 
@@ -304,7 +197,7 @@ impl ListenerBuilder {
     pub fn unix(&self, path: impl AsRef<Path>) -> io::Result<Listener> {
         let l = UnixListener::bind(path)?;
         l.set_nonblocking(true)?;
-        listen(l.as_raw_fd(), self.backlog)?; // again, with our backlog
+        socket::listen(l.as_raw_fd(), self.backlog)?; // again, with our backlog
         self.finish(Inner::Unix(l))
     }
 
@@ -516,51 +409,6 @@ pub struct Listener {
     stats: ListenerStats,
 }
 
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
-fn accept_fd(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; null address pointers are allowed.
-    let c = unsafe {
-        libc::accept4(
-            fd,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-        )
-    };
-    if c < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `c` is a new fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(c) })
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)))]
-fn accept_fd(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; null address pointers are allowed.
-    let c = unsafe { libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut()) };
-    if c < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `c` is a new fd that we own.
-    let c = unsafe { OwnedFd::from_raw_fd(c) };
-    set_flags(c.as_raw_fd())?;
-    Ok(c)
-}
-
 impl Listener {
     /// A TCP listener on `addr` with the default options.
     ///
@@ -650,7 +498,7 @@ impl Listener {
         let mut tries = 0;
         while tries < self.batch {
             tries += 1;
-            let e = match accept_fd(fd) {
+            let e = match socket::accept(fd) {
                 Ok(c) => {
                     self.stats.accepted += 1;
                     report.accepted += 1;
@@ -702,7 +550,7 @@ impl Listener {
             return Dropped::Failed;
         };
         drop(reserve);
-        let ok = match accept_fd(fd) {
+        let ok = match socket::accept(fd) {
             Ok(c) => {
                 drop(c); // the client sees the connection closed, not a hang
                 Dropped::One

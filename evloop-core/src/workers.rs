@@ -9,9 +9,14 @@
 //!   [`spawn_with`](Workers::spawn_with), e.g. an `#[event_machine]` type's
 //!   `event_loop`) and run with `keep_running(true)`. A worker therefore runs until it
 //!   is stopped or its machine calls `ctx.exit()`; the thread returns the machine.
-//! * Sharing a port: every worker binds its own listener to the same address with
-//!   `SO_REUSEPORT` ([`reuseport_listener`]); the kernel spreads incoming connections
-//!   across the listeners, so the workers share nothing and never lock.
+//! * Sharing a port: [`SharedPort`] hands each worker a listener for one address. Where
+//!   the kernel balances connections across sockets bound to one port (Linux, Android,
+//!   DragonFly with `SO_REUSEPORT`; FreeBSD with `SO_REUSEPORT_LB`), every worker gets
+//!   a socket of its own ([`reuseport_listener`]) and the workers share nothing and
+//!   never lock. Elsewhere (macOS, iOS, NetBSD, OpenBSD: `SO_REUSEPORT` does not
+//!   balance there; illumos, Solaris: no such option) every worker registers a
+//!   duplicate of one listening socket and whichever loop accepts first wins; see
+//!   [`PortSharing`].
 //! * Stopping: [`Workers::stop`] sends every worker [`WakeHandle::exit`], the
 //!   thread-safe `event_base_loopexit`: each loop finishes the handlers of its current
 //!   iteration and `run` returns, leaving the machine (its listener, its connections)
@@ -36,13 +41,14 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 
 use evloop_backends::Waker;
 
+use crate::socket;
+pub use crate::socket::{PortSharing, PORT_SHARING};
 use crate::{
     Ctx, DefaultBackend, Error, Event, EventLoop, Exit, Machine, Result, Token, WakeHandle, Watch,
 };
@@ -234,7 +240,7 @@ impl WorkersBuilder {
 ///
 /// ```
 /// use evloop_core::*;
-/// use evloop_core::workers::{reuseport_listener, Workers};
+/// use evloop_core::workers::{SharedPort, Workers};
 /// use std::io::{Read, Write};
 /// use std::net::{TcpListener, TcpStream};
 ///
@@ -254,12 +260,11 @@ impl WorkersBuilder {
 ///     }
 /// }
 ///
-/// let first = reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
-/// let addr = first.local_addr().unwrap();
-/// let mut first = Some(first);
+/// // One port for both workers (a socket each, or one shared: see `SharedPort`).
+/// let mut port = SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let addr = port.local_addr();
 /// let workers = Workers::spawn(2, |i| {
-///     let listener = match first.take() { Some(l) => l, None => reuseport_listener(addr)? };
-///     Ok(Hello { id: i as u8, listener, served: 0 })
+///     Ok(Hello { id: i as u8, listener: port.listener()?, served: 0 })
 /// }).unwrap();
 /// for _ in 0..8 {
 ///     let mut b = [0u8];
@@ -553,95 +558,157 @@ impl<M> std::fmt::Debug for Workers<M> {
 }
 
 /// A non-blocking, close-on-exec TCP listener bound to `addr` with `SO_REUSEADDR` and
-/// `SO_REUSEPORT`, listening with a backlog of 1024: bind one per worker to the same
-/// address and the kernel spreads connections across them. For port 0, bind the first,
-/// read its [`local_addr`](TcpListener::local_addr), and bind the others to that.
+/// the system's port-reuse option, listening with a backlog of 1024. For port 0, bind
+/// the first, read its [`local_addr`](TcpListener::local_addr), and bind the others to
+/// that.
+///
+/// What several of them on one port do depends on the system ([`PORT_SHARING`]):
+///
+/// * Linux, Android, DragonFly (`SO_REUSEPORT`) and FreeBSD (`SO_REUSEPORT_LB`): the
+///   kernel spreads incoming connections across them, so one per worker balances the
+///   load and the workers share nothing.
+/// * macOS, iOS, NetBSD, OpenBSD (`SO_REUSEPORT`): the binds succeed, but the kernel
+///   does not balance: one socket gets the connections.
+/// * illumos, Solaris: no such option; this fails with `ErrorKind::Unsupported`.
+///
+/// [`SharedPort`] picks the right way for the system (one socket per worker where the
+/// kernel balances, one socket shared by every worker elsewhere).
 ///
 /// ```
-/// use evloop_core::workers::reuseport_listener;
-/// let a = reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
-/// let b = reuseport_listener(a.local_addr().unwrap()).unwrap();
-/// assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+/// use evloop_core::workers::{reuseport_listener, PortSharing, PORT_SHARING};
+/// let a = reuseport_listener("127.0.0.1:0".parse().unwrap());
+/// if PORT_SHARING != PortSharing::Unsupported {
+///     let a = a.unwrap();
+///     let b = reuseport_listener(a.local_addr().unwrap()).unwrap();
+///     assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+/// }
 /// ```
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let domain = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    // SAFETY: socket(2) with constant arguments; the result is checked.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: socket just returned this fd; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = fd.as_raw_fd();
-    // SAFETY: fcntl on our own open fd.
-    if unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-        let one: libc::c_int = 1;
-        // SAFETY: the option value points to a live c_int of the length given.
-        let r = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                opt,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
+    let fd = socket::tcp_listener(
+        &addr,
+        &socket::TcpOptions {
+            reuse_addr: true,
+            reuse_port: true,
+            v6_only: None,
+            backlog: 1024,
+        },
+    )?;
+    Ok(TcpListener::from(fd))
+}
+
+/// One TCP port served by several workers, the way this system does it best: hand each
+/// worker [`listener`](Self::listener)`()` in its factory.
+///
+/// * Where the kernel balances ([`PortSharing::Balanced`]: Linux, Android, FreeBSD,
+///   DragonFly), each call binds a socket of its own ([`reuseport_listener`]); the
+///   kernel spreads new connections across them and the workers share nothing.
+/// * Elsewhere (macOS, iOS, NetBSD, OpenBSD, illumos, Solaris), every worker gets a
+///   duplicate ([`TcpListener::try_clone`]) of one listening socket: they all watch the
+///   same accept queue and whichever loop accepts first takes the connection (the others
+///   find `WouldBlock`). This is correct on every system; it only costs wake-ups.
+///
+/// The first socket is bound by [`bind`](Self::bind), so port 0 is resolved once and
+/// [`local_addr`](Self::local_addr) is known before any worker starts.
+///
+/// ```
+/// use evloop_core::*;
+/// use evloop_core::workers::{SharedPort, Workers};
+/// use std::io::{Read, Write};
+/// use std::net::{TcpListener, TcpStream};
+///
+/// struct Hello { listener: TcpListener, served: u32 }
+/// impl Machine for Hello {
+///     type Backend = DefaultBackend;
+///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
+///         ctx.register(&self.listener, Token(0), Watch::read())?;
+///         Ok(())
+///     }
+///     fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {
+///         while let Ok((mut s, _)) = self.listener.accept() {
+///             let _ = s.write_all(b"hi");
+///             self.served += 1;
+///         }
+///     }
+/// }
+///
+/// let mut port = SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let addr = port.local_addr();
+/// let workers = Workers::spawn(2, |_| Ok(Hello { listener: port.listener()?, served: 0 })).unwrap();
+/// for _ in 0..4 {
+///     let mut b = [0u8; 2];
+///     TcpStream::connect(addr).unwrap().read_exact(&mut b).unwrap();
+/// }
+/// workers.stop();
+/// let served: u32 = workers.join().into_iter().map(|r| r.unwrap().served).sum();
+/// assert_eq!(served, 4);
+/// ```
+#[derive(Debug)]
+pub struct SharedPort {
+    addr: SocketAddr,
+    /// The socket bound by `bind`: handed out by the first `listener()` call where each
+    /// worker has its own, kept and duplicated where they share it.
+    first: Option<TcpListener>,
+}
+
+impl SharedPort {
+    /// Bind the first listening socket to `addr` (port 0 picks a free port).
+    ///
+    /// ```
+    /// let port = evloop_core::workers::SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// assert_ne!(port.local_addr().port(), 0);
+    /// ```
+    pub fn bind(addr: SocketAddr) -> io::Result<SharedPort> {
+        let first = if PORT_SHARING == PortSharing::Balanced {
+            reuseport_listener(addr)?
+        } else {
+            let fd = socket::tcp_listener(
+                &addr,
+                &socket::TcpOptions {
+                    reuse_addr: true,
+                    reuse_port: false,
+                    v6_only: None,
+                    backlog: 1024,
+                },
+            )?;
+            TcpListener::from(fd)
         };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
+        Ok(SharedPort {
+            addr: first.local_addr()?,
+            first: Some(first),
+        })
+    }
+
+    /// The address every listener is bound to (port 0 resolved).
+    ///
+    /// ```
+    /// let port = evloop_core::workers::SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// assert!(port.local_addr().ip().is_loopback());
+    /// ```
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A non-blocking listener for one worker: a socket of its own where the kernel
+    /// balances, a duplicate of the shared one elsewhere (see the type's docs).
+    ///
+    /// ```
+    /// let mut port = evloop_core::workers::SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let a = port.listener().unwrap();
+    /// let b = port.listener().unwrap();
+    /// assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+    /// ```
+    pub fn listener(&mut self) -> io::Result<TcpListener> {
+        if PORT_SHARING == PortSharing::Balanced {
+            match self.first.take() {
+                Some(l) => Ok(l),
+                None => reuseport_listener(self.addr),
+            }
+        } else {
+            match &self.first {
+                // A dup of a non-blocking socket shares its file status flags.
+                Some(l) => l.try_clone(),
+                None => Err(io::Error::other("SharedPort: the shared socket is gone")),
+            }
         }
     }
-    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from_ne_bytes(a.ip().octets()),
-            };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: a.ip().octets(),
-            };
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    // SAFETY: `storage` holds a sockaddr of `len` bytes for this socket's family.
-    let r = unsafe {
-        libc::bind(
-            raw,
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: listen(2) on our own bound socket.
-    if unsafe { libc::listen(raw, 1024) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let listener = TcpListener::from(fd);
-    listener.set_nonblocking(true)?;
-    Ok(listener)
 }

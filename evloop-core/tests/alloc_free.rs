@@ -22,8 +22,8 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    Backend, Builder, Ctx, Epoll, Event, EventLoop, Exit, Machine, Poll, Ready, Select, Slab,
-    SourceId, Token, WakeHandle, Watch,
+    Backend, Builder, Ctx, Event, EventLoop, Exit, Machine, Ready, Slab, SourceId, Token,
+    WakeHandle, Watch,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -456,22 +456,59 @@ fn std_check() -> Result<String, String> {
     Ok(line)
 }
 
-type Case = (&'static str, fn() -> Result<String, String>);
+type CaseFn = fn() -> Result<String, String>;
+type Case = (&'static str, CaseFn);
 
-const CASES: [Case; 7] = [
-    ("alloc_free_std_check", std_check),
-    ("alloc_free_epoll", alloc_free::<Epoll>),
-    ("alloc_free_poll", alloc_free::<Poll>),
-    ("alloc_free_select", alloc_free::<Select>),
-    ("alloc_free_self_check_epoll", self_check::<Epoll>),
-    ("alloc_free_self_check_poll", self_check::<Poll>),
-    ("alloc_free_self_check_select", self_check::<Select>),
-];
+/// The cases that do not depend on a backend.
+const FIRST_CASES: [Case; 1] = [("alloc_free_std_check", std_check)];
+
+/// One backend's two cases (`alloc_free_<name>`, `alloc_free_self_check_<name>`), and the
+/// table of every backend this target has: one line per backend.
+macro_rules! backend_cases {
+    ($($(#[$cfg:meta])* $name:literal => $backend:ty;)*) => {
+        /// Every case, in order: `std_check` where there is one, then per backend.
+        fn cases() -> Vec<Case> {
+            let mut cases: Vec<Case> = FIRST_CASES.to_vec();
+            $(
+                $(#[$cfg])*
+                cases.extend_from_slice(&[
+                    (concat!("alloc_free_", $name), alloc_free::<$backend> as CaseFn),
+                    (concat!("alloc_free_self_check_", $name), self_check::<$backend>),
+                ]);
+            )*
+            cases
+        }
+    };
+}
+
+backend_cases! {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    "epoll" => evloop_core::Epoll;
+    "poll" => evloop_core::Poll;
+    "select" => evloop_core::Select;
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "visionos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    "kqueue" => evloop_core::Kqueue;
+    #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+    "event_ports" => evloop_core::EventPorts;
+    #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+    "devpoll" => evloop_core::DevPoll;
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let cases = cases();
     if args.iter().any(|a| a == "--list") {
-        for (name, _) in CASES {
+        for &(name, _) in &cases {
             println!("{name}: test");
         }
         return;
@@ -479,7 +516,7 @@ fn main() {
     // Positional arguments select cases by substring; flags (as libtest's) are ignored.
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed) = (0, 0);
-    for (name, case) in CASES {
+    for (name, case) in cases {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }

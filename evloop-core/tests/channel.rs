@@ -6,9 +6,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use evloop_core::channel::{channel, Receiver, SendError, Sender};
-use evloop_core::{
-    Backend, Ctx, Epoll, Event, EventLoop, Exit, Machine, Poll, Select, Token, Watch,
-};
+use evloop_core::{Backend, Ctx, Event, EventLoop, Exit, Machine, Token, Watch};
 
 const INBOX: Token = Token(1);
 /// Fires if something expected never happens.
@@ -202,19 +200,61 @@ fn ping_pong_between_two_loops<B: Backend>() {
     drop(to_a);
 }
 
-macro_rules! per_backend {
-    ($($body:ident => $epoll:ident, $poll:ident, $select:ident;)*) => {$(
-        #[test] fn $epoll() { $body::<Epoll>() }
-        #[test] fn $poll() { $body::<Poll>() }
-        #[test] fn $select() { $body::<Select>() }
+/// The generic bodies above, one `#[test]` each, under the backend given; one module per
+/// backend below (`epoll_channel::burst_is_one_dispatch`, `kqueue_channel::…`).
+macro_rules! channel_tests {
+    ($backend:ty) => {
+        channel_tests! { @emit $backend;
+            burst_is_one_dispatch,
+            last_sender_gone_wakes_the_receiver,
+            full_is_an_error_value,
+            ping_pong_between_two_loops,
+        }
+    };
+    (@emit $backend:ty; $($body:ident),* $(,)?) => {$(
+        #[test]
+        fn $body() {
+            super::$body::<$backend>()
+        }
     )*};
 }
 
-per_backend! {
-    burst_is_one_dispatch => epoll_burst_is_one_dispatch, poll_burst_is_one_dispatch, select_burst_is_one_dispatch;
-    last_sender_gone_wakes_the_receiver => epoll_last_sender_gone, poll_last_sender_gone, select_last_sender_gone;
-    full_is_an_error_value => epoll_full_is_an_error_value, poll_full_is_an_error_value, select_full_is_an_error_value;
-    ping_pong_between_two_loops => epoll_ping_pong, poll_ping_pong, select_ping_pong;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_channel {
+    channel_tests!(evloop_core::Epoll);
+}
+
+mod poll_channel {
+    channel_tests!(evloop_core::Poll);
+}
+
+mod select_channel {
+    channel_tests!(evloop_core::Select);
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_channel {
+    channel_tests!(evloop_core::Kqueue);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod event_ports_channel {
+    channel_tests!(evloop_core::EventPorts);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod devpoll_channel {
+    channel_tests!(evloop_core::DevPoll);
 }
 
 /// Producers spin on a small channel; the receiver reads only when `poll(2)` says its fd

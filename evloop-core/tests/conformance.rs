@@ -1,12 +1,13 @@
 //! The core loop's conformance suite, run once per backend.
 //!
 //! Every test in `suite/` is a generic function over `B: Backend`. The macro below
-//! instantiates each of them in one module per backend, so the test names say which
-//! backend they ran under (`epoll_suite::read_fires_while_unread`,
-//! `poll_suite::...`, `select_suite::...`), as libevent's test.sh runs its whole
-//! regression suite under each backend in turn.
+//! instantiates each of them in one module per backend the target has, so the test
+//! names say which backend they ran under (`epoll_suite::read_fires_while_unread`,
+//! `poll_suite::...`, `select_suite::...`, `kqueue_suite::...`, `event_ports_suite::...`,
+//! `devpoll_suite::...`), as libevent's test.sh runs its whole regression suite under
+//! each backend in turn. Adding a backend is one module at the end.
 //!
-//! The checklist the suite mirrors is `libevent-behaviours.md` (registration and
+//! The behaviours the suite checks are listed in `tests/README.md` (registration and
 //! readiness, handlers changing the loop, timers, loop control, priorities, activation,
 //! introspection and resources). Signals, fork and allocation counting have their own
 //! test files; calling `run` from inside a handler does not compile (a UI test).
@@ -126,4 +127,29 @@ mod poll_suite {
 
 mod select_suite {
     conformance_tests!(evloop_core::Select);
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_suite {
+    conformance_tests!(evloop_core::Kqueue);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod event_ports_suite {
+    conformance_tests!(evloop_core::EventPorts);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod devpoll_suite {
+    conformance_tests!(evloop_core::DevPoll);
 }

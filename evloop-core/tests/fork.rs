@@ -8,15 +8,12 @@
 
 use std::io::{Read, Write};
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use evloop_core::{
-    Backend, Builder, Ctx, Epoll, Event, EventLoop, Exit, Machine, Poll, Ready, Select, Token,
-    Watch,
-};
+use evloop_core::{Backend, Builder, Ctx, Event, EventLoop, Exit, Machine, Ready, Token, Watch};
 
 // ---------------------------------------------------------------------------------------
 // One process per test
@@ -34,13 +31,56 @@ fn isolated(name: &str, body: fn()) {
     subprocess::isolated(CHILD_ENV, name, body);
 }
 
-per_backend! {
-    fork_child_sockets_deliver => epoll_fork_child_sockets_deliver, poll_fork_child_sockets_deliver, select_fork_child_sockets_deliver;
-    fork_child_timers_fire => epoll_fork_child_timers_fire, poll_fork_child_timers_fire, select_fork_child_timers_fire;
-    fork_parent_wake_not_taken_by_child => epoll_fork_parent_wake_not_taken_by_child, poll_fork_parent_wake_not_taken_by_child, select_fork_parent_wake_not_taken_by_child;
-    fork_child_wake_does_not_reach_parent => epoll_fork_child_wake_does_not_reach_parent, poll_fork_child_wake_does_not_reach_parent, select_fork_child_wake_does_not_reach_parent;
-    fork_child_signals_delivered => epoll_fork_child_signals_delivered, poll_fork_child_signals_delivered, select_fork_child_signals_delivered;
-    fork_child_forks_again => epoll_fork_child_forks_again, poll_fork_child_forks_again, select_fork_child_forks_again;
+/// Every body, as one `#[test]` each (see `isolated_tests!`), under the backend given.
+macro_rules! fork_tests {
+    ($backend:ty) => {
+        isolated_tests! { $backend;
+            fork_child_sockets_deliver,
+            fork_child_timers_fire,
+            fork_parent_wake_not_taken_by_child,
+            fork_child_wake_does_not_reach_parent,
+            fork_child_signals_delivered,
+            fork_child_forks_again,
+        }
+    };
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_fork {
+    fork_tests!(evloop_core::Epoll);
+}
+
+mod poll_fork {
+    fork_tests!(evloop_core::Poll);
+}
+
+mod select_fork {
+    fork_tests!(evloop_core::Select);
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_fork {
+    fork_tests!(evloop_core::Kqueue);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod event_ports_fork {
+    fork_tests!(evloop_core::EventPorts);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod devpoll_fork {
+    fork_tests!(evloop_core::DevPoll);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -109,13 +149,11 @@ impl Forked {
     }
 }
 
+/// A close-on-exec pipe: (read end, write end). `std::io::pipe` uses `pipe2(O_CLOEXEC)`
+/// where the system has it and `pipe` + `fcntl` elsewhere (macOS).
 fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [-1; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: pipe2 just created both; nothing else owns them.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    let (r, w) = std::io::pipe().expect("pipe");
+    (OwnedFd::from(r), OwnedFd::from(w))
 }
 
 /// Read into `buf` once `fd` is readable; `None` if it is not within `timeout`.

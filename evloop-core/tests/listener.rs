@@ -139,6 +139,23 @@ fn unix_listener_accepts_unix_streams() {
 
 #[test]
 fn reuse_port_shares_a_port_and_without_it_the_port_is_busy() {
+    use evloop_core::workers::{PortSharing, PORT_SHARING};
+    if PORT_SHARING == PortSharing::Unsupported {
+        // illumos, Solaris: no port sharing, said plainly; one listener per port.
+        let e = ListenerBuilder::new()
+            .reuse_port(true)
+            .tcp("127.0.0.1:0".parse().unwrap())
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+        let a = ListenerBuilder::new()
+            .tcp("127.0.0.1:0".parse().unwrap())
+            .unwrap();
+        let e = ListenerBuilder::new()
+            .tcp(a.local_addr().unwrap())
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+        return;
+    }
     let a = ListenerBuilder::new()
         .reuse_port(true)
         .tcp("127.0.0.1:0".parse().unwrap())

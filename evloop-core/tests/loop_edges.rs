@@ -10,16 +10,17 @@ use std::time::Duration;
 use evloop_core::*;
 
 /// After `poll` returns, the kernel already knows about interest changes made by the
-/// handlers, so an outer loop waiting on `pollable_fd` is woken by them.
-#[test]
-fn embedded_poll_applies_handler_interest_changes() {
-    struct M {
+/// handlers, so an outer loop waiting on `pollable_fd` is woken by them. For the backends
+/// with a pollable fd (the kernel-state ones), one module each below.
+fn embedded_poll_applies_handler_interest_changes<B: Backend>() {
+    struct M<B> {
         sock: UnixStream,
         id: Option<SourceId>,
         writable_seen: bool,
+        _b: std::marker::PhantomData<B>,
     }
-    impl Machine for M {
-        type Backend = Epoll;
+    impl<B: Backend> Machine for M<B> {
+        type Backend = B;
         fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
             self.id = Some(ctx.register(&self.sock, Token(1), Watch::read())?);
             Ok(())
@@ -36,17 +37,20 @@ fn embedded_poll_applies_handler_interest_changes() {
         }
     }
     let (a, _b) = UnixStream::pair().unwrap();
-    let mut el = EventLoop::new(M {
+    let mut el = EventLoop::new(M::<B> {
         sock: a,
         id: None,
         writable_seen: false,
+        _b: std::marker::PhantomData,
     })
     .unwrap();
     let id = el.machine().id.unwrap();
     el.ctx().activate(id, Ready::EMPTY).unwrap();
     assert_eq!(el.poll(Some(Duration::ZERO)).unwrap(), 1);
     // The outer loop: poll(2) on the backend fd must report it readable now.
-    let fd = el.pollable_fd().unwrap();
+    let fd = el
+        .pollable_fd()
+        .unwrap_or_else(|| panic!("{}: a kernel backend has a pollable fd", B::NAME));
     let mut pfd = libc::pollfd {
         fd: std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd()),
         events: libc::POLLIN,
@@ -60,6 +64,43 @@ fn embedded_poll_applies_handler_interest_changes() {
     );
     el.poll(Some(Duration::ZERO)).unwrap();
     assert!(el.machine().writable_seen);
+}
+
+/// The per-backend tests of this file, under the backend given: one module per backend
+/// with a pollable fd (`epoll_edges::embedded_poll_applies_handler_interest_changes`).
+/// poll(2) and select(2) have none; nor has /dev/poll (its fd cannot be polled).
+macro_rules! edge_tests {
+    ($backend:ty) => {
+        #[test]
+        fn embedded_poll_applies_handler_interest_changes() {
+            super::embedded_poll_applies_handler_interest_changes::<$backend>();
+        }
+    };
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_edges {
+    edge_tests!(evloop_core::Epoll);
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_edges {
+    edge_tests!(evloop_core::Kqueue);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod event_ports_edges {
+    edge_tests!(evloop_core::EventPorts);
 }
 
 /// A source that re-activates itself runs once per iteration, so I/O still gets

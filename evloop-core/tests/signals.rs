@@ -3,7 +3,8 @@
 //! Signal dispositions are process-wide, so every test runs in a process of its own: the
 //! `#[test]` function re-executes this test binary with `--exact <its name>` and
 //! `EVLOOP_SIGNAL_CHILD=<its name>`; in that child the same function runs the real body
-//! (one generic body per behaviour, instantiated per backend by `per_backend!`). The
+//! (one generic body per behaviour, instantiated in one module per backend by
+//! `signal_tests!`: `epoll_signals::signal_realtime`, `kqueue_signals::…`). The
 //! parent asserts the child's exit status and shows its output on failure.
 
 use std::cell::RefCell;
@@ -18,8 +19,8 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    signal_number, Backend, Builder, Ctx, Epoll, Error, Event, EventLoop, Exit, Machine, Poll,
-    Ready, Select, Token,
+    realtime_signals, signal_number, Backend, Builder, Ctx, Error, Event, EventLoop, Exit, Machine,
+    Ready, Token,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -37,28 +38,71 @@ fn isolated(name: &str, body: fn()) {
     subprocess::isolated(CHILD_ENV, name, body);
 }
 
-per_backend! {
-    signal_raise_after_register => epoll_signal_raise_after_register, poll_signal_raise_after_register, select_signal_raise_after_register;
-    signal_kill_self_after_register => epoll_signal_kill_self_after_register, poll_signal_kill_self_after_register, select_signal_kill_self_after_register;
-    signal_several_kinds_any_order => epoll_signal_several_kinds_any_order, poll_signal_several_kinds_any_order, select_signal_several_kinds_any_order;
-    signal_coalesces_with_count => epoll_signal_coalesces_with_count, poll_signal_coalesces_with_count, select_signal_coalesces_with_count;
-    signal_handler_runs_in_loop_context => epoll_signal_handler_runs_in_loop_context, poll_signal_handler_runs_in_loop_context, select_signal_handler_runs_in_loop_context;
-    signal_remove_restores_previous_action => epoll_signal_remove_restores_previous_action, poll_signal_remove_restores_previous_action, select_signal_remove_restores_previous_action;
-    signal_drop_restores_previous_action => epoll_signal_drop_restores_previous_action, poll_signal_drop_restores_previous_action, select_signal_drop_restores_previous_action;
-    signal_chains_previous_handler => epoll_signal_chains_previous_handler, poll_signal_chains_previous_handler, select_signal_chains_previous_handler;
-    signal_removed_never_fires => epoll_signal_removed_never_fires, poll_signal_removed_never_fires, select_signal_removed_never_fires;
-    signal_stopped_not_dispatched => epoll_signal_stopped_not_dispatched, poll_signal_stopped_not_dispatched, select_signal_stopped_not_dispatched;
-    signal_two_loops_both_hear => epoll_signal_two_loops_both_hear, poll_signal_two_loops_both_hear, select_signal_two_loops_both_hear;
-    signal_two_loops_two_threads => epoll_signal_two_loops_two_threads, poll_signal_two_loops_two_threads, select_signal_two_loops_two_threads;
-    signal_loop_rebuilt_after_drop => epoll_signal_loop_rebuilt_after_drop, poll_signal_loop_rebuilt_after_drop, select_signal_loop_rebuilt_after_drop;
-    signal_during_wait_keeps_timer => epoll_signal_during_wait_keeps_timer, poll_signal_during_wait_keeps_timer, select_signal_during_wait_keeps_timer;
-    signal_nested_arrivals => epoll_signal_nested_arrivals, poll_signal_nested_arrivals, select_signal_nested_arrivals;
-    signal_storm_from_process => epoll_signal_storm_from_process, poll_signal_storm_from_process, select_signal_storm_from_process;
-    signal_storm_from_thread => epoll_signal_storm_from_thread, poll_signal_storm_from_thread, select_signal_storm_from_thread;
-    signal_refused_and_invalid => epoll_signal_refused_and_invalid, poll_signal_refused_and_invalid, select_signal_refused_and_invalid;
-    signal_realtime => epoll_signal_realtime, poll_signal_realtime, select_signal_realtime;
-    signal_same_signal_twice_is_busy => epoll_signal_same_signal_twice_is_busy, poll_signal_same_signal_twice_is_busy, select_signal_same_signal_twice_is_busy;
-    signal_sigterm_handler_exits => epoll_signal_sigterm_handler_exits, poll_signal_sigterm_handler_exits, select_signal_sigterm_handler_exits;
+/// Every body, as one `#[test]` each (see `isolated_tests!`), under the backend given.
+macro_rules! signal_tests {
+    ($backend:ty) => {
+        isolated_tests! { $backend;
+            signal_raise_after_register,
+            signal_kill_self_after_register,
+            signal_several_kinds_any_order,
+            signal_coalesces_with_count,
+            signal_handler_runs_in_loop_context,
+            signal_remove_restores_previous_action,
+            signal_drop_restores_previous_action,
+            signal_chains_previous_handler,
+            signal_removed_never_fires,
+            signal_stopped_not_dispatched,
+            signal_two_loops_both_hear,
+            signal_two_loops_two_threads,
+            signal_loop_rebuilt_after_drop,
+            signal_during_wait_keeps_timer,
+            signal_nested_arrivals,
+            signal_storm_from_process,
+            signal_storm_from_thread,
+            signal_refused_and_invalid,
+            signal_realtime,
+            signal_same_signal_twice_is_busy,
+            signal_sigterm_handler_exits,
+        }
+    };
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_signals {
+    signal_tests!(evloop_core::Epoll);
+}
+
+mod poll_signals {
+    signal_tests!(evloop_core::Poll);
+}
+
+mod select_signals {
+    signal_tests!(evloop_core::Select);
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_signals {
+    signal_tests!(evloop_core::Kqueue);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod event_ports_signals {
+    signal_tests!(evloop_core::EventPorts);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod devpoll_signals {
+    signal_tests!(evloop_core::DevPoll);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1044,8 +1088,13 @@ fn signal_refused_and_invalid<B: Backend>() {
         }
     }
     let mut invalid = vec![0, -1, 65, 999, i32::MIN, i32::MAX];
-    // glibc keeps the signals below SIGRTMIN (32 and 33) for itself.
-    invalid.extend(32..libc::SIGRTMIN());
+    match realtime_signals() {
+        // glibc keeps the signals below SIGRTMIN (32 and 33) for itself; illumos numbers
+        // its own signals (SIGWAITING, SIGLWP, …) there.
+        Some((min, _)) => invalid.extend(32..min),
+        // Without real-time signals a loop watches only the classic 1 to 31.
+        None => invalid.extend(32..=64),
+    }
     for &s in &invalid {
         match el.ctx().add_signal(s, Token(1)) {
             Err(Error::InvalidSignal(n)) => assert_eq!(n, s),
@@ -1077,15 +1126,24 @@ fn signal_refused_and_invalid<B: Backend>() {
 }
 
 fn signal_realtime<B: Backend>() {
+    let Some((min, max)) = realtime_signals() else {
+        // No real-time signals a loop can watch here (macOS, the BSDs): the names are
+        // unknown, and that is all there is to check.
+        assert_eq!(signal_number("SIGRTMIN"), None);
+        assert_eq!(signal_number("SIGRTMAX-1"), None);
+        return;
+    };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    assert_eq!((min, max), (libc::SIGRTMIN(), libc::SIGRTMAX()));
     let mut sigs: Vec<i32> = (0..4)
         .map(|n| {
             let s = signal_number(&format!("SIGRTMIN+{n}")).expect("SIGRTMIN+n");
-            assert_eq!(s, libc::SIGRTMIN() + n);
+            assert_eq!(s, min + n);
             s
         })
         .collect();
     sigs.push(signal_number("SIGRTMAX").expect("SIGRTMAX"));
-    assert_eq!(*sigs.last().unwrap(), libc::SIGRTMAX());
+    assert_eq!(*sigs.last().unwrap(), max);
     let mut el = build::<B>();
     for &s in &sigs {
         el.ctx()

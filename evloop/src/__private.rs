@@ -8,6 +8,7 @@
 //! | `shape` | which kind of source a field is (single fd, `Slab`, neither), found by method resolution |
 //! | `check` | the traits whose `#[diagnostic::on_unimplemented]` messages report a field used wrongly |
 //! | `TIMER_TAG`, `SIGNAL_TAG`, `WAKE_TAG` | the token tags generated code reserves |
+//! | `sigrtmin_plus`, `sigrtmax_minus` | `#[on_signal(SIGRTMIN + n)]`'s number, resolved on the target |
 //!
 //! The checks are trait-method calls (`<_ as check::WatchRead<_>>::check(&self.field, shape)`):
 //! an unimplemented trait on such a call is reported on the user's token with the trait's
@@ -25,6 +26,56 @@ pub const TIMER_TAG: u16 = 0xFFF0;
 pub const SIGNAL_TAG: u16 = 0xFFF1;
 /// Token tag of the machine's wake source.
 pub const WAKE_TAG: u16 = 0xFFF2;
+
+/// `SIGRTMIN + offset` as the target numbers it, for `#[on_signal(SIGRTMIN + n)]`. The
+/// macro runs on the build host, so it emits a call to this instead of deciding; on a
+/// system without real-time signals (macOS, the BSDs) the machine's setup fails with
+/// `ErrorKind::Unsupported`, naming the signal. Out of range (`SIGRTMIN + n` beyond
+/// `SIGRTMAX`), `add_signal` refuses the number as usual.
+///
+/// ```
+/// let s = evloop::__private::sigrtmin_plus(1);
+/// match evloop::__private::evloop_core::realtime_signals() {
+///     Some((min, _)) => assert_eq!(s.unwrap(), min + 1),
+///     None => assert!(s.is_err()),
+/// }
+/// ```
+pub fn sigrtmin_plus(offset: i32) -> evloop_core::Result<i32> {
+    match evloop_core::realtime_signals() {
+        Some((min, _)) => Ok(min + offset),
+        None => Err(no_realtime_signals("SIGRTMIN", '+', offset)),
+    }
+}
+
+/// `SIGRTMAX - offset` as the target numbers it, for `#[on_signal(SIGRTMAX - n)]` (see
+/// [`sigrtmin_plus`]).
+///
+/// ```
+/// let s = evloop::__private::sigrtmax_minus(0);
+/// match evloop::__private::evloop_core::realtime_signals() {
+///     Some((_, max)) => assert_eq!(s.unwrap(), max),
+///     None => assert!(s.is_err()),
+/// }
+/// ```
+pub fn sigrtmax_minus(offset: i32) -> evloop_core::Result<i32> {
+    match evloop_core::realtime_signals() {
+        Some((_, max)) => Ok(max - offset),
+        None => Err(no_realtime_signals("SIGRTMAX", '-', offset)),
+    }
+}
+
+#[cold]
+fn no_realtime_signals(base: &str, op: char, offset: i32) -> evloop_core::Error {
+    let name = if offset == 0 {
+        base.to_string()
+    } else {
+        format!("{base} {op} {offset}")
+    };
+    evloop_core::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("#[on_signal({name})]: this system has no real-time signals"),
+    ))
+}
 
 /// What an `#[on_read]` handler is called for: readable, closed by the peer, hung up, in
 /// error, priority data.

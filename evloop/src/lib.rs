@@ -79,6 +79,18 @@ pub use evloop_macros::{
 pub mod prelude {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub use crate::Epoll;
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "visionos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    pub use crate::Kqueue;
     pub use crate::{
         after_wait, before_wait, event_machine, on_idle, on_read, on_signal, on_start, on_timeout,
         on_timer, on_wake, on_write,
@@ -87,6 +99,8 @@ pub mod prelude {
         Backend, Ctx, DefaultBackend, Error, Event, EventLoop, Exit, Interest, Key, Machine, Poll,
         Ready, Result, Select, Slab, Source, SourceId, Token, WakeHandle, Watch,
     };
+    #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+    pub use crate::{DevPoll, EventPorts};
 }
 
 /// The attribute reference, compiled and run as doctests here (the macro crate cannot run

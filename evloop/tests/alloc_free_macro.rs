@@ -144,7 +144,7 @@ impl<B: Backend> Mix<B> {
             raise(libc::SIGUSR1);
         }
         if n.is_multiple_of(77) {
-            raise(libc::SIGRTMIN() + 2);
+            raise(second_signal());
         }
         if n.is_multiple_of(10) {
             if let Some(id) = self.oneshot {
@@ -199,7 +199,24 @@ impl<B: Backend> Mix<B> {
         self.count(ctx, 4);
     }
 
-    #[on_signal(SIGRTMIN + 2, priority = 0)]
+    #[cfg_attr(
+        any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "illumos",
+            target_os = "solaris"
+        ),
+        on_signal(SIGRTMIN + 2, priority = 0)
+    )]
+    #[cfg_attr(
+        not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "illumos",
+            target_os = "solaris"
+        )),
+        on_signal(SIGUSR2, priority = 0)
+    )]
     fn rt(&mut self, ctx: &mut Ctx<Self>) {
         self.count(ctx, 5);
     }
@@ -218,6 +235,30 @@ impl<B: Backend> Mix<B> {
     fn after(&mut self, ctx: &mut Ctx<Self>) {
         self.count(ctx, 8);
     }
+}
+
+/// The second signal the machine watches (`rt`): a real-time one where the system has
+/// real-time signals, `SIGUSR2` elsewhere.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+fn second_signal() -> i32 {
+    libc::SIGRTMIN() + 2
+}
+
+/// The second signal the machine watches (`rt`): a real-time one where the system has
+/// real-time signals, `SIGUSR2` elsewhere.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
+fn second_signal() -> i32 {
+    libc::SIGUSR2
 }
 
 fn raise(signo: i32) {
@@ -302,28 +343,66 @@ fn self_check<B: Backend>() -> Result<String, String> {
     counting_alloc::judge_self_check(B::NAME, &r)
 }
 
-type Case = (&'static str, fn() -> Result<String, String>);
+type CaseFn = fn() -> Result<String, String>;
+type Case = (&'static str, CaseFn);
 
-const CASES: [Case; 6] = [
-    ("alloc_free_macro_epoll", alloc_free::<Epoll>),
-    ("alloc_free_macro_poll", alloc_free::<Poll>),
-    ("alloc_free_macro_select", alloc_free::<Select>),
-    ("alloc_free_macro_self_check_epoll", self_check::<Epoll>),
-    ("alloc_free_macro_self_check_poll", self_check::<Poll>),
-    ("alloc_free_macro_self_check_select", self_check::<Select>),
-];
+/// The cases that do not depend on a backend (none here).
+const FIRST_CASES: [Case; 0] = [];
+
+/// One backend's two cases (`alloc_free_macro_<name>`, `alloc_free_macro_self_check_<name>`), and the
+/// table of every backend this target has: one line per backend.
+macro_rules! backend_cases {
+    ($($(#[$cfg:meta])* $name:literal => $backend:ty;)*) => {
+        /// Every case, in order: `std_check` where there is one, then per backend.
+        fn cases() -> Vec<Case> {
+            let mut cases: Vec<Case> = FIRST_CASES.to_vec();
+            $(
+                $(#[$cfg])*
+                cases.extend_from_slice(&[
+                    (concat!("alloc_free_macro_", $name), alloc_free::<$backend> as CaseFn),
+                    (concat!("alloc_free_macro_self_check_", $name), self_check::<$backend>),
+                ]);
+            )*
+            cases
+        }
+    };
+}
+
+backend_cases! {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    "epoll" => evloop::Epoll;
+    "poll" => evloop::Poll;
+    "select" => evloop::Select;
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos",
+        target_os = "visionos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    "kqueue" => evloop::Kqueue;
+    #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+    "event_ports" => evloop::EventPorts;
+    #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+    "devpoll" => evloop::DevPoll;
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let cases = cases();
     if args.iter().any(|a| a == "--list") {
-        for (name, _) in CASES {
+        for &(name, _) in &cases {
             println!("{name}: test");
         }
         return;
     }
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed) = (0, 0);
-    for (name, case) in CASES {
+    for (name, case) in cases {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }

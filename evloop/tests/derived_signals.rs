@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 
 use evloop::prelude::*;
 
+#[macro_use]
 #[path = "../../evloop-core/tests/support/subprocess.rs"]
 mod subprocess;
 
@@ -23,6 +24,52 @@ fn raise(signo: i32) {
     // SAFETY: raise(3) only delivers a signal to this thread; every signal raised here is
     // watched by the loop under test, whose handler bumps an atomic and writes its wake fd.
     assert_eq!(unsafe { libc::raise(signo) }, 0);
+}
+
+/// The signal of `rt`: `SIGRTMIN + 1` where the system has real-time signals, else
+/// `SIGWINCH` (three raises are still three arrivals: raise(3) runs the handler each time).
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+fn rt_signal() -> i32 {
+    libc::SIGRTMIN() + 1
+}
+
+/// The signal of `rt`: `SIGRTMIN + 1` where the system has real-time signals, else
+/// `SIGWINCH` (three raises are still three arrivals: raise(3) runs the handler each time).
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
+fn rt_signal() -> i32 {
+    libc::SIGWINCH
+}
+
+/// The signal of `rt_high`: `SIGRTMAX - 1`, else `SIGHUP`.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris"
+))]
+fn rt_high_signal() -> i32 {
+    libc::SIGRTMAX() - 1
+}
+
+/// The signal of `rt_high`: `SIGRTMAX - 1`, else `SIGHUP`.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "solaris"
+)))]
+fn rt_high_signal() -> i32 {
+    libc::SIGHUP
 }
 
 #[event_machine(backend = B)]
@@ -41,9 +88,9 @@ impl<B: Backend> Signals<B> {
         raise(libc::SIGUSR1);
         raise(libc::SIGUSR2);
         for _ in 0..3 {
-            raise(libc::SIGRTMIN() + 1);
+            raise(rt_signal());
         }
-        raise(libc::SIGRTMAX() - 1);
+        raise(rt_high_signal());
     }
 
     #[on_signal(SIGUSR1)]
@@ -58,13 +105,41 @@ impl<B: Backend> Signals<B> {
         self.order.push("usr2");
     }
 
-    #[on_signal(SIGRTMIN + 1)]
+    #[cfg_attr(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "illumos",
+        target_os = "solaris"
+    ), on_signal(SIGRTMIN + 1))]
+    #[cfg_attr(
+        not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "illumos",
+            target_os = "solaris"
+        )),
+        on_signal(SIGWINCH)
+    )]
     fn rt(&mut self, _ctx: &mut Ctx<Self>, ev: Event) {
         self.rt_count += ev.count;
         self.order.push("rt");
     }
 
-    #[on_signal(SIGRTMAX - 1, priority = 2)]
+    #[cfg_attr(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "illumos",
+        target_os = "solaris"
+    ), on_signal(SIGRTMAX - 1, priority = 2))]
+    #[cfg_attr(
+        not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "illumos",
+            target_os = "solaris"
+        )),
+        on_signal(SIGHUP, priority = 2)
+    )]
     fn rt_high(&mut self, ctx: &mut Ctx<Self>) {
         self.rt_high += 1;
         self.order.push("rtmax");
@@ -72,7 +147,7 @@ impl<B: Backend> Signals<B> {
     }
 }
 
-fn signals_body<B: Backend>() {
+fn signals<B: Backend>() {
     let m = Signals::<B> {
         order: vec![],
         usr1: 0,
@@ -91,19 +166,50 @@ fn signals_body<B: Backend>() {
     assert_eq!(m.order.len(), 4, "{:?}", m.order);
 }
 
-#[test]
-fn epoll_signals() {
-    isolated("epoll_signals", signals_body::<Epoll>);
+/// The per-backend bodies, one `#[test]` each (see `isolated_tests!`), under the backend
+/// given: `epoll_derived::signals`, `kqueue_derived::signals`, ….
+macro_rules! derived_tests {
+    ($backend:ty) => {
+        isolated_tests! { $backend; signals }
+    };
 }
 
-#[test]
-fn poll_signals() {
-    isolated("poll_signals", signals_body::<Poll>);
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod epoll_derived {
+    derived_tests!(evloop::Epoll);
 }
 
-#[test]
-fn select_signals() {
-    isolated("select_signals", signals_body::<Select>);
+mod poll_derived {
+    derived_tests!(evloop::Poll);
+}
+
+mod select_derived {
+    derived_tests!(evloop::Select);
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue_derived {
+    derived_tests!(evloop::Kqueue);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod event_ports_derived {
+    derived_tests!(evloop::EventPorts);
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+mod devpoll_derived {
+    derived_tests!(evloop::DevPoll);
 }
 
 /// A graceful-shutdown shape: SIGTERM stops the loop from inside a handler.

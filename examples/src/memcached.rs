@@ -25,7 +25,7 @@
 //! * SIGINT and SIGTERM stop the loop; so does [`WakeHandle::wake`] (for tests).
 //!
 //! The store sits in a `Mutex` inside [`Shared`], shared by the loops of `-t N`
-//! ([`spawn_workers`]: one loop per thread on `SO_REUSEPORT` listeners); with one loop
+//! ([`spawn_workers`]: one loop per thread on one [`SharedPort`] per address); with one loop
 //! the lock is never contended.
 
 use std::io::{self, ErrorKind, Write};
@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use evloop::prelude::*;
-use evloop::workers::{reuseport_listener, Workers};
+use evloop::workers::{SharedPort, Workers};
 use evloop::Ready;
 use evloop_memcache_engine::config::usage;
 use evloop_memcache_engine::{
@@ -551,33 +551,27 @@ fn raise_fd_limit() {
     }
 }
 
-/// `-t N` with N > 1: N loops on N threads ([`Workers`]), each with its own
-/// `SO_REUSEPORT` listener on every address (the kernel spreads the connections), all
-/// serving one [`Shared`] store. Returns the workers and the addresses they listen on.
+/// `-t N` with N > 1: N loops on N threads ([`Workers`]), each with a listener on every
+/// address from a [`SharedPort`] (its own `SO_REUSEPORT` socket where the kernel spreads
+/// the connections, a duplicate of one shared socket elsewhere), all serving one
+/// [`Shared`] store. Returns the workers and the addresses they listen on.
 pub fn spawn_workers(config: &Config) -> io::Result<(Workers<Memcached>, Vec<SocketAddr>)> {
     let shared = Arc::new(Shared::new(config));
-    let mut addrs = listen_addrs(config)?;
-    // Bind the first worker's listeners here, so that port 0 is resolved once.
-    let mut first = Vec::new();
-    for a in &mut addrs {
-        let l = reuseport_listener(*a)?;
-        *a = l.local_addr()?;
-        first.push(l);
-    }
-    let mut first = Some(first);
-    let bound = addrs.clone();
+    // One `SharedPort` per address, bound here so that port 0 is resolved once.
+    let mut ports = listen_addrs(config)?
+        .into_iter()
+        .map(SharedPort::bind)
+        .collect::<io::Result<Vec<_>>>()?;
+    let addrs: Vec<SocketAddr> = ports.iter().map(SharedPort::local_addr).collect();
     let workers = Workers::builder()
         .stop_on(&[libc::SIGINT, libc::SIGTERM])
         .spawn_with(
             config.threads as usize,
             |_| {
-                let listeners = match first.take() {
-                    Some(l) => l,
-                    None => bound
-                        .iter()
-                        .map(|a| reuseport_listener(*a))
-                        .collect::<io::Result<Vec<_>>>()?,
-                };
+                let listeners = ports
+                    .iter_mut()
+                    .map(SharedPort::listener)
+                    .collect::<io::Result<Vec<_>>>()?;
                 Ok(Memcached::from_listeners(listeners, shared.clone())?)
             },
             Memcached::event_loop,

@@ -13,7 +13,7 @@ use evloop::{Backend, DefaultBackend, Exit};
 /// this process (client and server side).
 const CLIENTS: usize = match <DefaultBackend as Backend>::MAX_FD {
     None => 3000,
-    Some(max) => (max as usize / 2 - 64),
+    Some(max) => max as usize / 2 - 64,
 };
 
 fn raise_fd_limit() {
@@ -102,6 +102,10 @@ fn echoes_thousands_of_clients_and_stops_on_wake() {
     stop.wake().unwrap();
     let (exit, echo) = server.join().unwrap();
     assert_eq!(exit, Exit::Exited);
-    assert_eq!(echo.accepted, CLIENTS as u64 + 1, "{over_limit} refused past the limit");
+    assert_eq!(
+        echo.accepted,
+        CLIENTS as u64 + 1,
+        "{over_limit} refused past the limit"
+    );
     assert!(echo.echoed >= (1 << 20));
 }

@@ -1,4 +1,4 @@
-//! The pipe-chain benchmark (protocol 1 of bench-protocol.md) on evloop.
+//! The pipe-chain benchmark (described in `bench/README.md`) on evloop.
 //!
 //! Three machines run the same handler:
 //! * `--api trait` (the default): written by hand against `evloop::Machine`, keeping
@@ -308,12 +308,30 @@ fn main() {
         eprintln!("warning: cannot raise RLIMIT_NOFILE: {e}");
     }
     let report = match opts.backend.as_str() {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         "epoll" => run_api::<evloop::Epoll>(&opts),
+        #[cfg(any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "tvos",
+            target_os = "watchos",
+            target_os = "visionos",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        ))]
+        "kqueue" => run_api::<evloop::Kqueue>(&opts),
+        #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+        "event_ports" => run_api::<evloop::EventPorts>(&opts),
+        #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+        "devpoll" => run_api::<evloop::DevPoll>(&opts),
         "poll" => run_api::<evloop::Poll>(&opts),
         "select" => run_api::<evloop::Select>(&opts),
-        other => {
-            evloop_bench::usage_error(&format!("unknown backend `{other}` (epoll, poll, select)"))
-        }
+        other => evloop_bench::usage_error(&format!(
+            "unknown backend `{other}` (here: {}, poll, select)",
+            evloop_bench::NATIVE_BACKEND
+        )),
     };
     let backend = opts.backend.clone();
     std::process::exit(report.print("evloop", &backend, &opts));

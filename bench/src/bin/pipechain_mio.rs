@@ -163,14 +163,17 @@ impl Chain {
 
 fn main() {
     let opts = Options::from_env();
-    if opts.backend != "epoll" {
-        evloop_bench::usage_error("pipechain-mio supports only -b epoll");
+    if opts.backend != evloop_bench::NATIVE_BACKEND {
+        evloop_bench::usage_error(&format!(
+            "pipechain-mio supports only -b {} (mio uses the platform's mechanism)",
+            evloop_bench::NATIVE_BACKEND
+        ));
     }
     if let Err(e) = raise_nofile_limit() {
         eprintln!("warning: cannot raise RLIMIT_NOFILE: {e}");
     }
     let code = match run(&opts) {
-        Ok(report) => report.print("mio", "epoll", &opts),
+        Ok(report) => report.print("mio", evloop_bench::NATIVE_BACKEND, &opts),
         Err(e) => {
             eprintln!("pipechain-mio: {e}");
             1

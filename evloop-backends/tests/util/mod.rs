@@ -46,7 +46,18 @@ pub enum Mode {
     Isolated,
 }
 
-/// Run a test body in the given mode. `name` is the test's own name (for `Isolated`).
+/// The name libtest knows a test by, for `--exact`: the `module_path!()` of the test's
+/// module without the crate's own name, then the function's name
+/// (`epoll_contract::eintr_is_retried_with_the_remaining_time`).
+pub fn test_name(module_path: &str, function: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{function}"),
+        None => function.to_string(),
+    }
+}
+
+/// Run a test body in the given mode. `name` is the test's own full name (for
+/// `Isolated`; see [`test_name`]).
 pub fn run(mode: Mode, name: &str, body: fn()) {
     match mode {
         Mode::Shared => {
@@ -353,6 +364,44 @@ pub fn poll_readable(fd: RawFd, ms: i32) -> bool {
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut p, 1, ms) };
     n == 1 && p.revents & libc::POLLIN != 0
+}
+
+/// The `send(2)` flags that ask for an `EPIPE` error instead of `SIGPIPE` when the peer
+/// is gone: `MSG_NOSIGNAL`, where the system has it for `send`.
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+)))]
+pub fn no_signal_flags(_fd: RawFd) -> libc::c_int {
+    libc::MSG_NOSIGNAL
+}
+
+/// The `send(2)` flags that ask for an `EPIPE` error instead of `SIGPIPE` when the peer
+/// is gone: none on Apple's systems, which say it per socket (`SO_NOSIGPIPE`, set here).
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "visionos"
+))]
+pub fn no_signal_flags(fd: RawFd) -> libc::c_int {
+    let one: libc::c_int = 1;
+    // SAFETY: the option value points to a live c_int of the length given.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_NOSIGPIPE: {}", io::Error::last_os_error());
+    0
 }
 
 /// Rust binaries (test harnesses included) start with SIGPIPE ignored, which is what

@@ -420,22 +420,8 @@ impl BufConn<TcpStream> {
     /// assert!(conn.is_connecting());
     /// ```
     pub fn connect(addr: SocketAddr, cfg: &BufConfig) -> io::Result<BufConn<TcpStream>> {
-        let fd = crate::listener::socket_for(&addr, libc::SOCK_STREAM)?;
-        let (storage, len) = crate::listener::sockaddr_of(&addr);
-        // SAFETY: `storage` holds a valid sockaddr of `len` bytes for `addr`'s family.
-        let r = unsafe {
-            libc::connect(
-                fd.as_raw_fd(),
-                &storage as *const libc::sockaddr_storage as *const libc::sockaddr,
-                len,
-            )
-        };
-        if r != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(e);
-            }
-        }
+        let fd = crate::socket::socket_for(&addr, libc::SOCK_STREAM)?;
+        crate::socket::connect(fd.as_raw_fd(), &addr)?;
         // Connecting even if it completed at once: the first writable readiness checks
         // `SO_ERROR` and reports `CONNECTED` either way.
         let mut conn = BufConn::new(TcpStream::from(fd), cfg)?;
@@ -717,7 +703,7 @@ impl<S> BufConn<S> {
     /// # use evloop_core::buffered::{BufConfig, BufConn};
     /// # let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let mut conn = BufConn::new(a, &BufConfig::default()).unwrap();
-    /// let file = std::fs::File::open("/proc/self/exe").unwrap();
+    /// let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
     /// conn.send_file(file, 0, 16).unwrap();
     /// assert_eq!(conn.pending(), 16);
     /// ```

@@ -8,6 +8,21 @@
 mod os;
 pub(crate) mod registry;
 
+/// The lowest and highest real-time signal (`SIGRTMIN()`, `SIGRTMAX()`) a loop can
+/// watch on this system, or `None` where it has none a loop can watch (macOS, the BSDs).
+///
+/// ```
+/// let rt = evloop_core::realtime_signals();
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(rt, Some((libc::SIGRTMIN(), libc::SIGRTMAX())));
+/// # #[cfg(target_os = "macos")]
+/// assert_eq!(rt, None);
+/// # let _ = rt;
+/// ```
+pub fn realtime_signals() -> Option<(i32, i32)> {
+    os::realtime_range()
+}
+
 /// The number of a signal by its name (`"SIGHUP"`, `"HUP"`, `"SIGRTMIN+2"`), as this
 /// system numbers it; `None` for an unknown name.
 ///

@@ -1,5 +1,6 @@
 //! Resources: dropping a loop closes everything it owns, and connection churn leaks no
-//! fd. Both count `/proc/self/fd`, so they run alone (exclusive).
+//! fd. Both count the process's open fds (`util::open_fds`), so they run alone
+//! (exclusive).
 
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};

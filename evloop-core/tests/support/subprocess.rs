@@ -3,7 +3,8 @@
 //! dispositions, or a process that forks).
 //!
 //! Included with `#[path = …] mod subprocess;` by the test binaries that need it
-//! (evloop-core's `signals.rs` and `fork.rs`, evloop's `derived_signals.rs`).
+//! (evloop-core's `signals.rs`, `fork.rs` and `workers.rs`, evloop's
+//! `derived_signals.rs`).
 
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -55,27 +56,30 @@ pub fn isolated(env: &str, name: &str, body: fn()) {
     );
 }
 
-/// `per_backend!(body => epoll_body, poll_body, select_body;)`: three tests, one per
-/// backend, each running `isolated(its name, body::<Backend>)`. `isolated`, `Epoll`,
-/// `Poll` and `Select` are resolved where the macro is used, so the caller provides an
+/// The name libtest knows a test by, for `--exact`: the `module_path!()` of the test's
+/// module without the crate's own name, then the function's name
+/// (`epoll_signals::signal_realtime`).
+#[allow(dead_code)] // not every includer names its tests with it
+pub fn test_name(module_path: &str, function: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{function}"),
+        None => function.to_string(),
+    }
+}
+
+/// `isolated_tests!(Backend; body_a, body_b, …)`: one `#[test]` per body, named after
+/// it, each running `isolated(<its full test name>, body::<Backend>)`. Used inside one
+/// module per backend (`mod epoll_signals { … }`), so that every test's name says which
+/// backend it runs under and adding a backend is one module. `isolated` and the bodies
+/// are resolved in the parent module (the test crate's root), so the caller provides an
 /// `isolated(name, body)` that passes its own environment variable on.
-#[allow(unused_macros)] // derived_signals.rs names its tests itself
-macro_rules! per_backend {
-    ($($body:ident => $epoll:ident, $poll:ident, $select:ident;)*) => {$(
+#[allow(unused_macros)] // not every includer has per-backend tests
+macro_rules! isolated_tests {
+    ($backend:ty; $($body:ident),* $(,)?) => {$(
         #[test]
-        fn $epoll() {
-            assert_eq!(stringify!($epoll), concat!("epoll_", stringify!($body)));
-            isolated(stringify!($epoll), $body::<Epoll>);
-        }
-        #[test]
-        fn $poll() {
-            assert_eq!(stringify!($poll), concat!("poll_", stringify!($body)));
-            isolated(stringify!($poll), $body::<Poll>);
-        }
-        #[test]
-        fn $select() {
-            assert_eq!(stringify!($select), concat!("select_", stringify!($body)));
-            isolated(stringify!($select), $body::<Select>);
+        fn $body() {
+            let name = super::subprocess::test_name(module_path!(), stringify!($body));
+            super::isolated(&name, super::$body::<$backend>);
         }
     )*};
 }

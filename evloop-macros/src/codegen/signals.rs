@@ -1,7 +1,8 @@
 //! Signals: `ctx.add_signal(number, Token::tagged(SIGNAL_TAG, index))`. The number is the
-//! target's, named through `::evloop::__private::libc` (`SIGRTMIN() + n` for real-time
-//! signals): the macro runs on the build host and never decides it. Names were checked
-//! by `crate::signals` while parsing.
+//! target's, named through `::evloop::__private::libc` (a constant), or for real-time
+//! signals computed by `::evloop::__private::sigrtmin_plus(n)?` / `sigrtmax_minus(n)?`
+//! (which fail setup on a system without them): the macro runs on the build host and
+//! never decides it. Names were checked by `crate::signals` while parsing.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -18,15 +19,13 @@ fn number(s: &Signal) -> TokenStream {
             let id = syn::Ident::new(n, span);
             quote_spanned!(span=> ::evloop::__private::libc::#id)
         }
-        SignalName::RtMin(0) => quote_spanned!(span=> ::evloop::__private::libc::SIGRTMIN()),
-        SignalName::RtMax(0) => quote_spanned!(span=> ::evloop::__private::libc::SIGRTMAX()),
         SignalName::RtMin(n) => {
             let n = *n as i32;
-            quote_spanned!(span=> ::evloop::__private::libc::SIGRTMIN() + #n)
+            quote_spanned!(span=> ::evloop::__private::sigrtmin_plus(#n)?)
         }
         SignalName::RtMax(n) => {
             let n = *n as i32;
-            quote_spanned!(span=> ::evloop::__private::libc::SIGRTMAX() - #n)
+            quote_spanned!(span=> ::evloop::__private::sigrtmax_minus(#n)?)
         }
     }
 }
