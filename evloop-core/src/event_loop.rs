@@ -45,19 +45,52 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             caps: Capacities {
-                sources: 1024,
-                timers: 1024,
-                events: 256,
-                priorities: 3,
-                activations: 256,
+                sources: Self::DEFAULT_SOURCES,
+                timers: Self::DEFAULT_SOURCES,
+                events: Self::DEFAULT_EVENTS,
+                priorities: Self::DEFAULT_PRIORITIES,
+                activations: Self::DEFAULT_ACTIVATIONS,
             },
         }
     }
 }
 
 impl Builder {
-    /// Default capacities: 1024 sources and timers, 256 events per wait, 3 priority
-    /// levels, 256 cross-thread activations.
+    /// Default number of sources (and of timers: as many as sources).
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Builder::DEFAULT_SOURCES, 1024);
+    /// ```
+    pub const DEFAULT_SOURCES: usize = 1024;
+    /// Default number of kernel events fetched per wait.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Builder::DEFAULT_EVENTS, 256);
+    /// ```
+    pub const DEFAULT_EVENTS: usize = 256;
+    /// Default number of priority levels.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Builder::DEFAULT_PRIORITIES, 3);
+    /// ```
+    pub const DEFAULT_PRIORITIES: u8 = 3;
+    /// The most priority levels a loop can have.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Builder::MAX_PRIORITIES, 32);
+    /// ```
+    pub const MAX_PRIORITIES: u8 = crate::ready_queue::MAX_LEVELS as u8;
+    /// Default room for cross-thread activations.
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Builder::DEFAULT_ACTIVATIONS, 256);
+    /// ```
+    pub const DEFAULT_ACTIVATIONS: usize = 256;
+
+    /// Default capacities: [`DEFAULT_SOURCES`](Self::DEFAULT_SOURCES) sources and
+    /// timers, [`DEFAULT_EVENTS`](Self::DEFAULT_EVENTS) events per wait,
+    /// [`DEFAULT_PRIORITIES`](Self::DEFAULT_PRIORITIES) priority levels,
+    /// [`DEFAULT_ACTIVATIONS`](Self::DEFAULT_ACTIVATIONS) cross-thread activations.
     ///
     /// ```
     /// let b = evloop_core::Builder::new();
@@ -99,7 +132,7 @@ impl Builder {
         self.caps.events = n;
         self
     }
-    /// Priority levels, 1 to 32 (default 3). 0 is the most urgent; sources default to
+    /// Priority levels, 1 to [`MAX_PRIORITIES`](Self::MAX_PRIORITIES) (default 3). 0 is the most urgent; sources default to
     /// the middle level, `levels / 2`.
     ///
     /// ```

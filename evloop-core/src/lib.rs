@@ -76,7 +76,7 @@ pub use listener::{AcceptError, AcceptReport, Accepted, Listener, ListenerBuilde
 pub use machine::{Event, Machine};
 pub use signal::{realtime_signals, signal_number};
 pub use slab::{Key, Slab};
-pub use source::Source;
+pub use source::{kind, Source};
 pub use token::{SourceId, Token};
 pub use wake::WakeHandle;
 pub use watch::Watch;

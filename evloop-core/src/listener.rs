@@ -590,7 +590,12 @@ impl Listener {
 }
 
 impl Source for Listener {
-    const COLLECTION: bool = false;
+    type Kind = crate::kind::Single;
+
+    #[inline]
+    fn capacity(&self) -> usize {
+        1
+    }
 
     /// Register the listening fd (read interest) under `Token::tagged(tag, 0)`.
     fn attach<M: Machine>(&mut self, ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {

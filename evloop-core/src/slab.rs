@@ -73,18 +73,25 @@ struct Entry<T> {
     next_free: u32,
 }
 
-/// Up to `N` sources of type `T`, each registered with the loop under a token tagged
-/// `tag`, found again by [`Key`]. The storage is allocated once, in [`new`](Self::new)
-/// (or `default()`, tag 0, for a slab that `#[event_machine]` will [`bind`](Self::bind)).
+/// Sources of type `T`, up to a capacity chosen at run time, each registered with the
+/// loop under a token tagged with the slab's tag, found again by [`Key`]. The storage is
+/// allocated once, in [`with_capacity`](Self::with_capacity) (or `default()`, with
+/// [`Slab::DEFAULT_CAPACITY`]), never per insert. The tag and the [`Watch`] that
+/// [`insert`](Self::insert) uses are given by [`Source::attach`](crate::Source::attach):
+/// `#[event_machine]` calls it in the generated `setup`, a machine written by hand calls
+/// it in its own.
 ///
 /// ```
 /// use evloop_core::*;
 /// use std::os::unix::net::UnixStream;
 ///
 /// const CONNS: u16 = 1;
-/// struct Server { conns: Slab<UnixStream, 64> }
+/// struct Server { conns: Slab<UnixStream> }
 /// impl Machine for Server {
 ///     type Backend = DefaultBackend;
+///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
+///         self.conns.attach(ctx, CONNS, Watch::read())
+///     }
 ///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
 ///         if let Some(key) = self.conns.key_of(ev.token) {
 ///             // the connection that fired; a removed one never gets here
@@ -93,13 +100,14 @@ struct Entry<T> {
 ///         }
 ///     }
 /// }
-/// let mut el = EventLoop::new(Server { conns: Slab::new(CONNS) }).unwrap();
+/// let mut el = EventLoop::new(Server { conns: Slab::with_capacity(64) }).unwrap();
 /// let (a, _b) = UnixStream::pair().unwrap();
 /// let (m, ctx) = el.parts();
-/// let key = m.conns.insert_with(ctx, a, Watch::read()).unwrap();
+/// let key = m.conns.insert(ctx, a).unwrap();
 /// assert!(m.conns.contains(key));
+/// assert_eq!(m.conns.capacity(), 64);
 /// ```
-pub struct Slab<T, const N: usize> {
+pub struct Slab<T> {
     entries: Box<[Entry<T>]>,
     free: u32,
     len: usize,
@@ -107,46 +115,63 @@ pub struct Slab<T, const N: usize> {
     watch: Watch,
 }
 
-impl<T, const N: usize> Slab<T, N> {
-    /// An empty slab whose tokens carry `tag`.
+impl<T> Slab<T> {
+    /// The capacity of `Slab::default()`.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::net::TcpStream, 16> = evloop_core::Slab::new(2);
-    /// assert!(s.is_empty());
-    /// assert_eq!(s.capacity(), 16);
+    /// let s: evloop_core::Slab<std::fs::File> = Default::default();
+    /// assert_eq!(s.capacity(), evloop_core::Slab::<std::fs::File>::DEFAULT_CAPACITY);
     /// ```
-    pub fn new(tag: u16) -> Self {
-        assert!(N < (1 << INDEX_BITS), "Slab capacity must be below 2^24");
-        let entries = (0..N)
+    pub const DEFAULT_CAPACITY: usize = 1024;
+
+    /// The largest capacity a slab can have (keys index it with 24 bits).
+    ///
+    /// ```
+    /// assert_eq!(evloop_core::Slab::<std::fs::File>::MAX_CAPACITY, (1 << 24) - 1);
+    /// ```
+    pub const MAX_CAPACITY: usize = (1 << INDEX_BITS) - 1;
+
+    /// An empty slab with room for `capacity` entries, allocated now, once: a server's
+    /// connection limit, from its configuration.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is above [`MAX_CAPACITY`](Self::MAX_CAPACITY), like
+    /// `Vec::with_capacity` past `isize::MAX` bytes.
+    ///
+    /// ```
+    /// let s: evloop_core::Slab<std::net::TcpStream> = evloop_core::Slab::with_capacity(5000);
+    /// assert!(s.is_empty());
+    /// assert_eq!(s.capacity(), 5000);
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        assert!(
+            capacity <= Self::MAX_CAPACITY,
+            "Slab::with_capacity({capacity}): the most a slab holds is {}",
+            Self::MAX_CAPACITY
+        );
+        let n = capacity;
+        let entries = (0..n)
             .map(|i| Entry {
                 value: None,
                 gen: 0,
                 source: None,
-                next_free: if i + 1 < N { (i + 1) as u32 } else { NONE },
+                next_free: if i + 1 < n { (i + 1) as u32 } else { NONE },
             })
             .collect();
         Slab {
             entries,
-            free: if N == 0 { NONE } else { 0 },
+            free: if n == 0 { NONE } else { 0 },
             len: 0,
-            tag,
+            tag: 0,
             watch: Watch::read(),
         }
     }
 
     /// Set the tag its tokens carry and the [`Watch`] that [`insert`](Self::insert)
-    /// uses. `#[event_machine]` calls this in the generated `setup` with the tag it
-    /// assigned and the interest, options and idle timeout of the collection's handlers.
-    /// Entries already inserted keep the token they were registered with.
-    ///
-    /// ```
-    /// use evloop_core::{Slab, Watch};
-    /// let mut s: Slab<std::net::TcpStream, 8> = Slab::default();
-    /// s.bind(4, Watch::read().peer_closed());
-    /// assert_eq!(s.tag(), 4);
-    /// assert!(s.watch().interest().is_peer_closed());
-    /// ```
-    pub fn bind(&mut self, tag: u16, watch: Watch) {
+    /// uses (what [`Source::attach`](crate::Source::attach) does). Entries already
+    /// inserted keep the token they were registered with.
+    pub(crate) fn bind(&mut self, tag: u16, watch: Watch) {
         self.tag = tag;
         self.watch = watch;
     }
@@ -155,7 +180,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// `Watch::read()`).
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::default();
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert!(s.watch().interest().is_readable());
     /// ```
     pub fn watch(&self) -> Watch {
@@ -169,7 +194,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut slab: Slab<std::os::unix::net::UnixStream, 4> = Slab::default();
+    /// let mut slab: Slab<std::os::unix::net::UnixStream> = Slab::with_capacity(4);
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let key = slab.insert(el.ctx(), a).unwrap();
     /// assert!(slab.contains(key));
@@ -189,7 +214,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut slab: Slab<std::os::unix::net::UnixStream, 1> = Slab::new(0);
+    /// let mut slab: Slab<std::os::unix::net::UnixStream> = Slab::with_capacity(1);
     /// let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// slab.insert_with(el.ctx(), a, Watch::read()).unwrap();
     /// assert!(matches!(slab.insert_with(el.ctx(), b, Watch::read()), Err(Error::SlabFull { capacity: 1 })));
@@ -205,7 +230,9 @@ impl<T, const N: usize> Slab<T, N> {
     {
         let idx = self.free;
         if idx == NONE {
-            return Err(Error::SlabFull { capacity: N });
+            return Err(Error::SlabFull {
+                capacity: self.entries.len(),
+            });
         }
         let key = Key {
             index: idx,
@@ -227,7 +254,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut slab: Slab<std::os::unix::net::UnixStream, 4> = Slab::new(0);
+    /// let mut slab: Slab<std::os::unix::net::UnixStream> = Slab::with_capacity(4);
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let k = slab.insert_with(el.ctx(), a, Watch::read()).unwrap();
     /// let _stream = slab.remove(el.ctx(), k).unwrap();
@@ -256,7 +283,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut slab: Slab<std::os::unix::net::UnixStream, 4> = Slab::default();
+    /// let mut slab: Slab<std::os::unix::net::UnixStream> = Slab::with_capacity(4);
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let k = slab.insert(el.ctx(), a).unwrap();
     /// slab.set_interest(el.ctx(), k, Interest::READ | Interest::WRITE).unwrap();
@@ -274,7 +301,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// Whether `key` names a live entry.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert!(!s.contains(evloop_core::Key::from_parts(0, 0)));
     /// ```
     #[inline]
@@ -285,7 +312,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// The entry, if `key` is live.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert!(s.get(evloop_core::Key::from_parts(0, 0)).is_none());
     /// ```
     #[inline]
@@ -301,7 +328,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// The entry mutably, if `key` is live.
     ///
     /// ```
-    /// let mut s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let mut s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert!(s.get_mut(evloop_core::Key::from_parts(0, 0)).is_none());
     /// ```
     #[inline]
@@ -317,7 +344,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// The loop's id for the entry's registration (to set a timeout, stop it...).
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert!(s.source(evloop_core::Key::from_parts(0, 0)).is_none());
     /// ```
     pub fn source(&self, key: Key) -> Option<SourceId> {
@@ -332,8 +359,12 @@ impl<T, const N: usize> Slab<T, N> {
     /// The token the entry behind `key` is registered with.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(7);
-    /// let k = evloop_core::Key::from_parts(2, 0);
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut s: Slab<std::fs::File> = Slab::with_capacity(4);
+    /// s.attach(el.ctx(), 7, Watch::read()).unwrap();
+    /// let k = Key::from_parts(2, 0);
     /// assert_eq!(s.key_of(s.token(k)), None); // well-formed, but nothing is stored there
     /// assert_eq!(s.token(k).tag(), 7);
     /// ```
@@ -345,7 +376,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// still the one the token was made for.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(7);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert_eq!(s.key_of(evloop_core::Token(0)), None);
     /// ```
     #[inline]
@@ -364,7 +395,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// Number of entries.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert_eq!(s.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -374,27 +405,33 @@ impl<T, const N: usize> Slab<T, N> {
     /// Whether empty.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert!(s.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// The fixed capacity, `N`.
+    /// The capacity, fixed when the slab was made.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert_eq!(s.capacity(), 4);
     /// ```
-    pub const fn capacity(&self) -> usize {
-        N
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
     }
 
-    /// The tag its tokens carry.
+    /// The tag its tokens carry: 0 until [`Source::attach`](crate::Source::attach) gives
+    /// it one.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(3);
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut s: Slab<std::fs::File> = Slab::with_capacity(4);
+    /// assert_eq!(s.tag(), 0);
+    /// s.attach(el.ctx(), 3, Watch::read()).unwrap();
     /// assert_eq!(s.tag(), 3);
     /// ```
     pub const fn tag(&self) -> u16 {
@@ -404,7 +441,7 @@ impl<T, const N: usize> Slab<T, N> {
     /// Every live entry with its key.
     ///
     /// ```
-    /// let s: evloop_core::Slab<std::fs::File, 4> = evloop_core::Slab::new(0);
+    /// let s: evloop_core::Slab<std::fs::File> = evloop_core::Slab::with_capacity(4);
     /// assert_eq!(s.iter().count(), 0);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
@@ -422,9 +459,9 @@ impl<T, const N: usize> Slab<T, N> {
     }
 }
 
-impl<T, const N: usize> Default for Slab<T, N> {
-    /// An empty slab with tag 0 and `Watch::read()`.
+impl<T> Default for Slab<T> {
+    /// An empty slab with room for [`Slab::DEFAULT_CAPACITY`] entries.
     fn default() -> Self {
-        Slab::new(0)
+        Slab::with_capacity(Self::DEFAULT_CAPACITY)
     }
 }

@@ -17,7 +17,7 @@ use crate::{Ctx, Key, Machine, Result, Slab, Token, Watch};
 /// use evloop_core::*;
 /// use std::net::TcpListener;
 ///
-/// struct Server { listener: TcpListener, conns: Slab<std::net::TcpStream, 64> }
+/// struct Server { listener: TcpListener, conns: Slab<std::net::TcpStream> }
 /// impl Machine for Server {
 ///     type Backend = DefaultBackend;
 ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
@@ -34,12 +34,36 @@ use crate::{Ctx, Key, Machine, Result, Slab, Token, Watch};
 ///     }
 /// }
 /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-/// let el = EventLoop::new(Server { listener, conns: Slab::default() }).unwrap();
+/// let el = EventLoop::new(Server { listener, conns: Slab::with_capacity(64) }).unwrap();
 /// # drop(el);
 /// ```
 pub trait Source {
-    /// Whether this is a collection, whose events name an entry by [`Key`].
-    const COLLECTION: bool;
+    /// What kind of source this is: [`kind::Single`] (one registration; its handlers
+    /// take no key) or [`kind::Collection`] (entries come and go; its events name one by
+    /// [`Key`], and its handlers take that key). `#[event_machine]` reads this to check
+    /// each handler's signature, so a collection type of your own gets the same checks
+    /// as [`Slab`].
+    ///
+    /// ```
+    /// use evloop_core::{kind::SourceKind, Slab, Source};
+    /// assert!(<<Slab<std::net::TcpStream> as Source>::Kind as SourceKind>::COLLECTION);
+    /// assert!(!<<std::net::TcpStream as Source>::Kind as SourceKind>::COLLECTION);
+    /// ```
+    type Kind: kind::SourceKind;
+
+    /// Most registrations this source holds at once: 1 for a single fd, the capacity of
+    /// a collection. A machine built by `#[event_machine]` (without `sources = N`) sizes
+    /// the loop's source table from this when the loop is built, on top of
+    /// [`Builder::DEFAULT_SOURCES`](crate::Builder::DEFAULT_SOURCES).
+    ///
+    /// ```
+    /// use evloop_core::{Slab, Source};
+    /// let conns: Slab<std::net::TcpStream> = Slab::with_capacity(2000);
+    /// assert_eq!(Source::capacity(&conns), 2000);
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// assert_eq!(Source::capacity(&a), 1);
+    /// ```
+    fn capacity(&self) -> usize;
 
     /// Make the loop watch this field under tokens tagged `tag`: a single fd is
     /// registered with `watch` now; a collection remembers tag and watch for the entries
@@ -89,7 +113,12 @@ pub trait Source {
 }
 
 impl<T: AsFd> Source for T {
-    const COLLECTION: bool = false;
+    type Kind = kind::Single;
+
+    #[inline]
+    fn capacity(&self) -> usize {
+        1
+    }
 
     fn attach<M: Machine>(&mut self, ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
         ctx.register(&*self, Token::tagged(tag, 0), watch)
@@ -102,8 +131,13 @@ impl<T: AsFd> Source for T {
     }
 }
 
-impl<T: AsFd, const N: usize> Source for Slab<T, N> {
-    const COLLECTION: bool = true;
+impl<T: AsFd> Source for Slab<T> {
+    type Kind = kind::Collection;
+
+    #[inline]
+    fn capacity(&self) -> usize {
+        Slab::capacity(self)
+    }
 
     fn attach<M: Machine>(&mut self, _ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
         self.bind(tag, watch);
@@ -113,5 +147,55 @@ impl<T: AsFd, const N: usize> Source for Slab<T, N> {
     #[inline]
     fn entry(&self, token: Token) -> Option<Key> {
         self.key_of(token)
+    }
+}
+
+/// The two kinds of [`Source`]: what [`Source::Kind`] names.
+pub mod kind {
+    mod sealed {
+        pub trait Sealed {}
+    }
+
+    /// [`Single`] or [`Collection`]; sealed (there are only these two).
+    pub trait SourceKind: sealed::Sealed + Copy + Default + 'static {
+        /// Whether events name an entry by [`Key`](crate::Key).
+        ///
+        /// ```
+        /// use evloop_core::kind::{Collection, Single, SourceKind};
+        /// assert!(Collection::COLLECTION && !Single::COLLECTION);
+        /// ```
+        const COLLECTION: bool;
+    }
+
+    /// One registration (a `TcpListener`, a [`Listener`](crate::Listener), a pipe): its
+    /// handlers take no key.
+    ///
+    /// ```
+    /// use evloop_core::{kind, Source};
+    /// fn single<S: Source<Kind = kind::Single>>(_: &S) {}
+    /// single(&std::os::unix::net::UnixStream::pair().unwrap().0);
+    /// ```
+    #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+    pub struct Single;
+
+    /// Entries that come and go (a [`Slab`](crate::Slab), a
+    /// [`BufSlab`](crate::buffered::BufSlab)): each event names one by
+    /// [`Key`](crate::Key), and the handlers take it.
+    ///
+    /// ```
+    /// use evloop_core::{kind, Slab, Source};
+    /// fn collection<S: Source<Kind = kind::Collection>>(_: &S) {}
+    /// collection(&Slab::<std::net::TcpStream>::with_capacity(4));
+    /// ```
+    #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+    pub struct Collection;
+
+    impl sealed::Sealed for Single {}
+    impl sealed::Sealed for Collection {}
+    impl SourceKind for Single {
+        const COLLECTION: bool = false;
+    }
+    impl SourceKind for Collection {
+        const COLLECTION: bool = true;
     }
 }

@@ -22,7 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use evloop_core::{
-    Backend, Builder, Ctx, Event, EventLoop, Exit, Machine, Ready, Slab, SourceId, Token,
+    Backend, Builder, Ctx, Event, EventLoop, Exit, Machine, Ready, Slab, Source, SourceId, Token,
     WakeHandle, Watch,
 };
 
@@ -83,7 +83,7 @@ struct Mix<B> {
     /// Slab churn: `pool[i]` is out of the slab, `peers[i]` is its other end.
     pool: Vec<Option<Conn>>,
     peers: Vec<UnixStream>,
-    slab: Slab<Conn, CHURN>,
+    slab: Slab<Conn>,
     churn_next: usize,
     user: Option<SourceId>,
     user_hi: Option<SourceId>,
@@ -128,7 +128,7 @@ impl<B: Backend> Mix<B> {
             _idle_peer: idle_peer,
             pool,
             peers,
-            slab: Slab::new(SLAB_TAG),
+            slab: Slab::with_capacity(CHURN),
             churn_next: 0,
             user: None,
             user_hi: None,
@@ -277,6 +277,7 @@ impl<B: Backend> Machine for Mix<B> {
     type Backend = B;
 
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()> {
+        self.slab.attach(ctx, SLAB_TAG, Watch::read())?;
         for i in 0..CHAIN {
             let w = Watch::read()
                 .timeout(Duration::from_secs(60))

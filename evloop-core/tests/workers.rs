@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use evloop_core::workers::{PortSharing, SharedPort, StopReason, Workers, PORT_SHARING};
-use evloop_core::{Ctx, DefaultBackend, Error, Event, Machine, Slab, Token, Watch};
+use evloop_core::{Ctx, DefaultBackend, Error, Event, Machine, Slab, Source, Token, Watch};
 
 #[path = "support/subprocess.rs"]
 mod subprocess;
@@ -26,7 +26,7 @@ const CLIENTS: usize = 64;
 struct Echo {
     id: usize,
     listener: TcpListener,
-    conns: Slab<TcpStream, 256>,
+    conns: Slab<TcpStream>,
     accepted: usize,
     echoed: usize,
 }
@@ -36,7 +36,7 @@ impl Echo {
         Echo {
             id,
             listener,
-            conns: Slab::new(CONNS),
+            conns: Slab::with_capacity(256),
             accepted: 0,
             echoed: 0,
         }
@@ -48,6 +48,7 @@ impl Machine for Echo {
 
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()> {
         ctx.register(&self.listener, LISTENER, Watch::read())?;
+        self.conns.attach(ctx, CONNS, Watch::read())?;
         Ok(())
     }
 

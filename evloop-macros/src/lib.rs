@@ -72,14 +72,29 @@ pub fn event_machine(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// The error for a handler attribute outside an `#[event_machine]` impl block, plus the
-/// item unchanged (so the rest of the program still sees the method).
+/// A handler attribute that expanded on its own: it is not inside an `#[event_machine]`
+/// impl block (which would have read and removed it). On a method, the method is kept
+/// with a check in its body: fine while its type's struct is annotated (the missing
+/// impl attribute is then reported once, at the struct, by `Handlers`), an error with
+/// `HandlerInMachine`'s message otherwise. Anywhere else (no `self`), an error here.
 fn standalone(name: &str, item: TokenStream) -> TokenStream {
+    let item = TokenStream2::from(item);
+    if let Ok(mut f) = syn::parse2::<syn::ItemFn>(item.clone()) {
+        if f.sig.receiver().is_some() {
+            let span = Span::call_site();
+            let check: syn::Stmt = syn::parse_quote_spanned! {span=>
+                <Self as ::evloop::__private::HandlerInMachine>::__evloop_handler_in_machine();
+            };
+            f.block.stmts.insert(0, check);
+            // The impl block that would call it is the missing piece, reported elsewhere.
+            f.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
+            return f.into_token_stream().into();
+        }
+    }
     let msg = format!(
         "`#[{name}]` only works inside an `#[event_machine]` impl block: add `#[event_machine]` to the `impl` that holds this method (and to the machine's struct)"
     );
     let e = syn::Error::new(Span::call_site(), msg).to_compile_error();
-    let item = TokenStream2::from(item);
     quote!(#e #item).into()
 }
 
@@ -105,8 +120,9 @@ handler_attributes! {
     /// `fn name(&mut self, key: Key, ctx: &mut Ctx<Self>)` for a collection; either may end
     /// with `ev: Event`.
     on_read;
-    /// `#[on_write(field, [priority = N], [edge], [oneshot])]`: called when the field is
-    /// writable (and on hang-up or error if the field has no `#[on_read]`). Level-triggered
+    /// `#[on_write(field, [priority = N], [edge], [oneshot], [write_only])]`: called when
+    /// the field is writable (and on hang-up or error if the field has no `#[on_read]`; a
+    /// collection without `#[on_read]` must say `write_only`). Level-triggered
     /// `WRITE` fires whenever the socket is writable: use `edge`, or turn the interest on
     /// and off with `ctx.set_interest`.
     on_write;

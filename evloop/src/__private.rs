@@ -4,8 +4,9 @@
 //! | item | used for |
 //! |---|---|
 //! | `MachineStruct` | written by the struct's attribute: backend and capacities |
-//! | `Handlers` | written by the impl's attribute: proof that the impl block is annotated |
-//! | `shape` | which kind of source a field is (single fd, `Slab`, neither), found by method resolution |
+//! | `Handlers` | written by the impl's attribute: setup, dispatch and hooks, which the struct side's `impl Machine` forwards to |
+//! | `HandlerInMachine` | what a handler attribute outside an annotated impl block checks |
+//! | `shape` | which kind of source a field is (`Src<Kind>` of a `Source`, or not a source), found by method resolution |
 //! | `check` | the traits whose `#[diagnostic::on_unimplemented]` messages report a field used wrongly |
 //! | `TIMER_TAG`, `SIGNAL_TAG`, `WAKE_TAG` | the token tags generated code reserves |
 //! | `sigrtmin_plus`, `sigrtmax_minus` | `#[on_signal(SIGRTMIN + n)]`'s number, resolved on the target |
@@ -18,7 +19,7 @@ pub use evloop_backends;
 pub use evloop_core;
 pub use libc;
 
-use evloop_core::{Backend, Builder, Ready};
+use evloop_core::{Backend, Builder, Ctx, Event, Machine, Ready};
 
 /// Token tag of the machine's timers; the payload is the timer's index.
 pub const TIMER_TAG: u16 = 0xFFF0;
@@ -116,107 +117,143 @@ impl<B: Backend> BackendOption for B {
     label = "this type's struct declaration has no `#[event_machine]`",
     note = "a machine is annotated twice: `#[event_machine]` on the struct (its options: backend, capacities) and on the impl block that holds its handlers"
 )]
-pub trait MachineStruct {
+pub trait MachineStruct: Machine {
     /// The backend (`backend = ...`; default [`DefaultBackend`](crate::DefaultBackend)).
     /// Not bounded here: a wrong type is reported once, by [`BackendOption`].
     type Backend;
-    /// Most sources registered at once (`sources = N`).
-    const SOURCES: usize = 1024;
-    /// Most timers armed at once, idle timeouts included (`timers = N`; default: as
-    /// many as sources).
-    const TIMERS: usize = Self::SOURCES;
+    /// Most sources registered at once (`sources = N`); `None`: sized from the fields
+    /// when the loop is built (see [`builder`](Self::builder)).
+    const SOURCES: Option<usize> = None;
+    /// Most timers armed at once, idle timeouts included (`timers = N`); `None`: as many
+    /// as sources.
+    const TIMERS: Option<usize> = None;
     /// Kernel events fetched per wait (`events = N`).
-    const EVENTS: usize = 256;
+    const EVENTS: usize = Builder::DEFAULT_EVENTS;
     /// Priority levels (`priorities = N`).
-    const PRIORITIES: u8 = 3;
+    const PRIORITIES: u8 = Builder::DEFAULT_PRIORITIES;
     /// Room for activations from other threads (`activations = N`).
-    const ACTIVATIONS: usize = 256;
+    const ACTIVATIONS: usize = Builder::DEFAULT_ACTIVATIONS;
 
-    /// A [`Builder`] with the struct's capacities.
+    /// The sum of [`Source::capacity`](crate::Source::capacity) over the struct's
+    /// fields that are sources, as they are now (a `Slab` made with
+    /// `with_capacity(config.max_conns)` counts `max_conns`). Written by the struct's
+    /// attribute.
     #[inline]
-    fn builder() -> Builder {
+    fn source_capacity(&self) -> usize {
+        0
+    }
+
+    /// A [`Builder`] with the struct's capacities; without `sources = N`, room for
+    /// [`Builder::DEFAULT_SOURCES`] plus every field's capacity.
+    #[inline]
+    fn builder(&self) -> Builder {
+        let sources = match Self::SOURCES {
+            Some(n) => n,
+            None => Builder::DEFAULT_SOURCES.saturating_add(self.source_capacity()),
+        };
         Builder::new()
-            .sources(Self::SOURCES)
-            .timers(Self::TIMERS)
+            .sources(sources)
+            .timers(Self::TIMERS.unwrap_or(sources))
             .events(Self::EVENTS)
             .priorities(Self::PRIORITIES)
             .activations(Self::ACTIVATIONS)
     }
 }
 
-/// The impl half of a machine: implemented by `#[event_machine]` on the impl block. The
-/// struct's attribute asserts it, so a forgotten impl attribute is one clear error.
+/// The impl half of a machine: implemented by `#[event_machine]` on the impl block, with
+/// the registrations, the `match` on tokens and the hooks. The struct's attribute writes
+/// `impl Machine`, whose methods forward here (`#[inline(always)]`: the forwarding leaves
+/// no code). So a machine whose impl block is not annotated is still a `Machine` (its
+/// handlers' `Ctx<Self>` type-checks) and is reported once, by this trait's message, at
+/// the struct.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has `#[event_machine]` on its struct but no `#[event_machine]` impl block",
     label = "no `#[event_machine] impl` for this machine",
     note = "add `#[event_machine]` to the `impl` block that holds the handlers (a machine without handlers still needs one, empty)"
 )]
-pub trait Handlers {
-    /// Called by the struct's assertion; does nothing.
+pub trait Handlers: Machine {
+    /// [`Machine::setup`]: the registrations, then `#[on_start]`.
+    fn __evloop_setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()>;
+    /// [`Machine::dispatch`]: the `match` on the token's tag.
+    fn __evloop_dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event);
+    /// [`Machine::before_wait`]: the `#[before_wait]` handlers.
     #[inline(always)]
-    fn assert_annotated() {}
+    fn __evloop_before_wait(&mut self, ctx: &mut Ctx<Self>) {
+        let _ = ctx;
+    }
+    /// [`Machine::after_wait`]: the `#[after_wait]` handlers.
+    #[inline(always)]
+    fn __evloop_after_wait(&mut self, ctx: &mut Ctx<Self>) {
+        let _ = ctx;
+    }
+    /// [`Machine::idle`]: the `#[on_idle]` handlers.
+    #[inline(always)]
+    fn __evloop_idle(&mut self, ctx: &mut Ctx<Self>) {
+        let _ = ctx;
+    }
 }
 
-/// What kind of source a field is, decided by method resolution on the field's concrete
-/// type (autoref specialisation): `(&&&&Probe(&self.field)).__evloop_shape()` gives
-/// [`Collection`](shape::Collection) for a `Slab` of fds, [`Single`](shape::Single) for an
-/// `AsFd` type, [`AnySource`](shape::AnySource) for another [`Source`](crate::Source)
-/// (a generic `S: Source`), and [`NotSource`](shape::NotSource) for anything else. Each
-/// shape attaches and looks up its field; `NotSource` does nothing, so a field that is
-/// not a source is reported once, by `check`, and never again by the
-/// code that registers or dispatches it.
-pub mod shape {
-    use std::os::fd::AsFd;
+/// A handler attribute (`#[on_read]`, ...) on a method outside an `#[event_machine]` impl
+/// block: fine while the struct is annotated (the missing impl attribute is reported
+/// once, by [`Handlers`]), an error otherwise.
+#[diagnostic::on_unimplemented(
+    message = "handler attributes (`#[on_read]`, `#[on_timer]`, ...) only work inside an `#[event_machine]` impl block",
+    label = "this method's `impl` block has no `#[event_machine]`",
+    note = "add `#[event_machine]` to the `impl` that holds this method, and to `struct {Self}`"
+)]
+pub trait HandlerInMachine {
+    /// Compiles only if the check passes; does nothing.
+    #[inline(always)]
+    fn __evloop_handler_in_machine() {}
+}
+impl<T: MachineStruct> HandlerInMachine for T {}
 
-    use evloop_core::{Ctx, Key, Machine, Ready, Result, Slab, Source, Token, Watch};
+/// What kind of source a field is, decided by method resolution on the field's concrete
+/// type (autoref specialisation): `(&&Probe(&self.field)).__evloop_shape()` gives
+/// [`Src<K>`](shape::Src) for a [`Source`](crate::Source) whose
+/// [`Kind`](crate::Source::Kind) is `K`, and [`NotSource`](shape::NotSource) for anything
+/// else. Nothing here looks at a type's name: a user's own `Source` gets the same shape
+/// and checks as `Slab`. `NotSource` does nothing, so a field that is not a source is
+/// reported once, by `check`, and never again by the code that registers or dispatches it.
+pub mod shape {
+    use std::marker::PhantomData;
+
+    use evloop_core::{Ctx, Key, Machine, Ready, Result, Source, Token, Watch};
 
     /// Wraps a reference to a field for probing.
     pub struct Probe<'a, T: ?Sized>(pub &'a T);
 
-    /// A `Slab` of fds: events name an entry by [`Key`].
-    #[derive(Clone, Copy, Debug)]
-    pub struct Collection;
-    /// One fd (an `AsFd` type).
-    #[derive(Clone, Copy, Debug)]
-    pub struct Single;
-    /// Some other [`Source`] (a generic field bounded by `Source`).
-    #[derive(Clone, Copy, Debug)]
-    pub struct AnySource;
+    /// A [`Source`] of kind `K` ([`kind::Single`](evloop_core::kind::Single) or
+    /// [`kind::Collection`](evloop_core::kind::Collection)).
+    pub struct Src<K>(PhantomData<K>);
+    impl<K> Clone for Src<K> {
+        #[inline(always)]
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+    impl<K> Copy for Src<K> {}
+
     /// Not a source: reported by the checks, ignored by registration and dispatch.
     #[derive(Clone, Copy, Debug)]
     pub struct NotSource;
 
-    /// Probe level 1 (most specific): `Slab<T: AsFd, N>`.
-    pub trait ProbeCollection {
-        /// The field's shape.
-        #[inline(always)]
-        fn __evloop_shape(&self) -> Collection {
-            Collection
-        }
-    }
-    impl<T: AsFd, const N: usize> ProbeCollection for &&&Probe<'_, Slab<T, N>> {}
-
-    /// Probe level 2: any `AsFd` type.
-    pub trait ProbeSingle {
-        /// The field's shape.
-        #[inline(always)]
-        fn __evloop_shape(&self) -> Single {
-            Single
-        }
-    }
-    impl<T: AsFd> ProbeSingle for &&Probe<'_, T> {}
-
-    /// Probe level 3: any other [`Source`].
+    /// Probe level 1: a [`Source`].
     pub trait ProbeSource {
         /// The field's shape.
+        type Shape;
+        /// The field's shape.
+        fn __evloop_shape(&self) -> Self::Shape;
+    }
+    impl<T: Source + ?Sized> ProbeSource for &Probe<'_, T> {
+        type Shape = Src<T::Kind>;
         #[inline(always)]
-        fn __evloop_shape(&self) -> AnySource {
-            AnySource
+        fn __evloop_shape(&self) -> Src<T::Kind> {
+            Src(PhantomData)
         }
     }
-    impl<T: Source> ProbeSource for &Probe<'_, T> {}
 
-    /// Probe level 4: anything.
+    /// Probe level 2: anything.
     pub trait ProbeOther {
         /// The field's shape.
         #[inline(always)]
@@ -226,65 +263,34 @@ pub mod shape {
     }
     impl<T: ?Sized> ProbeOther for Probe<'_, T> {}
 
-    macro_rules! source_shape {
-        ($($shape:ident),*) => {$(
-            impl $shape {
-                /// [`Source::attach`].
-                #[inline(always)]
-                pub fn attach<F: Source, M: Machine>(
-                    self,
-                    field: &mut F,
-                    ctx: &mut Ctx<M>,
-                    tag: u16,
-                    watch: Watch,
-                ) -> Result<()> {
-                    field.attach(ctx, tag, watch)
-                }
-                /// [`Source::entry`].
-                #[inline(always)]
-                pub fn entry<F: Source>(self, field: &F, token: Token) -> Option<Key> {
-                    field.entry(token)
-                }
-            }
-        )*};
-    }
-    source_shape!(Collection, Single, AnySource);
-
-    macro_rules! plain_shape {
-        ($($shape:ident),*) => {$(
-            impl $shape {
-                /// A plain fd or `Slab` does no I/O of its own: `ready` unchanged, and
-                /// no call at all (this is what keeps plain fields free).
-                #[inline(always)]
-                pub fn before_dispatch<F: ?Sized, M: Machine>(
-                    self,
-                    _field: &mut F,
-                    _ctx: &mut Ctx<M>,
-                    _key: Key,
-                    ready: Ready,
-                ) -> Ready {
-                    ready
-                }
-                /// Nothing to do after the handlers.
-                #[inline(always)]
-                pub fn after_dispatch<F: ?Sized, M: Machine>(
-                    self,
-                    _field: &mut F,
-                    _ctx: &mut Ctx<M>,
-                    _key: Key,
-                ) {
-                }
-            }
-        )*};
-    }
-    plain_shape!(Collection, Single, NotSource);
-
-    impl AnySource {
+    impl<K> Src<K> {
+        /// [`Source::attach`].
+        #[inline(always)]
+        pub fn attach<F: Source + ?Sized, M: Machine>(
+            self,
+            field: &mut F,
+            ctx: &mut Ctx<M>,
+            tag: u16,
+            watch: Watch,
+        ) -> Result<()> {
+            field.attach(ctx, tag, watch)
+        }
+        /// [`Source::entry`].
+        #[inline(always)]
+        pub fn entry<F: Source + ?Sized>(self, field: &F, token: Token) -> Option<Key> {
+            field.entry(token)
+        }
+        /// [`Source::capacity`].
+        #[inline(always)]
+        pub fn capacity<F: Source + ?Sized>(self, field: &F) -> usize {
+            field.capacity()
+        }
         /// [`Source::before_dispatch`]: a source that does its own I/O (a
         /// [`BufSlab`](evloop_core::buffered::BufSlab), a
-        /// [`Listener`](evloop_core::Listener)) does it here.
+        /// [`Listener`](evloop_core::Listener)) does it here; for the others it is the
+        /// trait's inlined default, which returns `ready` and costs nothing.
         #[inline(always)]
-        pub fn before_dispatch<F: Source, M: Machine>(
+        pub fn before_dispatch<F: Source + ?Sized, M: Machine>(
             self,
             field: &mut F,
             ctx: &mut Ctx<M>,
@@ -295,7 +301,7 @@ pub mod shape {
         }
         /// [`Source::after_dispatch`].
         #[inline(always)]
-        pub fn after_dispatch<F: Source, M: Machine>(
+        pub fn after_dispatch<F: Source + ?Sized, M: Machine>(
             self,
             field: &mut F,
             ctx: &mut Ctx<M>,
@@ -322,15 +328,42 @@ pub mod shape {
         pub fn entry<F: ?Sized>(self, _field: &F, _token: Token) -> Option<Key> {
             None
         }
+        /// Registers nothing.
+        #[inline(always)]
+        pub fn capacity<F: ?Sized>(self, _field: &F) -> usize {
+            0
+        }
+        /// Never called with an entry (see [`entry`](Self::entry)).
+        #[inline(always)]
+        pub fn before_dispatch<F: ?Sized, M: Machine>(
+            self,
+            _field: &mut F,
+            _ctx: &mut Ctx<M>,
+            _key: Key,
+            ready: Ready,
+        ) -> Ready {
+            ready
+        }
+        /// Never called with an entry.
+        #[inline(always)]
+        pub fn after_dispatch<F: ?Sized, M: Machine>(
+            self,
+            _field: &mut F,
+            _ctx: &mut Ctx<M>,
+            _key: Key,
+        ) {
+        }
     }
 }
 
 /// The field checks. Each trait is implemented for the shapes that pass it, so exactly
 /// one check fails for a field used wrongly, and its message names the field's type.
-/// `Unresolved` impls keep a field that does not exist (already reported by rustc as
-/// E0609, with the list of fields) from failing a check too.
+/// Whether a field is a collection comes from its [`Source::Kind`](crate::Source::Kind),
+/// never from its type's name. `Unresolved` impls keep a field that does not exist
+/// (already reported by rustc as E0609, with the list of fields) from failing a check too.
 pub mod check {
-    use super::shape::{AnySource, Collection, NotSource, Single};
+    use super::shape::{NotSource, Src};
+    use evloop_core::kind::{Collection, Single};
 
     /// Implemented by nothing: lets the checks accept a type that is still unknown
     /// because the field does not exist.
@@ -342,7 +375,7 @@ pub mod check {
             #[diagnostic::on_unimplemented(
                 message = $message,
                 label = "not a source",
-                note = "a watched field is a single source (a type that implements `AsFd`: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `File`, `OwnedFd`, ...) or a collection of them (`Slab<T, N>`)"
+                note = "a watched field is a single source (a type that implements `AsFd`: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `File`, `OwnedFd`, ...; or `Listener`), a collection of them (`Slab<T>`, `BufSlab<S>`), or another type that implements `evloop::Source`"
             )]
             pub trait $name<F: ?Sized> {
                 /// Compiles only if the check passes; does nothing.
@@ -354,11 +387,7 @@ pub mod check {
                 }
             }
             #[diagnostic::do_not_recommend]
-            impl<F: ?Sized> $name<F> for Collection {}
-            #[diagnostic::do_not_recommend]
-            impl<F: ?Sized> $name<F> for Single {}
-            #[diagnostic::do_not_recommend]
-            impl<F: ?Sized> $name<F> for AnySource {}
+            impl<F: ?Sized, K> $name<F> for Src<K> {}
         )*};
     }
     watchable! {
@@ -371,7 +400,7 @@ pub mod check {
     #[diagnostic::on_unimplemented(
         message = "`{F}` is a collection: its handler takes the entry's key: `fn h(&mut self, key: Key, ctx: &mut Ctx<Self>)`",
         label = "this handler takes no `key: Key` parameter",
-        note = "a collection's events name the entry that fired; add `key: Key` before `ctx`"
+        note = "a collection's events name the entry that fired (its `Source::Kind` is `kind::Collection`); add `key: Key` before `ctx`"
     )]
     pub trait NoKey<F: ?Sized> {
         /// Compiles only if the check passes; does nothing.
@@ -383,19 +412,17 @@ pub mod check {
         }
     }
     #[diagnostic::do_not_recommend]
-    impl<F: ?Sized> NoKey<F> for Single {}
-    #[diagnostic::do_not_recommend]
-    impl<F: ?Sized> NoKey<F> for AnySource {}
+    impl<F: ?Sized> NoKey<F> for Src<Single> {}
     #[diagnostic::do_not_recommend]
     impl<F: ?Sized> NoKey<F> for NotSource {}
     #[diagnostic::do_not_recommend]
-    impl<F: ?Sized + Unresolved> NoKey<F> for Collection {}
+    impl<F: ?Sized + Unresolved> NoKey<F> for Src<Collection> {}
 
     /// A handler with a key parameter: the field must not be a single source.
     #[diagnostic::on_unimplemented(
         message = "`{F}` is a single source: its handler takes no key: `fn h(&mut self, ctx: &mut Ctx<Self>)`",
         label = "remove this handler's `key: Key` parameter",
-        note = "keys name the entries of a collection (`Slab<T, N>`); a single source has none"
+        note = "keys name the entries of a collection (`Slab<T>`, `BufSlab<S>`: a `Source` whose `Kind` is `kind::Collection`); a single source has none"
     )]
     pub trait WithKey<F: ?Sized> {
         /// Compiles only if the check passes; does nothing.
@@ -407,11 +434,34 @@ pub mod check {
         }
     }
     #[diagnostic::do_not_recommend]
-    impl<F: ?Sized> WithKey<F> for Collection {}
-    #[diagnostic::do_not_recommend]
-    impl<F: ?Sized> WithKey<F> for AnySource {}
+    impl<F: ?Sized> WithKey<F> for Src<Collection> {}
     #[diagnostic::do_not_recommend]
     impl<F: ?Sized> WithKey<F> for NotSource {}
     #[diagnostic::do_not_recommend]
-    impl<F: ?Sized + Unresolved> WithKey<F> for Single {}
+    impl<F: ?Sized + Unresolved> WithKey<F> for Src<Single> {}
+
+    /// `#[on_write]` is the field's only I/O handler: fine for a single fd (a pipe's
+    /// write end), a mistake for a collection of connections, which then never reads
+    /// its peers' data or EOF. `#[on_write(field, write_only)]` says it is intended and
+    /// skips this check.
+    #[diagnostic::on_unimplemented(
+        message = "`{F}` is a collection watched only by `#[on_write]`: nothing reads its connections, so their data and EOF go unnoticed",
+        label = "this field has no `#[on_read]` handler",
+        note = "add an `#[on_read(field)]` handler, or say that writing only is intended: `#[on_write(field, write_only)]`"
+    )]
+    pub trait WriteAlone<F: ?Sized> {
+        /// Compiles only if the check passes; does nothing.
+        #[inline(always)]
+        fn check(_field: &F, _shape: Self)
+        where
+            Self: Sized,
+        {
+        }
+    }
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> WriteAlone<F> for Src<Single> {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> WriteAlone<F> for NotSource {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized + Unresolved> WriteAlone<F> for Src<Collection> {}
 }

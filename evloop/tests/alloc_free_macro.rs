@@ -48,7 +48,7 @@ const KIND_NAMES: [&str; KINDS] = [
 #[event_machine(backend = B, sources = 64, timers = 64, events = 64, priorities = 3, activations = 64)]
 struct Mix<B: Backend> {
     /// Read ends of the chain, watched; `writers[i]` feeds `chain` entry `i + 1`.
-    chain: Slab<UnixStream, CHAIN>,
+    chain: Slab<UnixStream>,
     writers: Vec<UnixStream>,
     idle: UnixStream,
     oneshot: Option<SourceId>,
@@ -76,7 +76,7 @@ impl<B: Backend> Mix<B> {
         let (idle, idle_peer) = UnixStream::pair()?;
         std::mem::forget(idle_peer); // kept open for the whole process
         let m = Mix {
-            chain: Slab::default(),
+            chain: Slab::with_capacity(CHAIN),
             writers,
             idle,
             oneshot: None,

@@ -34,7 +34,7 @@ fn read_all_until(s: &mut UnixStream, want: usize) -> Vec<u8> {
 
 #[event_machine]
 struct Lines {
-    conns: BufSlab<UnixStream, 8>,
+    conns: BufSlab<UnixStream>,
     /// Every handler call: (events, lines read in it).
     calls: Vec<(BufEvents, Vec<Vec<u8>>)>,
     too_long: Vec<LineTooLong>,
@@ -143,7 +143,7 @@ fn a_line_longer_than_the_buffer_is_an_error_the_handler_sees() {
 
 #[event_machine]
 struct Echo {
-    conns: BufSlab<UnixStream, 4>,
+    conns: BufSlab<UnixStream>,
     drained: u32,
     echoed: usize,
 }
@@ -266,7 +266,7 @@ fn output_above_its_high_watermark_pauses_reading_and_drains_back() {
 
 #[event_machine]
 struct Idle {
-    conns: BufSlab<UnixStream, 4>,
+    conns: BufSlab<UnixStream>,
     timeouts: Vec<BufEvents>,
     started: Instant,
 }
@@ -286,7 +286,7 @@ impl Idle {
 #[test]
 fn read_timeout_reaches_the_timeout_handler() {
     let mut el = Idle {
-        conns: BufSlab::default(),
+        conns: BufSlab::with_capacity(4, BufConfig::default()),
         timeouts: Vec::new(),
         started: Instant::now(),
     }
@@ -304,7 +304,7 @@ fn read_timeout_reaches_the_timeout_handler() {
 
 #[event_machine]
 struct Stuck {
-    conns: BufSlab<UnixStream, 4>,
+    conns: BufSlab<UnixStream>,
     seen: Vec<BufEvents>,
 }
 
@@ -354,7 +354,7 @@ fn write_timeout_when_the_peer_stops_reading() {
 
 #[event_machine]
 struct Client {
-    conns: BufSlab<TcpStream, 4>,
+    conns: BufSlab<TcpStream>,
     connected: u32,
     errors: Vec<std::io::ErrorKind>,
     reply: Vec<u8>,
@@ -392,7 +392,7 @@ fn nonblocking_connect_reports_connected_and_sends_what_was_queued() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap();
     let mut el = Client {
-        conns: BufSlab::default(),
+        conns: BufSlab::with_capacity(4, BufConfig::default()),
         connected: 0,
         errors: Vec::new(),
         reply: Vec::new(),
@@ -427,7 +427,7 @@ fn refused_connect_is_an_error_event() {
         .local_addr()
         .unwrap();
     let mut el = Client {
-        conns: BufSlab::default(),
+        conns: BufSlab::with_capacity(4, BufConfig::default()),
         connected: 0,
         errors: Vec::new(),
         reply: Vec::new(),
@@ -448,7 +448,7 @@ fn refused_connect_is_an_error_event() {
 
 #[event_machine]
 struct Files {
-    conns: BufSlab<UnixStream, 4>,
+    conns: BufSlab<UnixStream>,
     file: Option<std::fs::File>,
 }
 
@@ -479,7 +479,7 @@ fn writev_then_sendfile_then_copied_bytes_arrive_in_order() {
     let file = std::fs::File::open(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     let mut el = Files {
-        conns: BufSlab::default(),
+        conns: BufSlab::with_capacity(4, BufConfig::default()),
         file: Some(file),
     }
     .event_loop()
@@ -505,8 +505,8 @@ fn writev_then_sendfile_then_copied_bytes_arrive_in_order() {
 
 #[event_machine]
 struct Mixed {
-    raw: Slab<UnixStream, 4>,
-    buffered: BufSlab<UnixStream, 4>,
+    raw: Slab<UnixStream>,
+    buffered: BufSlab<UnixStream>,
     raw_ready: Option<Ready>,
     buffered_bytes: usize,
 }
@@ -529,8 +529,8 @@ impl Mixed {
 #[test]
 fn plain_and_buffered_collections_side_by_side() {
     let mut el = Mixed {
-        raw: Slab::default(),
-        buffered: BufSlab::default(),
+        raw: Slab::with_capacity(4),
+        buffered: BufSlab::with_capacity(4, BufConfig::default()),
         raw_ready: None,
         buffered_bytes: 0,
     }
@@ -546,4 +546,69 @@ fn plain_and_buffered_collections_side_by_side() {
     assert_eq!(el.run().unwrap(), Exit::Empty);
     assert!(el.machine().raw_ready.unwrap().is_readable());
     assert_eq!(el.machine().buffered_bytes, 8);
+}
+
+// ---------------------------------------------------------------------------------------
+// Capacity from the configuration
+// ---------------------------------------------------------------------------------------
+
+/// No `sources = N` on the struct: the loop is sized from the fields' capacities when it
+/// is built, so a `BufSlab` made for 2000 connections gets room for 2000.
+#[event_machine]
+struct Crowd {
+    conns: BufSlab<UnixStream>,
+    served: usize,
+}
+
+#[event_machine]
+impl Crowd {
+    #[on_read(conns)]
+    fn data(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.read_line(Eol::Lf).ok().flatten().is_some() {
+            c.write(b"ok\n").unwrap();
+            self.served += 1;
+            if self.served == 2000 {
+                ctx.exit();
+            }
+        }
+    }
+
+    #[on_timer(10_000, once)]
+    fn guard(&mut self, _ctx: &mut Ctx<Self>) {
+        panic!("test took longer than {GUARD_MS} ms");
+    }
+}
+
+#[test]
+fn a_collection_sized_at_run_time_takes_2000_connections() {
+    let crowd = Crowd {
+        conns: BufSlab::with_capacity(2000, BufConfig::default()),
+        served: 0,
+    };
+    let mut el = crowd.event_loop().unwrap();
+    let mut clients = Vec::with_capacity(2000);
+    let (m, ctx) = el.parts();
+    for i in 0..2000 {
+        let (a, mut client) = UnixStream::pair().unwrap();
+        m.conns
+            .insert(ctx, a)
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        client.write_all(b"hi\n").unwrap();
+        clients.push(client);
+    }
+    assert_eq!(el.run().unwrap(), Exit::Exited);
+    assert_eq!(el.machine().served, 2000);
+    for c in &mut clients {
+        assert_eq!(read_all_until(c, 3), b"ok\n");
+    }
+    // Full means full: the 2001st is refused with a clear error, nothing else breaks.
+    let (m, ctx) = el.parts();
+    let (extra, _peer) = UnixStream::pair().unwrap();
+    assert!(matches!(
+        m.conns.insert(ctx, extra),
+        Err(Error::SlabFull { capacity: 2000 })
+    ));
 }

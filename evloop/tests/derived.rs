@@ -18,7 +18,7 @@ use evloop::prelude::*;
 #[event_machine(sources = 256)]
 struct Echo {
     listener: TcpListener,
-    conns: Slab<TcpStream, 128>,
+    conns: Slab<TcpStream>,
     accepted: usize,
     closed: usize,
     expected: usize,
@@ -93,7 +93,7 @@ fn echo_over_loopback() {
         .collect();
     let echo = Echo {
         listener,
-        conns: Slab::default(),
+        conns: Slab::with_capacity(128),
         accepted: 0,
         closed: 0,
         expected: CLIENTS,
@@ -165,7 +165,7 @@ fn timers_periodic_and_once() {
 struct Idle {
     quiet: UnixStream,
     chatty: UnixStream,
-    conns: Slab<UnixStream, 4>,
+    conns: Slab<UnixStream>,
     started: Option<Instant>,
     quiet_timeout: Option<Duration>,
     chatty_reads: u32,
@@ -217,7 +217,7 @@ fn idle_timeouts() {
     let mut el = Idle {
         quiet,
         chatty,
-        conns: Slab::default(),
+        conns: Slab::with_capacity(4),
         started: Some(Instant::now()),
         quiet_timeout: None,
         chatty_reads: 0,

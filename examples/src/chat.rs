@@ -145,10 +145,10 @@ pub struct ClientStats {
 }
 
 /// The chat server's state.
-#[event_machine(sources = 1100, timers = 1100)]
+#[event_machine]
 pub struct Chat {
     listener: TcpListener,
-    conns: BufSlab<Client, MAX_CLIENTS>,
+    conns: BufSlab<Client>,
     /// Keys of the members, in arrival order (the broadcast list).
     members: Vec<Key>,
     /// The message being broadcast (reused: no allocation per line).
@@ -183,7 +183,7 @@ impl Chat {
         listener.set_nonblocking(true)?;
         Ok(Chat {
             listener,
-            conns: BufSlab::new(cfg.buf_config()),
+            conns: BufSlab::with_capacity(MAX_CLIENTS, cfg.buf_config()),
             members: Vec::with_capacity(MAX_CLIENTS),
             msg: Vec::with_capacity(cfg.max_line + 32),
             cfg,

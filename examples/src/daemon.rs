@@ -36,10 +36,10 @@ impl AsFd for Conn {
 }
 
 /// The daemon's state.
-#[event_machine(sources = 1100, timers = 16)]
+#[event_machine(timers = 16)]
 pub struct Daemon {
     listener: TcpListener,
-    conns: Slab<Conn, MAX_CONNS>,
+    conns: Slab<Conn>,
     config_path: PathBuf,
     greeting: String,
     draining: bool,
@@ -69,7 +69,7 @@ impl Daemon {
         listener.set_nonblocking(true)?;
         Ok(Daemon {
             listener,
-            conns: Slab::default(),
+            conns: Slab::with_capacity(MAX_CONNS),
             greeting: read_greeting(config_path)?,
             config_path: config_path.to_path_buf(),
             draining: false,

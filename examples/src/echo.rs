@@ -32,10 +32,10 @@ impl AsFd for Conn {
 }
 
 /// The echo server's state.
-#[event_machine(sources = 16_400, timers = 16)]
+#[event_machine(timers = 16)]
 pub struct Echo {
     listener: TcpListener,
-    conns: Slab<Conn, MAX_CONNS>,
+    conns: Slab<Conn>,
     /// Connections accepted so far.
     pub accepted: u64,
     /// Bytes echoed so far.
@@ -55,7 +55,7 @@ impl Echo {
         listener.set_nonblocking(true)?;
         Ok(Echo {
             listener,
-            conns: Slab::default(),
+            conns: Slab::with_capacity(MAX_CONNS),
             accepted: 0,
             echoed: 0,
         })

@@ -259,10 +259,10 @@ fn respond_error(c: &mut BufConn<Peer>, status: Status) {
 }
 
 /// The HTTP server's state.
-#[event_machine(sources = 4200, timers = 4200)]
+#[event_machine]
 pub struct Http {
     listener: TcpListener,
-    conns: BufSlab<Peer, MAX_CONNS>,
+    conns: BufSlab<Peer>,
     /// Connections accepted so far.
     pub accepted: u64,
     /// `200` responses queued so far.
@@ -287,7 +287,7 @@ impl Http {
         let cfg = BufConfig::new(INPUT, OUTPUT).write_watermarks(0, WRITE_HIGH);
         Ok(Http {
             listener,
-            conns: BufSlab::new(cfg),
+            conns: BufSlab::with_capacity(MAX_CONNS, cfg),
             accepted: 0,
             requests: 0,
             errors: 0,

@@ -4,8 +4,9 @@
 //! The protocol, the item store and the command line are the I/O-free engine of
 //! [`evloop_memcache_engine`]; this module is the I/O around it:
 //!
-//! * a [`Slab`] of listening sockets (one per `-l` address) and a [`Slab`] of up to
-//!   [`MAX_CONNS`] client connections;
+//! * a [`Slab`] of listening sockets (one per `-l` address) and a [`Slab`] of client
+//!   connections, as many as `-c` says (allocated once, when the server starts; the
+//!   loop's tables are sized from the two slabs' capacities);
 //! * each [`Conn`] owns its socket, its engine [`Connection`] (the parser state) and two
 //!   buffers allocated once, when the client first sends something: a 16 KiB input
 //!   buffer (memcached's read size) and an output buffer; both are then reused for
@@ -43,10 +44,6 @@ use evloop_memcache_engine::{
     parse_args, Command, Config, Connection, Environment, Next, ServerStats, Store, DEFAULT_VERSION,
 };
 
-/// Most client connections one loop serves at once (`-c` above this is lowered to it).
-pub const MAX_CONNS: usize = 16_384;
-/// Most listening sockets (`-l` addresses).
-pub const MAX_LISTENERS: usize = 16;
 /// The input buffer: memcached reads at most 16 KiB at a time, and the engine
 /// reproduces memcached exactly when it is fed one such read per call.
 pub const READ_SIZE: usize = 16 * 1024;
@@ -264,15 +261,21 @@ enum Flush {
 
 /// The server: its listeners, its connections, and the [`Shared`] store and
 /// statistics.
-#[event_machine(sources = 16_500, timers = 16)]
+#[event_machine(timers = 16)]
 pub struct Memcached {
-    listeners: Slab<TcpListener, MAX_LISTENERS>,
-    conns: Slab<Conn, MAX_CONNS>,
+    listeners: Slab<TcpListener>,
+    conns: Slab<Conn>,
     /// Bound but not yet registered (the loop registers them when it starts).
     unregistered: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
     max_conns: u64,
+}
+
+/// The connections one loop serves at once: `-c`, or the most a [`Slab`] holds if `-c`
+/// asks for more (16.7 million).
+pub fn max_conns(config: &Config) -> usize {
+    (config.max_connections as usize).min(Slab::<Conn>::MAX_CAPACITY)
 }
 
 /// The addresses `config` asks to listen on: each `-l` entry (an IP, `IP:port`,
@@ -327,21 +330,15 @@ impl Memcached {
             .iter()
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
-        if listeners.len() > MAX_LISTENERS {
-            return Err(io::Error::new(
-                ErrorKind::InvalidInput,
-                format!("at most {MAX_LISTENERS} listening addresses"),
-            ));
-        }
         shared
             .listeners
             .fetch_add(listeners.len() as u64, Ordering::Relaxed);
         Ok(Memcached {
-            listeners: Slab::default(),
-            conns: Slab::default(),
+            listeners: Slab::with_capacity(listeners.len()),
+            conns: Slab::with_capacity(max_conns(&shared.config)),
             unregistered: listeners,
             addrs,
-            max_conns: u64::from(shared.config.max_connections).min(MAX_CONNS as u64),
+            max_conns: max_conns(&shared.config) as u64,
             shared,
         })
     }
@@ -589,10 +586,11 @@ pub fn run(config: &Config) -> io::Result<()> {
             config.udp_port
         );
     }
-    if config.max_connections as usize > MAX_CONNS {
+    if config.max_connections as usize > max_conns(config) {
         eprintln!(
-            "memcached: warning: -c {} lowered to {MAX_CONNS}",
-            config.max_connections
+            "memcached: warning: -c {} lowered to {}",
+            config.max_connections,
+            max_conns(config)
         );
     }
     raise_fd_limit();

@@ -18,10 +18,10 @@ pub const TICK_MS: u64 = 100;
 pub const MAX_CONNS: usize = 4096;
 
 /// The server's state.
-#[event_machine(sources = 4200, timers = 4200)]
+#[event_machine]
 pub struct Timers {
     listener: TcpListener,
-    conns: Slab<TcpStream, MAX_CONNS>,
+    conns: Slab<TcpStream>,
     /// Periodic job runs so far.
     pub ticks: u64,
     /// Connections closed for being idle.
@@ -37,7 +37,7 @@ impl Timers {
         listener.set_nonblocking(true)?;
         Ok(Timers {
             listener,
-            conns: Slab::default(),
+            conns: Slab::with_capacity(MAX_CONNS),
             ticks: 0,
             closed_idle: 0,
             peak: 0,

@@ -299,6 +299,28 @@ fn connection_limit_refuses_politely() {
     assert_eq!(stat(&mut b, "rejected_connections"), "1");
 }
 
+/// `-c 5000` means 5000 connections served at once, beyond the loop's default of 1024
+/// sources (the connection slab is sized by `-c` when the server starts), and the
+/// 5001st refused politely.
+#[test]
+fn connection_limit_of_5000_is_honoured() {
+    let server = Server::start(&["-c", "5000"]);
+    // One at a time, each served before the next connects (so none waits in the
+    // listen backlog): every one of them was accepted and is being served.
+    let mut conns: Vec<TcpStream> = Vec::with_capacity(5000);
+    for _ in 0..5000 {
+        let mut c = server.raw();
+        c.write_all(b"version\r\n").unwrap();
+        assert!(read_until(&mut c, b"\r\n").starts_with(b"VERSION "));
+        conns.push(c);
+    }
+    assert_eq!(stat(&mut conns[0], "curr_connections"), "5000");
+    let mut over = server.raw();
+    let mut got = Vec::new();
+    over.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"ERROR Too many open connections\r\n");
+}
+
 /// One value of `stats`, asked on `s`.
 fn stat(s: &mut TcpStream, name: &str) -> String {
     s.write_all(b"stats\r\n").unwrap();

@@ -4,7 +4,7 @@ use std::net::TcpStream;
 
 #[event_machine]
 struct Server {
-    conns: Slab<TcpStream, 64>,
+    conns: Slab<TcpStream>,
 }
 
 #[event_machine]

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 #[event_machine]
 struct Relay<S: AsFd, const N: usize> {
     sock: S,
-    pool: Slab<UnixStream, N>,
+    pool: Slab<UnixStream>,
 }
 
 #[event_machine]

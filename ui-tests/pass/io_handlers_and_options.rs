@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 )]
 struct Server {
     listener: TcpListener,
-    conns: Slab<TcpStream, 64>,
+    conns: Slab<TcpStream>,
     pipe: UnixStream,
     hits: u64,
 }

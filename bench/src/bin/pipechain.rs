@@ -87,7 +87,7 @@ macro_rules! slab_variant {
             fn new(c: Common) -> Self {
                 $chain {
                     c,
-                    pipes: Slab::default(),
+                    pipes: Slab::with_capacity(MAX_PIPES),
                     _b: PhantomData,
                 }
             }
@@ -161,7 +161,7 @@ mod by_trait {
 
     pub struct Chain<B> {
         pub c: Common,
-        pub pipes: Slab<OwnedFd, MAX_PIPES>,
+        pub pipes: Slab<OwnedFd>,
         pub _b: PhantomData<fn() -> B>,
     }
 
@@ -208,7 +208,7 @@ mod by_macro {
     #[event_machine(backend = B, sources = 10_016, timers = 10_016, events = 1024)]
     pub struct Chain<B: Backend> {
         pub c: Common,
-        pub pipes: Slab<OwnedFd, MAX_PIPES>,
+        pub pipes: Slab<OwnedFd>,
         pub _b: PhantomData<fn() -> B>,
     }
 

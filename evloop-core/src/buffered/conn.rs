@@ -11,7 +11,7 @@ use std::time::Duration;
 use evloop_backends::{Interest, Ready};
 
 use super::{Buffer, BufferFull, Eol, LineTooLong};
-use crate::{Ctx, Error, Key, Machine, Result, Slab, Source, Token, Watch};
+use crate::{kind, Ctx, Error, Key, Machine, Result, Slab, Source, Token, Watch};
 
 /// What happened to a [`BufConn`] in the dispatch being handled (see
 /// [`BufConn::events`]). Several can arrive together: data followed by end of file, say.
@@ -1049,7 +1049,7 @@ fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
 /// use std::io::{Read, Write};
 /// use std::os::unix::net::UnixStream;
 ///
-/// struct Upper { conns: BufSlab<UnixStream, 8> }
+/// struct Upper { conns: BufSlab<UnixStream> }
 /// const CONNS: u16 = 1;
 ///
 /// impl Machine for Upper {
@@ -1087,42 +1087,61 @@ fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
 /// assert_eq!(got, "HELLO\nWORLD\n");
 /// assert_eq!(el.machine().conns.closed(), 1);
 /// ```
-pub struct BufSlab<S, const N: usize> {
-    slab: Slab<BufConn<S>, N>,
+pub struct BufSlab<S> {
+    slab: Slab<BufConn<S>>,
     cfg: BufConfig,
     watch: Watch,
     closed: u64,
 }
 
-impl<S, const N: usize> Default for BufSlab<S, N> {
-    /// An empty collection with the default [`BufConfig`] (and tag 0, for
-    /// `#[event_machine]` to set).
+impl<S> Default for BufSlab<S> {
+    /// An empty collection with room for [`Slab::DEFAULT_CAPACITY`] connections and the
+    /// default [`BufConfig`].
     fn default() -> Self {
         BufSlab::new(BufConfig::default())
     }
 }
 
-impl<S, const N: usize> fmt::Debug for BufSlab<S, N> {
+impl<S> fmt::Debug for BufSlab<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BufSlab")
             .field("len", &self.slab.len())
-            .field("capacity", &N)
+            .field("capacity", &self.slab.capacity())
             .field("config", &self.cfg)
             .finish()
     }
 }
 
-impl<S, const N: usize> BufSlab<S, N> {
-    /// An empty collection whose connections get buffers and watermarks from `cfg`.
+impl<S> BufSlab<S> {
+    /// An empty collection with room for [`Slab::DEFAULT_CAPACITY`] connections, whose
+    /// connections get buffers and watermarks from `cfg`.
     ///
     /// ```
     /// use evloop_core::buffered::{BufConfig, BufSlab};
-    /// let s: BufSlab<std::net::TcpStream, 1024> = BufSlab::new(BufConfig::new(2048, 8192));
+    /// let s: BufSlab<std::net::TcpStream> = BufSlab::new(BufConfig::new(2048, 8192));
     /// assert_eq!(s.config().input_capacity(), 2048);
+    /// assert_eq!(s.capacity(), evloop_core::Slab::<()>::DEFAULT_CAPACITY);
     /// ```
     pub fn new(cfg: BufConfig) -> Self {
+        Self::with_capacity(Slab::<BufConn<S>>::DEFAULT_CAPACITY, cfg)
+    }
+
+    /// An empty collection with room for `capacity` connections (a server's connection
+    /// limit, from its configuration), allocated now, once; each connection gets buffers
+    /// and watermarks from `cfg`.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is above [`Slab::MAX_CAPACITY`].
+    ///
+    /// ```
+    /// use evloop_core::buffered::{BufConfig, BufSlab};
+    /// let s: BufSlab<std::net::TcpStream> = BufSlab::with_capacity(5000, BufConfig::default());
+    /// assert_eq!(s.capacity(), 5000);
+    /// ```
+    pub fn with_capacity(capacity: usize, cfg: BufConfig) -> Self {
         BufSlab {
-            slab: Slab::new(0),
+            slab: Slab::with_capacity(capacity),
             cfg,
             watch: Watch::read(),
             closed: 0,
@@ -1132,7 +1151,7 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// The configuration new connections get.
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert_eq!(s.config().input_capacity(), 4096);
     /// ```
     pub fn config(&self) -> &BufConfig {
@@ -1142,7 +1161,7 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// The connection behind `key`, if live.
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert!(s.get(evloop_core::Key::from_parts(0, 0)).is_none());
     /// ```
     pub fn get(&self, key: Key) -> Option<&BufConn<S>> {
@@ -1152,7 +1171,7 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// The connection behind `key`, mutably, if live.
     ///
     /// ```
-    /// let mut s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let mut s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert!(s.get_mut(evloop_core::Key::from_parts(0, 0)).is_none());
     /// ```
     pub fn get_mut(&mut self, key: Key) -> Option<&mut BufConn<S>> {
@@ -1162,7 +1181,7 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// Whether `key` names a live connection.
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert!(!s.contains(evloop_core::Key::from_parts(0, 0)));
     /// ```
     pub fn contains(&self, key: Key) -> bool {
@@ -1172,7 +1191,7 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// Connections open.
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert_eq!(s.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -1182,17 +1201,28 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// Whether none is open.
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert!(s.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.slab.is_empty()
     }
 
+    /// Most connections open at once, fixed when the collection was made.
+    ///
+    /// ```
+    /// use evloop_core::buffered::{BufConfig, BufSlab};
+    /// let s: BufSlab<std::net::TcpStream> = BufSlab::with_capacity(2000, BufConfig::default());
+    /// assert_eq!(s.capacity(), 2000);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.slab.capacity()
+    }
+
     /// Connections closed by a completed [`close_after_flush`](BufConn::close_after_flush).
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert_eq!(s.closed(), 0);
     /// ```
     pub fn closed(&self) -> u64 {
@@ -1203,7 +1233,7 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// [`flush`](Self::flush) each one written to).
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream> = Default::default();
     /// assert_eq!(s.iter().count(), 0);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (Key, &BufConn<S>)> {
@@ -1217,7 +1247,7 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// use evloop_core::buffered::BufSlab;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream> = BufSlab::with_capacity(4, Default::default());
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let k = s.insert(el.ctx(), a).unwrap();
     /// let conn = s.remove(el.ctx(), k).unwrap();
@@ -1230,15 +1260,16 @@ impl<S, const N: usize> BufSlab<S, N> {
     /// The plain [`Slab`] underneath (for what this type does not wrap: sources, tokens).
     ///
     /// ```
-    /// let s: evloop_core::buffered::BufSlab<std::net::TcpStream, 4> = Default::default();
+    /// use evloop_core::buffered::{BufConfig, BufSlab};
+    /// let s: BufSlab<std::net::TcpStream> = BufSlab::with_capacity(4, BufConfig::default());
     /// assert_eq!(s.slab().capacity(), 4);
     /// ```
-    pub fn slab(&self) -> &Slab<BufConn<S>, N> {
+    pub fn slab(&self) -> &Slab<BufConn<S>> {
         &self.slab
     }
 }
 
-impl<S: Read + Write + AsFd, const N: usize> BufSlab<S, N> {
+impl<S: Read + Write + AsFd> BufSlab<S> {
     /// Wrap `stream` in a [`BufConn`] with the collection's configuration and insert it.
     ///
     /// ```
@@ -1246,7 +1277,7 @@ impl<S: Read + Write + AsFd, const N: usize> BufSlab<S, N> {
     /// use evloop_core::buffered::BufSlab;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream> = BufSlab::with_capacity(4, Default::default());
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let k = s.insert(el.ctx(), a).unwrap();
     /// assert!(s.contains(k));
@@ -1264,7 +1295,7 @@ impl<S: Read + Write + AsFd, const N: usize> BufSlab<S, N> {
     /// use evloop_core::buffered::{BufConfig, BufConn, BufSlab};
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut s: BufSlab<std::net::TcpStream, 4> = BufSlab::default();
+    /// let mut s: BufSlab<std::net::TcpStream> = BufSlab::with_capacity(4, Default::default());
     /// let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// let conn = BufConn::connect(server.local_addr().unwrap(), &BufConfig::default()).unwrap();
     /// let k = s.insert_conn(el.ctx(), conn).unwrap();
@@ -1309,7 +1340,7 @@ impl<S: Read + Write + AsFd, const N: usize> BufSlab<S, N> {
     /// use std::io::Read;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream> = BufSlab::with_capacity(4, Default::default());
     /// let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let k = s.insert(el.ctx(), a).unwrap();
     /// s.get_mut(k).unwrap().write(b"hi").unwrap();
@@ -1337,7 +1368,7 @@ impl<S: Read + Write + AsFd, const N: usize> BufSlab<S, N> {
     /// use evloop_core::buffered::BufSlab;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// let mut s: BufSlab<std::os::unix::net::UnixStream, 4> = BufSlab::default();
+    /// let mut s: BufSlab<std::os::unix::net::UnixStream> = BufSlab::with_capacity(4, Default::default());
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let k = s.insert(el.ctx(), a).unwrap();
     /// s.get_mut(k).unwrap().pause_reading();
@@ -1372,8 +1403,13 @@ impl<S: Read + Write + AsFd, const N: usize> BufSlab<S, N> {
     }
 }
 
-impl<S: Read + Write + AsFd, const N: usize> Source for BufSlab<S, N> {
-    const COLLECTION: bool = true;
+impl<S: Read + Write + AsFd> Source for BufSlab<S> {
+    type Kind = kind::Collection;
+
+    #[inline]
+    fn capacity(&self) -> usize {
+        self.slab.capacity()
+    }
 
     fn attach<M: Machine>(&mut self, _ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
         self.slab.bind(tag, watch);

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use evloop_core::{
-    Backend, Builder, Error, EventLoop, Exit, Interest, Key, Ready, Slab, Token, Watch,
+    Backend, Builder, Error, EventLoop, Exit, Interest, Key, Ready, Slab, Source, Token, Watch,
 };
 
 use super::util::*;
@@ -90,7 +90,8 @@ pub fn fd_beyond_backend_limit<B: Backend>() {
                 matches!(r, Err(Error::FdTooLarge { fd: f, max: m, backend }) if f == fd && m == max && backend == B::NAME),
                 "{r:?}"
             );
-            let mut slab: Slab<UnixStream, 2> = Slab::new(1);
+            let mut slab: Slab<UnixStream> = Slab::with_capacity(2);
+            slab.attach(el.ctx(), 1, Watch::read()).unwrap();
             let e = slab.insert_with(el.ctx(), high, Watch::read());
             assert!(matches!(e, Err(Error::FdTooLarge { .. })), "{e:?}");
             assert!(slab.is_empty());
@@ -145,7 +146,8 @@ pub fn stale_source_id_is_refused<B: Backend>() {
 /// entry that reuses its slot.
 pub fn stale_key_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
-    let mut slab: Slab<UnixStream, 1> = Slab::new(2);
+    let mut slab: Slab<UnixStream> = Slab::with_capacity(1);
+    slab.attach(el.ctx(), 2, Watch::read()).unwrap();
     let (a, _pa) = unix_pair();
     let (b, _pb) = unix_pair();
     let old = slab.insert_with(el.ctx(), a, Watch::read()).unwrap();
@@ -169,7 +171,8 @@ pub fn stale_key_is_refused<B: Backend>() {
 /// makes room again.
 pub fn full_slab_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
-    let mut slab: Slab<UnixStream, 2> = Slab::new(2);
+    let mut slab: Slab<UnixStream> = Slab::with_capacity(2);
+    slab.attach(el.ctx(), 2, Watch::read()).unwrap();
     let mut peers = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..2 {

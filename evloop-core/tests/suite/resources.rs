@@ -7,14 +7,14 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use evloop_core::{Backend, Builder, Ctx, Event, Ready, Slab, Token, Watch};
+use evloop_core::{Backend, Builder, Ctx, Event, Ready, Slab, Source, Token, Watch};
 
 use super::util::*;
 
 struct Owner {
     listener: TcpListener,
     ends: Vec<UnixStream>,
-    slab: Slab<UnixStream, 8>,
+    slab: Slab<UnixStream>,
 }
 
 /// A loop dropped with sources of every kind still active (fds with timeouts, one-shot
@@ -26,10 +26,11 @@ pub fn dropping_the_loop_closes_what_it_owns<B: Backend>() {
         let owner = Owner {
             listener: TcpListener::bind("127.0.0.1:0").unwrap(),
             ends: Vec::new(),
-            slab: Slab::new(1),
+            slab: Slab::with_capacity(8),
         };
         let mut el = harness::<B, Owner>(owner, nothing);
         let (m, ctx) = el.parts();
+        m.state.slab.attach(ctx, 1, Watch::read()).unwrap();
         let s = &mut m.state;
         ctx.register(&s.listener, Token(1), Watch::read()).unwrap();
         for i in 0..3 {
@@ -71,7 +72,7 @@ pub fn dropping_the_loop_closes_what_it_owns<B: Backend>() {
 
 struct Server {
     listener: TcpListener,
-    conns: Slab<TcpStream, 16>,
+    conns: Slab<TcpStream>,
     accepted: usize,
     closed: usize,
 }
@@ -117,12 +118,13 @@ pub fn no_fd_leak_over_1000_connections<B: Backend>() {
         let addr = listener.local_addr().unwrap();
         let server = Server {
             listener,
-            conns: Slab::new(1),
+            conns: Slab::with_capacity(16),
             accepted: 0,
             closed: 0,
         };
         let mut el = harness_with::<B, Server>(Builder::new().sources(64), server, serve);
         let (m, ctx) = el.parts();
+        m.state.conns.attach(ctx, 1, Watch::read()).unwrap();
         ctx.register(&m.state.listener, LISTENER, Watch::read())
             .unwrap();
         let base = open_fds();

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 
-use evloop_core::{Backend, Builder, Ctx, Event, Exit, Key, Slab, Token, Watch};
+use evloop_core::{Backend, Builder, Ctx, Event, Exit, Key, Slab, Source, Token, Watch};
 
 use super::util::*;
 
@@ -12,7 +12,7 @@ const CONNS: u16 = 3;
 const CONTROL: Token = Token(0);
 
 struct Conns {
-    slab: Slab<UnixStream, 1>,
+    slab: Slab<UnixStream>,
     old: Option<Key>,
     replacement: Option<UnixStream>,
     new: Option<Key>,
@@ -44,7 +44,7 @@ pub fn new_occupant_never_gets_old_events<B: Backend>() {
     let (a, mut pa) = unix_pair(); // `pa` stays open: `a` must read as ready, not hung up
     let (b, mut pb) = unix_pair();
     let state = Conns {
-        slab: Slab::new(CONNS),
+        slab: Slab::with_capacity(1),
         old: None,
         replacement: Some(b),
         new: None,
@@ -52,6 +52,7 @@ pub fn new_occupant_never_gets_old_events<B: Backend>() {
     };
     let mut el = harness_with::<B, Conns>(Builder::new().priorities(3), state, replace_on_control);
     let (m, ctx) = el.parts();
+    m.state.slab.attach(ctx, CONNS, Watch::read()).unwrap();
     ctx.register(&ctl, CONTROL, Watch::read().priority(0))
         .unwrap();
     let old = m
@@ -95,7 +96,8 @@ pub fn new_occupant_never_gets_old_events<B: Backend>() {
 /// removing leaves the slab and the loop as they were.
 pub fn insert_lookup_remove<B: Backend>() {
     let mut el = harness::<B, ()>((), nothing);
-    let mut slab: Slab<UnixStream, 4> = Slab::new(CONNS);
+    let mut slab: Slab<UnixStream> = Slab::with_capacity(4);
+    slab.attach(el.ctx(), CONNS, Watch::read()).unwrap();
     let mut peers = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..4 {

@@ -2,7 +2,9 @@
 //!
 //! - per field handler, in `setup`: the field's type can be watched by this attribute
 //!   (`check::WatchRead` ...), and it is a collection exactly when the handler takes a
-//!   key (`check::NoKey` / `check::WithKey`). The shape was probed by method resolution
+//!   key (`check::NoKey` / `check::WithKey`, from the field's `Source::Kind`), and a
+//!   collection is not watched by `#[on_write]` alone unless it says `write_only`
+//!   (`check::WriteAlone`). The shape was probed by method resolution
 //!   (`fields.rs`); each check is a trait-method call whose `#[diagnostic::on_unimplemented]`
 //!   message names the field's type, spanned on the field's name in the attribute or on
 //!   the handler. Exactly one of them fails for a given mistake.
@@ -10,18 +12,16 @@
 //!   `priorities` (a `const` assertion).
 //! - per pair of duplicate handlers under different cfgs: a `compile_error!` gated on
 //!   both cfgs.
-//! - on the struct side: the impl block is annotated too (`Handlers`).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::{Ident, ItemStruct};
 
 use super::Gen;
-use crate::analyze::cfg_attr;
+use crate::analyze::{any_of, cfg_attr, Field};
 use crate::syntax::ast::{HandlerKind, Priority};
 
-/// The checks of handler `i`, which watches `field` (its tag's name).
-pub fn field_checks(g: &Gen, i: usize, _field: &Ident) -> TokenStream {
+/// The checks of handler `i`, which watches field `f`.
+pub fn field_checks(g: &Gen, i: usize, f: &Field) -> TokenStream {
     let h = &g.handlers[i];
     let Some(field) = h.kind.field() else {
         return TokenStream::new();
@@ -43,11 +43,31 @@ pub fn field_checks(g: &Gen, i: usize, _field: &Ident) -> TokenStream {
             <_ as ::evloop::__private::check::NoKey<_>>::check(&self.#field, shape);
         },
     };
+    // `#[on_write]` as the field's only I/O handler (under the cfgs where no read handler
+    // is compiled in), without `write_only`: fine for a single fd, an error for a
+    // collection. Spanned on the field's name in the attribute.
+    let write_alone = match &h.kind {
+        HandlerKind::Write { io, .. } if io.write_only.is_none() => {
+            let check = quote_spanned! {field.span()=>
+                <_ as ::evloop::__private::check::WriteAlone<_>>::check(&self.#field, shape);
+            };
+            match (f.read.is_empty(), any_of(g.handlers, &f.read)) {
+                (true, _) => check,
+                (false, None) => TokenStream::new(),
+                (false, Some(pred)) => quote! {
+                    #[cfg(not(#pred))]
+                    { #check }
+                },
+            }
+        }
+        _ => TokenStream::new(),
+    };
     quote! {
         #cfg
         {
             #watch_check
             #key_check
+            #write_alone
         }
     }
 }
@@ -93,18 +113,4 @@ pub fn impl_side(g: &Gen) -> TokenStream {
         });
     }
     quote!(#(#out)*)
-}
-
-/// The struct side's assertion that the impl block carries `#[event_machine]`.
-pub fn struct_side(item: &ItemStruct) -> TokenStream {
-    let name = &item.ident;
-    let (ig, tg, wc) = item.generics.split_for_impl();
-    quote! {
-        const _: () = {
-            #[allow(dead_code)]
-            fn assert_impl_annotated #ig () #wc {
-                <#name #tg as ::evloop::__private::Handlers>::assert_annotated();
-            }
-        };
-    }
 }

@@ -1,5 +1,5 @@
-//! Watched fields. In `setup`, each field is probed for its shape (single fd, `Slab`,
-//! neither), checked against each handler that names it, and attached with the union of
+//! Watched fields. In `setup`, each field is probed for its shape (a `Source` of kind
+//! single or collection, or not a source), checked against each handler that names it, and attached with the union of
 //! its handlers' interests and options. In `dispatch`, its arm looks the entry up (a
 //! `Slab` gives the live key; a stale token finds nothing), lets a source that does its
 //! own I/O run its `before_dispatch` hook (which rewrites the readiness), calls read,
@@ -22,7 +22,7 @@ fn field_cfg(g: &Gen, f: &Field) -> TokenStream {
 /// The `shape` of the field, probed by method resolution on its type.
 fn probe(f: &Field) -> TokenStream {
     let name = &f.name;
-    quote_spanned!(name.span()=> (&&&&::evloop::__private::shape::Probe(&self.#name)).__evloop_shape())
+    quote_spanned!(name.span()=> (&&::evloop::__private::shape::Probe(&self.#name)).__evloop_shape())
 }
 
 pub fn setup(g: &Gen, f: &Field) -> TokenStream {
@@ -30,7 +30,7 @@ pub fn setup(g: &Gen, f: &Field) -> TokenStream {
     let tag = f.tag;
     let cfg = field_cfg(g, f);
     let probe = probe(f);
-    let checks = f.all().map(|i| assertions::field_checks(g, i, name));
+    let checks = f.all().map(|i| assertions::field_checks(g, i, f));
     let mut interests = Vec::new();
     let mut options = Vec::new();
     for i in f.all() {
@@ -146,7 +146,7 @@ pub fn arm(g: &Gen, f: &Field) -> TokenStream {
             if let ::core::option::Option::Some(key) = shape.entry(&self.#name, ev.token) {
                 // A source that does its own I/O (buffered connections, a listener) does
                 // it here and says what its handlers see; for plain fds and `Slab`s both
-                // hooks are no-ops chosen by the shape, so this costs nothing.
+                // hooks are the trait's inlined defaults, so this costs nothing.
                 let ev = ::evloop::Event {
                     ready: shape.before_dispatch(&mut self.#name, ctx, key, ev.ready),
                     ..ev

@@ -56,14 +56,14 @@ pub fn wake_arm(g: &Gen) -> TokenStream {
     }
 }
 
-/// The `Machine` hook methods for the declared hooks.
+/// The `Handlers` hook methods for the declared hooks (`Machine`'s forward to them).
 pub fn methods(g: &Gen) -> TokenStream {
     let a = g.analysis;
     let mut out = Vec::new();
     for (list, name) in [
-        (&a.before_wait, quote!(before_wait)),
-        (&a.after_wait, quote!(after_wait)),
-        (&a.idle, quote!(idle)),
+        (&a.before_wait, quote!(__evloop_before_wait)),
+        (&a.after_wait, quote!(__evloop_after_wait)),
+        (&a.idle, quote!(__evloop_idle)),
     ] {
         if list.is_empty() {
             continue;

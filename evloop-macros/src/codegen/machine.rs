@@ -1,14 +1,13 @@
-//! `impl Machine for S`: the backend from the struct side, `setup`, and `dispatch`, a
-//! `match` on the token's tag that calls the handlers directly; plus the hooks the
-//! machine declares, and `impl Handlers`.
+//! `impl Handlers for S`: `setup`, and `dispatch`, a `match` on the token's tag that
+//! calls the handlers directly; plus the hooks the machine declares. The struct side's
+//! `impl Machine` forwards to them (see `machine_struct.rs`).
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::quote;
-use syn::ItemImpl;
 
 use super::{fields, hooks, setup, signals, timers, Gen};
 
-pub fn impl_machine(g: &Gen) -> TokenStream {
+pub fn impl_handlers(g: &Gen) -> TokenStream {
     let (ig, _, wc) = g.item.generics.split_for_impl();
     let self_ty = &g.item.self_ty;
     let setup = setup::body(g);
@@ -17,23 +16,18 @@ pub fn impl_machine(g: &Gen) -> TokenStream {
     let signal_arm = signals::arm(g);
     let wake_arm = hooks::wake_arm(g);
     let hooks = hooks::methods(g);
-    let backend = backend_item(self_ty);
     quote! {
-        impl #ig ::evloop::Machine for #self_ty #wc {
-            #backend
-
+        impl #ig ::evloop::__private::Handlers for #self_ty #wc {
             #[allow(unused_variables)]
-            fn setup(&mut self, ctx: &mut ::evloop::Ctx<Self>) -> ::evloop::Result<()> {
+            fn __evloop_setup(&mut self, ctx: &mut ::evloop::Ctx<Self>) -> ::evloop::Result<()> {
                 #setup
             }
 
             #[inline]
             #[allow(unused_variables)]
-            fn dispatch(&mut self, ctx: &mut ::evloop::Ctx<Self>, ev: ::evloop::Event) {
+            fn __evloop_dispatch(&mut self, ctx: &mut ::evloop::Ctx<Self>, ev: ::evloop::Event) {
                 #[allow(unused_imports)]
-                use ::evloop::__private::shape::{
-                    ProbeCollection as _, ProbeOther as _, ProbeSingle as _, ProbeSource as _,
-                };
+                use ::evloop::__private::shape::{ProbeOther as _, ProbeSource as _};
                 match ev.token.tag() {
                     #(#field_arms)*
                     #timer_arm
@@ -57,12 +51,6 @@ pub fn struct_side(self_ty: &syn::Type, item: TokenStream) -> TokenStream {
     quote!(<#ty as ::evloop::__private::MachineStruct>::#item)
 }
 
-/// `type Backend = <S as MachineStruct>::Backend;`.
-pub fn backend_item(self_ty: &syn::Type) -> TokenStream {
-    let backend = struct_side(self_ty, quote!(Backend));
-    quote!(type Backend = #backend;)
-}
-
 /// The same tokens, all at `span`.
 pub fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
@@ -78,13 +66,4 @@ pub fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             tt
         })
         .collect()
-}
-
-/// The impl side's half of the two-attribute handshake.
-pub fn impl_handlers(item: &ItemImpl) -> TokenStream {
-    let (ig, _, wc) = item.generics.split_for_impl();
-    let self_ty = &item.self_ty;
-    quote! {
-        impl #ig ::evloop::__private::Handlers for #self_ty #wc {}
-    }
 }

@@ -1,12 +1,14 @@
-//! The struct side: `impl MachineStruct` (backend and capacities) and the assertion that
-//! the machine's impl block carries `#[event_machine]` too.
+//! The struct side: `impl MachineStruct` (backend and capacities) and `impl Machine`,
+//! whose methods forward to the impl side's `Handlers` (so a missing impl attribute is
+//! one error, here, and the handlers' `Ctx<Self>` still type-checks). How many sources the fields
+//! hold is asked of the runtime (`Source::capacity`, through the same shape probe as the
+//! impl side), when the loop is built: nothing here depends on a type's name.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{GenericArgument, PathArguments, Type};
+use syn::Member;
 
-use super::assertions;
 use crate::syntax::ast::StructInput;
 
 pub fn expand(input: &StructInput) -> TokenStream {
@@ -26,18 +28,13 @@ pub fn expand(input: &StructInput) -> TokenStream {
         l
     };
     let mut consts = Vec::new();
-    match opts.sources.map(lit) {
-        Some(n) => consts.push(quote!(const SOURCES: usize = #n;)),
-        None => {
-            // Room for every entry of every `Slab` field, on top of the default.
-            let slabs = slab_capacities(item);
-            if !slabs.is_empty() {
-                consts.push(quote!(const SOURCES: usize = 1024 #(+ (#slabs))*;));
-            }
-        }
+    if let Some(n) = opts.sources.map(lit) {
+        consts.push(quote!(const SOURCES: ::core::option::Option<usize> = ::core::option::Option::Some(#n);));
     }
     if let Some(n) = opts.timers.map(lit) {
-        consts.push(quote!(const TIMERS: usize = #n;));
+        consts.push(
+            quote!(const TIMERS: ::core::option::Option<usize> = ::core::option::Option::Some(#n);),
+        );
     }
     if let Some(n) = opts.events.map(lit) {
         consts.push(quote!(const EVENTS: usize = #n;));
@@ -49,37 +46,81 @@ pub fn expand(input: &StructInput) -> TokenStream {
         consts.push(quote!(const ACTIVATIONS: usize = #n;));
     }
     let backend_ty = quote!(type Backend = #backend;);
-    let assertion = assertions::struct_side(item);
+    let capacity = source_capacity(item);
+    // Every mention of `Handlers` is spanned at the struct's name: if the impl block is
+    // not annotated they all fail the same way at the same place, which rustc reports
+    // once (the trait's message says what to add).
+    let handlers = quote_spanned!(name.span()=> <Self as ::evloop::__private::Handlers>);
     quote! {
         impl #ig ::evloop::__private::MachineStruct for #name #tg #wc {
             #backend_ty
             #(#consts)*
+            #capacity
         }
-        #assertion
+
+        impl #ig ::evloop::Machine for #name #tg #wc {
+            #backend_ty
+
+            #[inline(always)]
+            fn setup(&mut self, ctx: &mut ::evloop::Ctx<Self>) -> ::evloop::Result<()> {
+                #handlers::__evloop_setup(self, ctx)
+            }
+            #[inline(always)]
+            fn dispatch(&mut self, ctx: &mut ::evloop::Ctx<Self>, ev: ::evloop::Event) {
+                #handlers::__evloop_dispatch(self, ctx, ev)
+            }
+            #[inline(always)]
+            fn before_wait(&mut self, ctx: &mut ::evloop::Ctx<Self>) {
+                #handlers::__evloop_before_wait(self, ctx)
+            }
+            #[inline(always)]
+            fn after_wait(&mut self, ctx: &mut ::evloop::Ctx<Self>) {
+                #handlers::__evloop_after_wait(self, ctx)
+            }
+            #[inline(always)]
+            fn idle(&mut self, ctx: &mut ::evloop::Ctx<Self>) {
+                #handlers::__evloop_idle(self, ctx)
+            }
+        }
     }
 }
 
-/// The `N` of every field typed `Slab<T, N>` (by its last path segment).
-fn slab_capacities(item: &syn::ItemStruct) -> Vec<TokenStream> {
-    let mut out = Vec::new();
-    for f in &item.fields {
-        let Type::Path(p) = &f.ty else { continue };
-        let Some(last) = p.path.segments.last() else {
-            continue;
-        };
-        if last.ident != "Slab" {
-            continue;
-        }
-        let PathArguments::AngleBracketed(args) = &last.arguments else {
-            continue;
-        };
-        match args.args.iter().nth(1) {
-            Some(GenericArgument::Const(e)) => out.push(quote!(#e)),
-            Some(GenericArgument::Type(Type::Path(tp))) if tp.path.get_ident().is_some() => {
-                out.push(quote!(#tp))
+/// `fn source_capacity(&self)`: the sum of `Source::capacity` over the fields that are
+/// sources (the probe gives 0 for the others), each term under its field's `#[cfg]`s.
+fn source_capacity(item: &syn::ItemStruct) -> TokenStream {
+    let terms: Vec<TokenStream> = item
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let member = match &f.ident {
+                Some(id) => Member::Named(id.clone()),
+                None => Member::Unnamed(i.into()),
+            };
+            let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+            quote! {
+                #(#cfgs)*
+                {
+                    n = n.saturating_add(
+                        (&&::evloop::__private::shape::Probe(&self.#member))
+                            .__evloop_shape()
+                            .capacity(&self.#member),
+                    );
+                }
             }
-            _ => {}
+        })
+        .collect();
+    if terms.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #[inline]
+        fn source_capacity(&self) -> usize {
+            #[allow(unused_imports)]
+            use ::evloop::__private::shape::{ProbeOther as _, ProbeSource as _};
+            let mut n: usize = 0;
+            #(#terms)*
+            n
         }
     }
-    out
 }

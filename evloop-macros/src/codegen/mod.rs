@@ -2,8 +2,8 @@
 //!
 //! | file | emits |
 //! |---|---|
-//! | `machine_struct.rs` | the struct side: `impl MachineStruct` (backend, capacities) and the assertion that the impl side exists |
-//! | `machine.rs` | `impl Machine`: `type Backend`, `setup`, `dispatch` (a `match` on the token's tag) |
+//! | `machine_struct.rs` | the struct side: `impl MachineStruct` (backend, capacities from the fields) and `impl Machine`, which forwards to the impl side's `Handlers` |
+//! | `machine.rs` | `impl Handlers`: `setup`, `dispatch` (a `match` on the token's tag), the hooks |
 //! | `setup.rs` | the body of `setup`, in order: fields, timers, signals, wake, idle, `on_start` |
 //! | `fields.rs` | per watched field: its union `Watch` and `attach`; its dispatch arm |
 //! | `timers.rs` | `add_periodic` / `add_timer` per timer; the timers' arm |
@@ -61,7 +61,7 @@ impl Gen<'_> {
 }
 
 /// `#[event_machine(...)] struct S { ... }`: the struct unchanged, its `MachineStruct`
-/// impl, the assertion that its impl block is annotated too.
+/// impl, and its `impl Machine` (which needs the impl block's `Handlers`).
 /// A registration statement (`ctx.add_...(..)?`, which yields the new source's id) under
 /// the handler's cfg, followed by `ctx.set_priority` when the handler names a priority.
 fn register_with_priority(
@@ -110,6 +110,24 @@ fn payload_arm(g: &Gen, tag: TokenStream, handlers: &[usize]) -> TokenStream {
     }
 }
 
+/// Add `where S: MachineStruct` to the impl block (the user's own, re-emitted; the
+/// generated impls copy its generics and where clause). With the struct annotated it
+/// always holds. Without, it is the one error (the trait's message: "add it to `struct
+/// S`"), and the code in the block is checked as if it held, so the handlers'
+/// `Ctx<Self>` and the generated code report nothing more. Spanned at the attribute, so
+/// every copy of it is the same error at the same place, which rustc shows once.
+fn require_struct_side(item: &mut ItemImpl) {
+    if item.trait_.is_some() {
+        return;
+    }
+    let ty = &item.self_ty;
+    let ty = machine::respan(quote!(#ty), proc_macro2::Span::call_site());
+    let pred: syn::WherePredicate = syn::parse_quote_spanned! {proc_macro2::Span::call_site()=>
+        #ty: ::evloop::__private::MachineStruct
+    };
+    item.generics.make_where_clause().predicates.push(pred);
+}
+
 pub fn expand_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
     let mut errors = Errors::default();
     check::struct_item(&item, &mut errors);
@@ -127,7 +145,8 @@ pub fn expand_struct(args: TokenStream, item: ItemStruct) -> TokenStream {
 }
 
 /// `#[event_machine] impl S { ... }`: the block without its handler attributes, plus
-/// `impl Machine`, `impl Handlers`, `event_loop()` and `run()`.
+/// `impl Handlers` (what the struct side's `impl Machine` forwards to), `event_loop()`
+/// and `run()`.
 pub fn expand_impl(args: TokenStream, item: ItemImpl) -> TokenStream {
     let mut errors = Errors::default();
     if !args.is_empty() {
@@ -137,6 +156,8 @@ pub fn expand_impl(args: TokenStream, item: ItemImpl) -> TokenStream {
         ));
     }
     check::impl_block(&item, &mut errors);
+    let mut item = item;
+    require_struct_side(&mut item);
     let mut input = parse::impl_input(item, &mut errors);
     check::generated_names(&input.item, &mut errors);
     check::handlers(&input.item, &mut input.handlers, &mut errors);
@@ -150,13 +171,11 @@ pub fn expand_impl(args: TokenStream, item: ItemImpl) -> TokenStream {
         analysis: &analysis,
     };
     let item = g.item;
-    let machine = machine::impl_machine(&g);
-    let handlers = machine::impl_handlers(g.item);
+    let handlers = machine::impl_handlers(&g);
     let run = run::inherent(g.item);
     let asserts = assertions::impl_side(&g);
     quote! {
         #item
-        #machine
         #handlers
         #run
         #asserts

@@ -13,12 +13,13 @@ pub fn inherent(item: &ItemImpl) -> TokenStream {
     let builder = super::machine::struct_side(self_ty_user, quote!(builder));
     quote! {
         impl #ig #self_ty #wc {
-            /// Build this machine's event loop with the capacities given on its struct,
-            /// and run its setup (registrations, then the `#[on_start]` handler). Drive
+            /// Build this machine's event loop with the capacities given on its struct
+            /// (without `sources = N`: room for every source field's capacity, as the
+            /// fields are now), and run its setup (registrations, then the `#[on_start]` handler). Drive
             /// it with `run`, `run_once`, `run_nowait` or `poll`.
             #[allow(dead_code)]
             pub fn event_loop(self) -> ::evloop::Result<::evloop::EventLoop<Self>> {
-                #builder().build(self)
+                #builder(&self).build(self)
             }
 
             /// Run the machine until a handler calls `ctx.exit()` or `ctx.break_loop()`,

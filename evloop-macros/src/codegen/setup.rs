@@ -16,9 +16,7 @@ pub fn body(g: &Gen) -> TokenStream {
     let start = hooks::start_call(g);
     quote! {
         #[allow(unused_imports)]
-        use ::evloop::__private::shape::{
-            ProbeCollection as _, ProbeOther as _, ProbeSingle as _, ProbeSource as _,
-        };
+        use ::evloop::__private::shape::{ProbeOther as _, ProbeSource as _};
         #(#fields)*
         #timers
         #signals

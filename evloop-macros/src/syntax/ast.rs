@@ -92,6 +92,8 @@ pub struct IoOptions {
     pub oneshot: Option<Span>,
     /// `on_read` only.
     pub peer_closed: Option<Span>,
+    /// `on_write` only: the field is written and never read, on purpose.
+    pub write_only: Option<Span>,
 }
 
 /// `priority = N`.

@@ -171,7 +171,7 @@ pub fn impl_input(mut item: ItemImpl, errors: &mut Errors) -> ImplInput {
                 for (attr, extra_cfgs) in found {
                     let mut all_cfgs = cfgs.clone();
                     all_cfgs.extend(extra_cfgs);
-                    match handler_kind(&attr) {
+                    match handler_kind(&attr, errors) {
                         Ok((name, kind)) => handlers.push(Handler {
                             method: f.sig.ident.clone(),
                             cfgs: all_cfgs,
@@ -309,8 +309,10 @@ fn cfg_attr(
 // Handler attributes
 // ---------------------------------------------------------------------------------------
 
-/// Parse one handler attribute.
-fn handler_kind(attr: &Attribute) -> syn::Result<(Ident, HandlerKind)> {
+/// Parse one handler attribute. A bad I/O option is reported (in `errors`) without
+/// losing the handler: the field is still known to be watched, so its other handlers
+/// (an `#[on_timeout]`) are not reported as well.
+fn handler_kind(attr: &Attribute, errors: &mut Errors) -> syn::Result<(Ident, HandlerKind)> {
     let name = attr
         .path()
         .segments
@@ -333,12 +335,18 @@ fn handler_kind(attr: &Attribute) -> syn::Result<(Ident, HandlerKind)> {
     let kind = match name.to_string().as_str() {
         "on_read" => {
             let (field, rest) = field_arg(&name, &args)?;
-            let io = io_options(&name, rest, true)?;
+            let io = io_options(&name, rest, true).unwrap_or_else(|e| {
+                errors.push(e);
+                IoOptions::default()
+            });
             HandlerKind::Read { field, io }
         }
         "on_write" => {
             let (field, rest) = field_arg(&name, &args)?;
-            let io = io_options(&name, rest, false)?;
+            let io = io_options(&name, rest, false).unwrap_or_else(|e| {
+                errors.push(e);
+                IoOptions::default()
+            });
             HandlerKind::Write { field, io }
         }
         "on_timeout" => {
@@ -448,14 +456,21 @@ fn field_arg<'a>(name: &Ident, args: &'a [Expr]) -> syn::Result<(Ident, &'a [Exp
     }
 }
 
-const HANDLER_OPTION_WORDS: &[&str] = &["priority", "edge", "oneshot", "peer_closed", "ms"];
+const HANDLER_OPTION_WORDS: &[&str] = &[
+    "priority",
+    "edge",
+    "oneshot",
+    "peer_closed",
+    "write_only",
+    "ms",
+];
 
 fn io_options(name: &Ident, args: &[Expr], read: bool) -> syn::Result<IoOptions> {
     let mut io = IoOptions::default();
     let valid: &[&str] = if read {
         &["priority = N", "edge", "oneshot", "peer_closed"]
     } else {
-        &["priority = N", "edge", "oneshot"]
+        &["priority = N", "edge", "oneshot", "write_only"]
     };
     for arg in args {
         match option(arg) {
@@ -463,6 +478,13 @@ fn io_options(name: &Ident, args: &[Expr], read: bool) -> syn::Result<IoOptions>
             Some(("edge", id, None)) => set_flag(&mut io.edge, id)?,
             Some(("oneshot", id, None)) => set_flag(&mut io.oneshot, id)?,
             Some(("peer_closed", id, None)) if read => set_flag(&mut io.peer_closed, id)?,
+            Some(("write_only", id, None)) if !read => set_flag(&mut io.write_only, id)?,
+            Some(("write_only", id, None)) => {
+                return Err(syn::Error::new(
+                    id.span(),
+                    "`write_only` is an `#[on_write]` option (it says the field is never read): remove it from `#[on_read]`",
+                ))
+            }
             Some(("peer_closed", id, None)) => {
                 return Err(syn::Error::new(
                     id.span(),
@@ -525,7 +547,15 @@ fn option(arg: &Expr) -> Option<(&'static str, &Ident, Option<&Expr>)> {
         Expr::Assign(a) => (expr_ident(&a.left)?, Some(&*a.right)),
         other => (expr_ident(other)?, None),
     };
-    let known = ["priority", "edge", "oneshot", "peer_closed", "once", "ms"];
+    let known = [
+        "priority",
+        "edge",
+        "oneshot",
+        "peer_closed",
+        "write_only",
+        "once",
+        "ms",
+    ];
     let name = known.iter().find(|k| id == *k)?;
     Some((name, id, value))
 }
