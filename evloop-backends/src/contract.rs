@@ -450,15 +450,17 @@ fn write_flags(
     Ok(())
 }
 
-/// One readiness report: the registration's token and what is ready.
+/// One readiness report from a backend: the registration's raw `u64` token and what is
+/// ready. (The loop turns it into the handler-facing `evloop_core::Event`, which adds the
+/// source's id and a count; the two names keep the layers apart.)
 ///
 /// ```
-/// use evloop_backends::{Event, Ready};
-/// let ev = Event { token: 7, ready: Ready::READABLE };
+/// use evloop_backends::{BackendEvent, Ready};
+/// let ev = BackendEvent { token: 7, ready: Ready::READABLE };
 /// assert_eq!(ev.token, 7);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
+pub struct BackendEvent {
     /// The token given at registration (or by the last `modify`).
     pub token: u64,
     /// What is ready.
@@ -595,7 +597,7 @@ pub trait Backend: Sized {
     /// assert_eq!(b.wait(None).unwrap(), 1);
     /// assert!(b.event(0).ready.is_readable());
     /// ```
-    fn event(&self, i: usize) -> Event;
+    fn event(&self, i: usize) -> BackendEvent;
 
     /// A file descriptor that becomes readable when this backend has events, for
     /// embedding the loop in another one (libev's `ev_embed`, libuv's backend fd).

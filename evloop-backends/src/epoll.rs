@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::changelist::ChangeList;
 use crate::sys::{already_registered, negative_fd, not_registered, syscall, timeout_ms, Deadline};
-use crate::{Backend, Event, Interest, Ready};
+use crate::{Backend, BackendEvent, Interest, Ready};
 
 /// The epoll backend: level-triggered unless [`Interest::EDGE`]; new registrations and
 /// deregistrations reach the kernel at once, interest changes once per iteration through
@@ -317,12 +317,12 @@ impl Backend for Epoll {
     }
 
     #[inline]
-    fn event(&self, i: usize) -> Event {
+    fn event(&self, i: usize) -> BackendEvent {
         if self.nfailed_reported != 0 {
             return self.failed_event(i);
         }
         let ev = self.events[i];
-        Event {
+        BackendEvent {
             token: ev.u64,
             ready: ready(ev.events),
         }
@@ -364,8 +364,8 @@ impl Backend for Epoll {
 
 impl Epoll {
     #[cold]
-    fn failed_event(&self, i: usize) -> Event {
-        Event {
+    fn failed_event(&self, i: usize) -> BackendEvent {
+        BackendEvent {
             token: self.failed[i],
             ready: Ready::ERROR,
         }

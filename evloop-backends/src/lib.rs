@@ -59,7 +59,7 @@ mod kqueue;
 mod poll;
 mod select;
 
-pub use contract::{Backend, Event, Interest, Ready};
+pub use contract::{Backend, BackendEvent, Interest, Ready};
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
 pub use devpoll::DevPoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]

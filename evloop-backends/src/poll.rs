@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::sys::{
     already_registered, check_open, negative_fd, not_registered, syscall, timeout_ms, Deadline,
 };
-use crate::{Backend, Event, Interest, Ready};
+use crate::{Backend, BackendEvent, Interest, Ready};
 
 /// Marks an fd that has no entry in the `pollfd` array.
 const NO_INDEX: u32 = u32::MAX;
@@ -64,7 +64,7 @@ pub struct Poll {
     /// fd number -> index into `fds`/`regs`, or [`NO_INDEX`].
     index: Vec<u32>,
     /// The event buffer, allocated once by `new`.
-    events: Box<[Event]>,
+    events: Box<[BackendEvent]>,
     /// Where the next scan of `fds` starts (fairness rotation).
     scan_start: usize,
 }
@@ -175,7 +175,7 @@ impl Poll {
                 }
                 let r = ready(revents);
                 if !r.is_empty() {
-                    self.events[out] = Event {
+                    self.events[out] = BackendEvent {
                         token: reg.token,
                         ready: r,
                     };
@@ -203,7 +203,7 @@ impl Backend for Poll {
             regs: Vec::with_capacity(64),
             index: vec![NO_INDEX; crate::open_file_limit()],
             events: vec![
-                Event {
+                BackendEvent {
                     token: 0,
                     ready: Ready::EMPTY,
                 };
@@ -314,7 +314,7 @@ impl Backend for Poll {
     }
 
     #[inline]
-    fn event(&self, i: usize) -> Event {
+    fn event(&self, i: usize) -> BackendEvent {
         self.events[i]
     }
 

@@ -6,7 +6,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
 use crate::sys::{already_registered, check_open, negative_fd, not_registered, syscall, Deadline};
-use crate::{Backend, Event, Interest, Ready};
+use crate::{Backend, BackendEvent, Interest, Ready};
 
 /// The number of fds an `fd_set` holds.
 const SETSIZE: usize = libc::FD_SETSIZE;
@@ -82,7 +82,7 @@ pub struct Select {
     max_fd: RawFd,
     count: usize,
     /// The event buffer, allocated once by `new`.
-    events: Box<[Event]>,
+    events: Box<[BackendEvent]>,
     /// Where the next scan of the result sets starts (fairness rotation).
     scan_start: usize,
 }
@@ -266,7 +266,7 @@ impl Select {
                 if e.raw_os_error() == Some(libc::EBADF) {
                     self.slots[fd].invalid = true;
                     self.arm(fd);
-                    self.events[out] = Event {
+                    self.events[out] = BackendEvent {
                         token: self.slots[fd].token,
                         ready: Ready::ERROR,
                     };
@@ -334,7 +334,7 @@ impl Select {
                     // Write-only: nothing would read the EOF, so ask for the hang-up.
                     ready |= hangup_bits(fd as RawFd);
                 }
-                self.events[out] = Event {
+                self.events[out] = BackendEvent {
                     token: slot.token,
                     ready,
                 };
@@ -364,7 +364,7 @@ impl Backend for Select {
             max_fd: -1,
             count: 0,
             events: vec![
-                Event {
+                BackendEvent {
                     token: 0,
                     ready: Ready::EMPTY,
                 };
@@ -471,7 +471,7 @@ impl Backend for Select {
     }
 
     #[inline]
-    fn event(&self, i: usize) -> Event {
+    fn event(&self, i: usize) -> BackendEvent {
         self.events[i]
     }
 
@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(s.wait(FIVE_S).unwrap(), 1);
         assert_eq!(
             s.event(0),
-            Event {
+            BackendEvent {
                 token: 5,
                 ready: Ready::READABLE
             }

@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use evloop_backends::{Backend, Event, Interest, Ready, Waker};
+use evloop_backends::{Backend, BackendEvent, Interest, Ready, Waker};
 use util::*;
 
 /// Instantiate the generic test bodies for one backend: `backend_tests!(Backend)` inside
@@ -707,7 +707,7 @@ fn zero_timeout_returns_immediately<B: Backend>() {
     send(&peer, b"x");
     assert_eq!(
         wait_events(&mut b, Some(Duration::ZERO)),
-        vec![Event {
+        vec![BackendEvent {
             token: 1,
             ready: Ready::READABLE
         }]
@@ -737,7 +737,7 @@ fn huge_timeouts_are_accepted<B: Backend>() {
         let n = res.unwrap_or_else(|e| panic!("{}: wait({t:?}) failed: {e}", B::NAME));
         assert_eq!(
             events(&b, n),
-            vec![Event {
+            vec![BackendEvent {
                 token: WAKE,
                 ready: Ready::READABLE
             }]
@@ -896,11 +896,11 @@ fn tokens_are_opaque<B: Backend>() {
     send(&pa, b"x");
     let evs = sorted(wait_events(&mut b, LONG));
     let want = vec![
-        Event {
+        BackendEvent {
             token: 0,
             ready: Ready::WRITABLE,
         },
-        Event {
+        BackendEvent {
             token: u64::MAX,
             ready: Ready::READABLE,
         },
@@ -940,7 +940,7 @@ fn waker_wakes_across_threads_and_coalesces<B: Backend>() {
     });
     assert_eq!(
         events(&b, n),
-        vec![Event {
+        vec![BackendEvent {
             token: WAKE,
             ready: Ready::READABLE
         }]
@@ -967,11 +967,11 @@ fn reinit_keeps_every_registration<B: Backend>() {
     assert_eq!(
         evs,
         vec![
-            Event {
+            BackendEvent {
                 token: 1,
                 ready: Ready::READABLE
             },
-            Event {
+            BackendEvent {
                 token: 3,
                 ready: Ready::READABLE | Ready::WRITABLE
             },
@@ -1094,7 +1094,7 @@ fn epoll_refused_change_applied_by_flush_is_reported_by_the_next_wait() {
     ep.flush().unwrap();
     assert_eq!(
         wait_events(&mut ep, LONG),
-        vec![Event {
+        vec![BackendEvent {
             token: 2,
             ready: Ready::ERROR
         }]
@@ -1105,7 +1105,7 @@ fn epoll_refused_change_applied_by_flush_is_reported_by_the_next_wait() {
     ep.flush().unwrap();
     assert_eq!(
         wait_events(&mut ep, LONG),
-        vec![Event {
+        vec![BackendEvent {
             token: 3,
             ready: Ready::ERROR
         }]
@@ -1134,7 +1134,7 @@ fn epoll_reinit_with_an_unwatchable_fd_keeps_the_others() {
     match r {
         Ok(()) => assert_eq!(
             evs,
-            vec![Event {
+            vec![BackendEvent {
                 token: 3,
                 ready: Ready::ERROR
             }],
@@ -1144,7 +1144,7 @@ fn epoll_reinit_with_an_unwatchable_fd_keeps_the_others() {
     }
     assert_eq!(
         wait_events(&mut ep, LONG),
-        vec![Event {
+        vec![BackendEvent {
             token: 2,
             ready: Ready::WRITABLE
         }]

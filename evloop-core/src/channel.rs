@@ -8,7 +8,7 @@
 //! by [`channel`]; sending and receiving allocate nothing.
 //!
 //! The receiver owns a wake fd (an eventfd on Linux, a pipe elsewhere) and is [`AsFd`],
-//! so a loop watches it like a socket: `ctx.register(&rx, token, Watch::read())`, or a
+//! so a loop watches it like a socket: `ctx.add_io(&rx, token, Watch::read())`, or a
 //! field `inbox: Receiver<Job, 256>` with `#[on_read(inbox)]`. Wakes coalesce: the first
 //! message after the receiver found the queue empty writes the fd, and the messages
 //! that follow it before the receiver runs do not, so a burst costs one wake-up and one
@@ -347,7 +347,7 @@ impl<T, const N: usize> fmt::Debug for Sender<T, N> {
 }
 
 /// The receiving end, a source: it is [`AsFd`] (its wake fd, readable while messages
-/// wait), so a loop watches it with `ctx.register(&rx, token, Watch::read())`, or, in a
+/// wait), so a loop watches it with `ctx.add_io(&rx, token, Watch::read())`, or, in a
 /// `#[event_machine]` struct, as a field `inbox: Receiver<Job, 256>` with a handler
 /// `#[on_read(inbox)] fn job(&mut self, ctx: &mut Ctx<Self>)` that drains it with
 /// `while let Some(job) = self.inbox.try_recv() { ... }`.
@@ -361,7 +361,7 @@ impl<T, const N: usize> fmt::Debug for Sender<T, N> {
 /// impl Machine for Sum {
 ///     type Backend = DefaultBackend;
 ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-///         ctx.register(&self.inbox, INBOX, Watch::read())?;
+///         ctx.add_io(&self.inbox, INBOX, Watch::read())?;
 ///         Ok(())
 ///     }
 ///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, _: Event) {

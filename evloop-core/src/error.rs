@@ -50,11 +50,27 @@ pub enum Error {
     StaleSource,
     /// The [`Key`](crate::Key) names a slab entry that was removed.
     StaleKey,
-    /// The operation does not apply to this kind of source (e.g. an I/O timeout on a
-    /// signal source).
+    /// The operation does not apply to this kind of source (an idle timeout on a timer,
+    /// `reset_timer` on an I/O source): it names what it applies to, and what to call
+    /// instead where there is a counterpart.
     WrongKind {
         /// What was attempted.
         operation: &'static str,
+        /// The kind of source it applies to (and the call for the other kind).
+        applies_to: &'static str,
+    },
+    /// An argument no source can take (a periodic timer with a zero period).
+    InvalidArgument {
+        /// What was attempted.
+        operation: &'static str,
+        /// What is wrong with the argument.
+        reason: &'static str,
+    },
+    /// The request conflicts with a source the loop already has (a second wake source;
+    /// edge- and level-triggered sources on one fd).
+    Conflict {
+        /// What conflicts with what.
+        reason: &'static str,
     },
     /// A priority at or beyond the number of levels the loop was built with.
     InvalidPriority {
@@ -94,9 +110,12 @@ impl fmt::Display for Error {
             ),
             Error::StaleSource => f.write_str("the source was removed (stale SourceId)"),
             Error::StaleKey => f.write_str("the slab entry was removed (stale Key)"),
-            Error::WrongKind { operation } => {
-                write!(f, "`{operation}` does not apply to this kind of source")
-            }
+            Error::WrongKind {
+                operation,
+                applies_to,
+            } => write!(f, "`{operation}` applies to {applies_to}, not to this source"),
+            Error::InvalidArgument { operation, reason } => write!(f, "`{operation}`: {reason}"),
+            Error::Conflict { reason } => f.write_str(reason),
             Error::InvalidPriority { priority, levels } => write!(
                 f,
                 "priority {priority} is out of range: the loop has {levels} levels (0 is the most urgent)"

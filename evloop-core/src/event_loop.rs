@@ -12,17 +12,18 @@ use crate::{Error, Machine, Result};
 ///
 /// ```
 /// use evloop_core::Exit;
-/// assert_ne!(Exit::Exited, Exit::Broken);
+/// assert_ne!(Exit::Exited, Exit::Break);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Exit {
-    /// No source is active any more (and `keep_running` is off).
+    /// No source is active any more (and [`Ctx::set_exit_when_empty`] is on, as it is by
+    /// default).
     Empty,
     /// [`Ctx::exit`] or [`Ctx::exit_after`] ended it, after the iteration's handlers ran.
     Exited,
-    /// [`Ctx::break_loop`] ended it right after one handler.
-    Broken,
+    /// [`Ctx::break_loop`] ended it right after one handler (a request, not an error).
+    Break,
     /// `run_once` / `run_nowait` did their one pass.
     Done,
 }
@@ -269,7 +270,7 @@ impl<M: Machine> EventLoop<M> {
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// let mut el = EventLoop::new(M { sock: a }).unwrap();
     /// let (m, ctx) = el.parts();
-    /// ctx.register(&m.sock, Token(1), Watch::read()).unwrap();
+    /// ctx.add_io(&m.sock, Token(1), Watch::read()).unwrap();
     /// ```
     pub fn parts(&mut self) -> (&mut M, &mut Ctx<M>) {
         (&mut self.machine, &mut self.ctx)
@@ -288,7 +289,7 @@ impl<M: Machine> EventLoop<M> {
     }
 
     /// Run until [`Ctx::exit`], [`Ctx::exit_after`], [`Ctx::break_loop`], or until no
-    /// source is active (unless [`Ctx::keep_running`]). Returns which one it was.
+    /// source is active (unless [`Ctx::set_exit_when_empty`] turned that off). Returns which one it was.
     ///
     /// ```
     /// # use evloop_core::*;
@@ -302,7 +303,7 @@ impl<M: Machine> EventLoop<M> {
             if let Some(e) = self.ended() {
                 return Ok(e);
             }
-            if !self.ctx.control.keep_running && self.ctx.is_idle() {
+            if !self.ctx.control.stay_when_empty && self.ctx.is_idle() {
                 return Ok(Exit::Empty);
             }
             self.turn(Wait::Block)?;
@@ -323,7 +324,7 @@ impl<M: Machine> EventLoop<M> {
     pub fn run_once(&mut self) -> Result<Exit> {
         self.enter()?;
         loop {
-            if !self.ctx.control.keep_running && self.ctx.is_idle() {
+            if !self.ctx.control.stay_when_empty && self.ctx.is_idle() {
                 return Ok(Exit::Empty);
             }
             if self.turn(Wait::Block)? > 0 {
@@ -440,7 +441,7 @@ impl<M: Machine> EventLoop<M> {
 
     fn ended(&self) -> Option<Exit> {
         if self.ctx.control.brk {
-            Some(Exit::Broken)
+            Some(Exit::Break)
         } else if self.ctx.control.exit {
             Some(Exit::Exited)
         } else {

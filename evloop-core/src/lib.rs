@@ -74,7 +74,7 @@ pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select
 pub use evloop_backends::{DevPoll, EventPorts};
 pub use listener::{AcceptError, AcceptReport, Accepted, Listener, ListenerBuilder, ListenerStats};
 pub use machine::{Event, Machine};
-pub use signal::{realtime_signals, signal_number};
+pub use signal::{can_watch_signal, realtime_signals, signal_number, SIGNALS};
 pub use slab::{Key, Slab};
 pub use source::{kind, Source};
 pub use token::{SourceId, Token};

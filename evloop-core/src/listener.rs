@@ -571,7 +571,7 @@ impl Listener {
     fn pause<M: Machine>(&mut self, ctx: &mut Ctx<M>) {
         let Some(id) = self.id else { return };
         if ctx.set_interest(id, Interest::NONE).is_ok()
-            && ctx.set_timeout(id, Some(self.pause)).is_ok()
+            && ctx.set_idle_timeout(id, Some(self.pause)).is_ok()
         {
             self.paused = true;
             self.stats.paused += 1;
@@ -580,7 +580,7 @@ impl Listener {
 
     fn resume<M: Machine>(&mut self, ctx: &mut Ctx<M>) {
         let Some(id) = self.id else { return };
-        let _ = ctx.set_timeout(id, None);
+        let _ = ctx.set_idle_timeout(id, None);
         let _ = ctx.set_interest(id, Interest::READ);
         self.paused = false;
         if self.use_reserve && self.reserve.is_none() {
@@ -604,7 +604,7 @@ impl Source for Listener {
         watch.timeout = None;
         watch.oneshot = false;
         let fd = self.fd().as_raw_fd();
-        self.id = Some(ctx.register_raw(fd, Token::tagged(tag, 0), watch)?);
+        self.id = Some(ctx.add_io_raw(fd, Token::tagged(tag, 0), watch)?);
         Ok(())
     }
 

@@ -238,7 +238,7 @@ impl<T> Slab<T> {
             index: idx,
             gen: self.entries[idx as usize].gen,
         };
-        let id = ctx.register(&value, self.token(key), watch)?;
+        let id = ctx.add_io(&value, self.token(key), watch)?;
         let e = &mut self.entries[idx as usize];
         self.free = e.next_free;
         e.value = Some(value);
@@ -266,7 +266,7 @@ impl<T> Slab<T> {
         }
         let e = &mut self.entries[key.index as usize];
         if let Some(id) = e.source.take() {
-            ctx.deregister(id)?;
+            ctx.remove(id)?;
         }
         let value = e.value.take().ok_or(Error::StaleKey)?;
         e.gen = (e.gen + 1) & GEN_MASK;

@@ -121,8 +121,7 @@ impl<T: AsFd> Source for T {
     }
 
     fn attach<M: Machine>(&mut self, ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
-        ctx.register(&*self, Token::tagged(tag, 0), watch)
-            .map(|_| ())
+        ctx.add_io(&*self, Token::tagged(tag, 0), watch).map(|_| ())
     }
 
     #[inline]

@@ -58,8 +58,8 @@ const PAYLOAD_MASK: u64 = (1 << 48) - 1;
 /// }
 /// let mut el = EventLoop::new(M).unwrap();
 /// let id = el.ctx().add_user(Token(1)).unwrap();
-/// el.ctx().deregister(id).unwrap();
-/// assert!(matches!(el.ctx().deregister(id), Err(Error::StaleSource)));
+/// el.ctx().remove(id).unwrap();
+/// assert!(matches!(el.ctx().remove(id), Err(Error::StaleSource)));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct SourceId {

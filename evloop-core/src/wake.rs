@@ -82,7 +82,7 @@ impl Shared {
 /// let mut el = EventLoop::new(M { woken: 0 }).unwrap();
 /// let handle = el.ctx().wake_handle();
 /// std::thread::spawn(move || { for _ in 0..100 { handle.wake().unwrap(); } }).join().unwrap();
-/// el.ctx().keep_running(true);
+/// el.ctx().set_exit_when_empty(false);
 /// el.run().unwrap();
 /// assert_eq!(el.machine().woken, 1);
 /// ```
@@ -116,7 +116,7 @@ impl WakeHandle {
     /// # use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// el.ctx().keep_running(true); // would otherwise wait forever
+    /// el.ctx().set_exit_when_empty(false); // would otherwise wait forever
     /// let h = el.ctx().wake_handle();
     /// std::thread::spawn(move || h.exit().unwrap()).join().unwrap();
     /// assert_eq!(el.run().unwrap(), Exit::Exited);
@@ -138,7 +138,7 @@ impl WakeHandle {
     /// let id = el.ctx().add_user(Token(5)).unwrap();
     /// let h = el.ctx().wake_handle();
     /// std::thread::spawn(move || h.activate(id).unwrap()).join().unwrap();
-    /// el.ctx().keep_running(true);
+    /// el.ctx().set_exit_when_empty(false);
     /// assert_eq!(el.run().unwrap(), Exit::Exited);
     /// ```
     pub fn activate(&self, id: SourceId) -> Result<()> {

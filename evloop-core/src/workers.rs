@@ -7,7 +7,7 @@
 //!   it can take, say, the `i`th listener), then moved to its own thread, where its
 //!   [`EventLoop`] is built (`Builder::default()`, or the `build` function given to
 //!   [`spawn_with`](Workers::spawn_with), e.g. an `#[event_machine]` type's
-//!   `event_loop`) and run with `keep_running(true)`. A worker therefore runs until it
+//!   `event_loop`) and run with `set_exit_when_empty(false)`. A worker therefore runs until it
 //!   is stopped or its machine calls `ctx.exit()`; the thread returns the machine.
 //! * Sharing a port: [`SharedPort`] hands each worker a listener for one address. Where
 //!   the kernel balances connections across sockets bound to one port (Linux, Android,
@@ -115,7 +115,7 @@ impl Machine for Control {
     type Backend = DefaultBackend;
 
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-        ctx.register(&self.finished.waker, FINISHED, Watch::read())?;
+        ctx.add_io(&self.finished.waker, FINISHED, Watch::read())?;
         Ok(())
     }
 
@@ -249,7 +249,7 @@ impl WorkersBuilder {
 /// impl Machine for Hello {
 ///     type Backend = DefaultBackend;
 ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-///         ctx.register(&self.listener, Token(0), Watch::read())?;
+///         ctx.add_io(&self.listener, Token(0), Watch::read())?;
 ///         Ok(())
 ///     }
 ///     fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {
@@ -359,7 +359,7 @@ impl<M: Machine + Send + 'static> Workers<M> {
                         return Err(Error::Io(io::Error::other("setup failed")));
                     }
                 };
-                el.ctx().keep_running(true);
+                el.ctx().set_exit_when_empty(false);
                 let _ = ready_tx.send(Ok(el.ctx().wake_handle()));
                 el.run()?;
                 Ok(el.into_machine())
@@ -468,7 +468,7 @@ impl<M: Machine + Send + 'static> Workers<M> {
     /// ```
     pub fn wait(&mut self) -> Result<StopReason> {
         self.control.machine_mut().reason = None;
-        self.control.ctx().keep_running(true);
+        self.control.ctx().set_exit_when_empty(false);
         match self.control.run()? {
             Exit::Exited => {}
             other => {
@@ -620,7 +620,7 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 /// impl Machine for Hello {
 ///     type Backend = DefaultBackend;
 ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-///         ctx.register(&self.listener, Token(0), Watch::read())?;
+///         ctx.add_io(&self.listener, Token(0), Watch::read())?;
 ///         Ok(())
 ///     }
 ///     fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {

@@ -178,8 +178,8 @@ impl<B: Backend> Mix<B> {
         } else {
             Duration::from_secs(61)
         };
-        if ctx.set_timeout(ev.source, Some(idle)).is_err() {
-            return self.failed(ctx, "set_timeout");
+        if ctx.set_idle_timeout(ev.source, Some(idle)).is_err() {
+            return self.failed(ctx, "set_idle_timeout");
         }
         let n = self.stats[0];
         if n.is_multiple_of(50) {
@@ -283,9 +283,9 @@ impl<B: Backend> Machine for Mix<B> {
                 .timeout(Duration::from_secs(60))
                 .priority((i % 3) as u8);
             self.chain_ids[i] =
-                Some(ctx.register(&self.chain_r[i], Token::tagged(CHAIN_TAG, i as u64), w)?);
+                Some(ctx.add_io(&self.chain_r[i], Token::tagged(CHAIN_TAG, i as u64), w)?);
         }
-        ctx.register(
+        ctx.add_io(
             &self.idle,
             IDLE,
             Watch::read().timeout(Duration::from_millis(3)),

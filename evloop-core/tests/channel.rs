@@ -37,7 +37,7 @@ impl<B> Inbox<B> {
 impl<B: Backend> Machine for Inbox<B> {
     type Backend = B;
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()> {
-        ctx.register(&self.rx, INBOX, Watch::read())?;
+        ctx.add_io(&self.rx, INBOX, Watch::read())?;
         ctx.add_timer(GUARD, GUARD_AFTER)?;
         Ok(())
     }
@@ -146,7 +146,7 @@ struct Player<B> {
 impl<B: Backend> Machine for Player<B> {
     type Backend = B;
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()> {
-        ctx.register(&self.rx, INBOX, Watch::read())?;
+        ctx.add_io(&self.rx, INBOX, Watch::read())?;
         ctx.add_timer(GUARD, GUARD_AFTER)?;
         Ok(())
     }

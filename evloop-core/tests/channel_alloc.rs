@@ -40,7 +40,7 @@ struct Sink {
 impl Machine for Sink {
     type Backend = DefaultBackend;
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()> {
-        ctx.register(&self.rx, INBOX, Watch::read())?;
+        ctx.add_io(&self.rx, INBOX, Watch::read())?;
         ctx.add_timer(GUARD, DEADLINE)?;
         Ok(())
     }
@@ -118,7 +118,7 @@ struct Player {
 impl Machine for Player {
     type Backend = DefaultBackend;
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()> {
-        ctx.register(&self.rx, INBOX, Watch::read())?;
+        ctx.add_io(&self.rx, INBOX, Watch::read())?;
         ctx.add_timer(GUARD, DEADLINE)?;
         Ok(())
     }

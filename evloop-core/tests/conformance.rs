@@ -52,7 +52,7 @@ macro_rules! conformance_tests {
                 timers::random_timer_churn,
                 timers::cached_now_is_stable_within_an_iteration,
                 control::run_until_empty,
-                control::keep_running_waits_when_empty,
+                control::stays_when_empty_if_told_to,
                 control::run_once_blocks_then_dispatches_all_ready,
                 control::run_nowait_never_blocks,
                 control::exit_lets_the_iteration_finish,

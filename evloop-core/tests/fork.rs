@@ -278,7 +278,7 @@ fn run_until<B: Backend>(
     el.machine_mut().seen.clear();
     let guard = el.ctx().add_timer(GUARD, GUARD_AFTER).expect("guard timer");
     let exit = el.run().expect("run");
-    el.ctx().deregister(guard).expect("remove the guard timer");
+    el.ctx().remove(guard).expect("remove the guard timer");
     let seen = std::mem::take(&mut el.machine_mut().seen);
     assert!(
         !seen.iter().any(|s| s.token == GUARD),
@@ -313,11 +313,11 @@ fn fork_child_sockets_deliver<B: Backend>() {
     let (r0, r1, w1) = {
         let (m, ctx) = el.parts();
         (
-            ctx.register(&m.socks[0], sock(0), Watch::read())
+            ctx.add_io(&m.socks[0], sock(0), Watch::read())
                 .expect("register"),
-            ctx.register(&m.socks[1], sock(1), Watch::read())
+            ctx.add_io(&m.socks[1], sock(1), Watch::read())
                 .expect("register"),
-            ctx.register(&m.socks[1], Token(99), Watch::write())
+            ctx.add_io(&m.socks[1], Token(99), Watch::write())
                 .expect("a second source on one fd"),
         )
     };
@@ -338,14 +338,14 @@ fn fork_child_sockets_deliver<B: Backend>() {
         // Change the registrations in the child: were the kernel objects still shared with
         // the parent (an epoll set is inherited across fork), this would change the
         // parent's: removing fds from its set, adding one to it.
-        el.ctx().deregister(r0).expect("deregister in the child");
+        el.ctx().remove(r0).expect("deregister in the child");
         el.ctx()
             .set_interest(w1, evloop_core::Interest::NONE)
             .expect("set_interest");
-        el.ctx().deregister(r1).expect("deregister in the child");
-        el.ctx().deregister(w1).expect("deregister in the child");
+        el.ctx().remove(r1).expect("deregister in the child");
+        el.ctx().remove(w1).expect("deregister in the child");
         let (m, ctx) = el.parts();
-        ctx.register(&m.socks[2], sock(2), Watch::read())
+        ctx.add_io(&m.socks[2], sock(2), Watch::read())
             .expect("register in the child");
         b2.write_all(b"e").unwrap();
         run_until(&mut el, "socket 2 in the child", |s| {
@@ -362,7 +362,7 @@ fn fork_child_sockets_deliver<B: Backend>() {
             !has(&seen, sock(0)),
             "a removed source fired in the child: {seen:#?}"
         );
-        el.ctx().deregister(t).expect("deregister");
+        el.ctx().remove(t).expect("deregister");
         // Take the byte meant for nobody, so the parent does not see it.
         let mut buf = [0u8; 8];
         let _ = el.machine_mut().socks[0].read(&mut buf);
@@ -385,7 +385,7 @@ fn fork_child_sockets_deliver<B: Backend>() {
         .add_timer(Token(7), Duration::from_millis(30))
         .expect("timer");
     let seen = run_until(&mut el, "the timer", |s| has(s, Token(7)));
-    el.ctx().deregister(t).expect("deregister");
+    el.ctx().remove(t).expect("deregister");
     assert!(!has(&seen, sock(0)) && !has(&seen, sock(2)), "{seen:#?}");
 }
 
@@ -544,7 +544,7 @@ fn fork_child_forks_again<B: Backend>() {
     let mut el = build::<B>(vec![a]);
     {
         let (m, ctx) = el.parts();
-        ctx.register(&m.socks[0], sock(0), Watch::read())
+        ctx.add_io(&m.socks[0], sock(0), Watch::read())
             .expect("register");
     }
     el.ctx().add_wake(Token(1)).expect("add_wake");

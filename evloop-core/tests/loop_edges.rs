@@ -22,7 +22,7 @@ fn embedded_poll_applies_handler_interest_changes<B: Backend>() {
     impl<B: Backend> Machine for M<B> {
         type Backend = B;
         fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-            self.id = Some(ctx.register(&self.sock, Token(1), Watch::read())?);
+            self.id = Some(ctx.add_io(&self.sock, Token(1), Watch::read())?);
             Ok(())
         }
         fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
@@ -124,7 +124,7 @@ fn self_activation_yields_to_io_and_urgent_activation_runs_first() {
             let u = ctx.add_user(URGENT)?;
             ctx.set_priority(u, 0)?;
             self.urgent = Some(u);
-            ctx.register(&self.sock, SOCK, Watch::read())?;
+            ctx.add_io(&self.sock, SOCK, Watch::read())?;
             Ok(())
         }
         fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
@@ -224,5 +224,5 @@ fn stopped_signal_source_does_not_keep_the_loop_alive() {
     let id = el.ctx().add_signal(libc::SIGWINCH, Token(1)).unwrap();
     el.ctx().stop(id).unwrap();
     assert_eq!(el.run().unwrap(), Exit::Empty);
-    el.ctx().deregister(id).unwrap();
+    el.ctx().remove(id).unwrap();
 }

@@ -12,7 +12,7 @@
 //! * a churn thread (with the signal blocked, so that every handler runs on the main
 //!   thread, concurrently with the churn) loops: set the previous handler, build an
 //!   `EventLoop`, `add_signal`, run it until the signal is dispatched at least once,
-//!   then `deregister` and drop it (or just drop it: every other round);
+//!   then `ctx.remove` it and drop it (or just drop it: every other round);
 //! * a forked child sends the signal to this process as fast as it can (`kill`, or for
 //!   a real-time signal `sigqueue`, which refuses rather than coalesces when the queue
 //!   is full), for at most `STORM_FOR` and `MAX_SENT` successful calls, and reports how
@@ -209,7 +209,7 @@ fn churn(signo: i32, ready: mpsc::Sender<()>) -> Churned {
             el.poll(Some(Duration::from_millis(10))).expect("poll");
         }
         if c.rounds.is_multiple_of(2) {
-            el.ctx().deregister(id).expect("deregister");
+            el.ctx().remove(id).expect("deregister");
         }
         // Dropping the loop unsubscribes what is left.
         c.dispatched += el.into_machine().total;

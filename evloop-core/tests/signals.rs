@@ -182,7 +182,7 @@ fn run_until<B: Backend>(
     el.machine_mut().seen.clear();
     let guard = el.ctx().add_timer(GUARD, GUARD_AFTER).expect("guard timer");
     let exit = el.run().expect("run");
-    el.ctx().deregister(guard).expect("remove the guard timer");
+    el.ctx().remove(guard).expect("remove the guard timer");
     let seen = std::mem::take(&mut el.machine_mut().seen);
     assert!(
         !seen.iter().any(|s| s.token == GUARD),
@@ -205,7 +205,7 @@ fn run_quiet<B: Backend>(el: &mut EventLoop<Rec<B>>) -> Vec<Seen> {
     let mut seen = run_until(el, "the quiet timer", |s| {
         s.iter().any(|s| s.token == QUIET)
     });
-    el.ctx().deregister(quiet).expect("remove the quiet timer");
+    el.ctx().remove(quiet).expect("remove the quiet timer");
     seen.retain(|s| s.token != QUIET);
     seen
 }
@@ -387,7 +387,7 @@ fn signal_raise_after_register<B: Backend>() {
     raise(libc::SIGUSR1);
     let seen = run_until(&mut el, "SIGUSR1 again", |s| has(s, tok(libc::SIGUSR1)));
     assert_eq!(total(&seen, tok(libc::SIGUSR1)), 1);
-    el.ctx().deregister(id).expect("deregister");
+    el.ctx().remove(id).expect("deregister");
 }
 
 fn signal_kill_self_after_register<B: Backend>() {
@@ -563,7 +563,7 @@ fn signal_remove_restores_previous_action<B: Backend>() {
                 let seen = run_until(&mut el, "the signal", move |s| has(s, tok(signo)));
                 assert_eq!(total(&seen, tok(signo)), 1);
             }
-            el.ctx().deregister(id).expect("deregister");
+            el.ctx().remove(id).expect("deregister");
             let after = current_action(signo);
             assert_same_action(signo, &after, &before, "after the source was removed");
         }
@@ -666,7 +666,7 @@ fn signal_removed_never_fires<B: Backend>() {
         .expect("add_signal");
     raise(libc::SIGUSR1);
     run_until(&mut el, "SIGUSR1", |s| has(s, tok(libc::SIGUSR1)));
-    el.ctx().deregister(id).expect("deregister");
+    el.ctx().remove(id).expect("deregister");
     let hits_before = hits(libc::SIGUSR1);
     for _ in 0..3 {
         raise(libc::SIGUSR1);
@@ -688,7 +688,7 @@ fn signal_removed_never_fires<B: Backend>() {
         .add_signal(libc::SIGUSR1, Token(100))
         .expect("add_signal");
     raise(libc::SIGUSR1);
-    el.ctx().deregister(id).expect("deregister");
+    el.ctx().remove(id).expect("deregister");
     let seen = run_quiet(&mut el);
     assert!(
         !has(&seen, Token(100)),
@@ -704,7 +704,7 @@ fn signal_removed_never_fires<B: Backend>() {
     for _ in 0..5 {
         raise(libc::SIGUSR1);
     }
-    el.ctx().deregister(id).expect("deregister");
+    el.ctx().remove(id).expect("deregister");
     el.ctx()
         .add_signal(libc::SIGUSR1, Token(102))
         .expect("add_signal again");
@@ -764,7 +764,7 @@ fn signal_two_loops_both_hear<B: Backend>() {
         "the previous handler ran once per arrival, not per loop"
     );
     // One loop leaves: the other still hears it, and the disposition stays ours.
-    a.ctx().deregister(ida).expect("deregister a");
+    a.ctx().remove(ida).expect("deregister a");
     assert_ne!(
         current_action(libc::SIGUSR1).sa_sigaction,
         before.sa_sigaction
@@ -775,7 +775,7 @@ fn signal_two_loops_both_hear<B: Backend>() {
     let sa = run_quiet(&mut a);
     assert!(sa.is_empty(), "{sa:#?}");
     // The last one leaves: restored.
-    b.ctx().deregister(idb).expect("deregister b");
+    b.ctx().remove(idb).expect("deregister b");
     assert_same_action(
         libc::SIGUSR1,
         &current_action(libc::SIGUSR1),
@@ -1182,7 +1182,7 @@ fn signal_same_signal_twice_is_busy<B: Backend>() {
     assert!(!has(&seen, Token(2)));
     assert_eq!(total(&seen, Token(1)), 1);
     // Once removed it can be watched again.
-    el.ctx().deregister(id).expect("deregister");
+    el.ctx().remove(id).expect("deregister");
     el.ctx()
         .add_signal(libc::SIGUSR1, Token(3))
         .expect("add_signal after removal");

@@ -47,7 +47,7 @@ impl Machine for Echo {
     type Backend = DefaultBackend;
 
     fn setup(&mut self, ctx: &mut Ctx<Self>) -> evloop_core::Result<()> {
-        ctx.register(&self.listener, LISTENER, Watch::read())?;
+        ctx.add_io(&self.listener, LISTENER, Watch::read())?;
         self.conns.attach(ctx, CONNS, Watch::read())?;
         Ok(())
     }

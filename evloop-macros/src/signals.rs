@@ -1,5 +1,7 @@
 //! Signal names: the table `#[on_signal]` accepts (the names evloop-core's
 //! `signal_number` knows), the ones refused and why, and suggestions by edit distance.
+//! The test at the end checks these tables against the runtime's (`evloop_core::SIGNALS`,
+//! `can_watch_signal`), so the two cannot drift apart.
 //!
 //! Only names are decided here. The numbers are the target's, emitted as
 //! `::evloop::__private::libc::SIGHUP`: a proc macro runs on the build host.
@@ -142,5 +144,42 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("refused"));
+    }
+}
+
+#[cfg(test)]
+mod runtime_agrees {
+    use super::{CATCHABLE, FAULTS, UNCATCHABLE};
+
+    fn number(name: &str) -> i32 {
+        evloop_core::signal_number(name).unwrap_or_else(|| panic!("the runtime has no {name}"))
+    }
+
+    #[test]
+    fn every_name_the_macro_accepts_the_runtime_watches() {
+        for name in CATCHABLE {
+            assert!(evloop_core::can_watch_signal(number(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_name_the_macro_refuses_the_runtime_refuses() {
+        for name in UNCATCHABLE.iter().chain(FAULTS) {
+            assert!(!evloop_core::can_watch_signal(number(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_macro_knows_every_name_the_runtime_knows() {
+        let mut ours: Vec<&str> = CATCHABLE
+            .iter()
+            .chain(UNCATCHABLE)
+            .chain(FAULTS)
+            .copied()
+            .collect();
+        let mut theirs: Vec<&str> = evloop_core::SIGNALS.iter().map(|(n, _)| *n).collect();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
     }
 }

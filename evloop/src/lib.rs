@@ -20,13 +20,13 @@
 //! impl Machine for Counter {
 //!     type Backend = DefaultBackend;
 //!     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-//!         ctx.register(&self.sock, SOCK, Watch::read())?;
+//!         ctx.add_io(&self.sock, SOCK, Watch::read())?;
 //!         Ok(())
 //!     }
 //!     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
 //!         let mut buf = [0u8; 4096];
 //!         match self.sock.read(&mut buf) {
-//!             Ok(0) => { let _ = ctx.deregister(ev.source); } // EOF: nothing left to watch
+//!             Ok(0) => { let _ = ctx.remove(ev.source); } // EOF: nothing left to watch
 //!             Ok(n) => self.bytes += n,
 //!             Err(_) => {}
 //!         }

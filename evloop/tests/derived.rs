@@ -267,7 +267,7 @@ struct Woken {
 impl Woken {
     #[on_start]
     fn started(&mut self, ctx: &mut Ctx<Self>) {
-        ctx.keep_running(true);
+        ctx.set_exit_when_empty(false);
         let handle = ctx.wake_handle();
         self.from = Some(thread::spawn(move || {
             thread::sleep(Duration::from_millis(20));

@@ -116,7 +116,7 @@ impl Daemon {
             return;
         }
         self.draining = true;
-        let _ = ctx.deregister_fd(&self.listener); // stop accepting
+        let _ = ctx.remove_fd(&self.listener); // stop accepting
         if self.conns.is_empty() {
             ctx.exit();
         } else {

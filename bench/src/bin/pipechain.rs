@@ -66,7 +66,7 @@ impl Common {
         }
         if self.timeouts {
             let t = self.rng.timeout();
-            let _ = ctx.set_timeout(ev.source, Some(t));
+            let _ = ctx.set_idle_timeout(ev.source, Some(t));
         }
     }
 }
@@ -145,7 +145,7 @@ mod raw {
                 .iter()
                 .enumerate()
                 .map(|(i, fd)| {
-                    ctx.register(fd, Token(i as u64), Watch::read())
+                    ctx.add_io(fd, Token(i as u64), Watch::read())
                         .expect("register")
                 })
                 .collect()
@@ -259,7 +259,8 @@ fn run<V: Variant>(opts: &Options) -> Report {
                 ctx.stop(id).expect("stop");
                 ctx.start(id).expect("start");
                 if c.timeouts {
-                    ctx.set_timeout(id, Some(c.rng.timeout())).expect("timeout");
+                    ctx.set_idle_timeout(id, Some(c.rng.timeout()))
+                        .expect("timeout");
                 }
             }
         }

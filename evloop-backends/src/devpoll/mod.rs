@@ -25,7 +25,7 @@ mod imp {
     use crate::sys::{
         already_registered, check_open, negative_fd, not_registered, syscall, timeout_ms, Deadline,
     };
-    use crate::{Backend, Event, Interest, Ready};
+    use crate::{Backend, BackendEvent, Interest, Ready};
 
     /// `/dev/poll`: the kernel caches the watched set; `write(2)` changes it, the `DP_POLL`
     /// ioctl waits. Level-triggered only. Its [`Backend::NAME`] is `"/dev/poll"`, the
@@ -87,7 +87,7 @@ mod imp {
         /// Where `DP_POLL` writes the ready entries, allocated once.
         results: Box<[PollFd]>,
         /// The decoded events of the last wait, allocated once.
-        events: Box<[Event]>,
+        events: Box<[BackendEvent]>,
         table: ChangeList,
         /// The batch being built for the next write; cleared (not freed) after each.
         writes: Vec<PollFd>,
@@ -168,7 +168,7 @@ mod imp {
         fn report_failed(&mut self) -> usize {
             let n = self.failed.len().min(self.events.len());
             for (slot, &token) in self.events.iter_mut().zip(&self.failed[..n]) {
-                *slot = Event {
+                *slot = BackendEvent {
                     token,
                     ready: Ready::ERROR,
                 };
@@ -189,7 +189,7 @@ mod imp {
                 dpfd: open_devpoll()?,
                 results: vec![PollFd::default(); cap].into_boxed_slice(),
                 events: vec![
-                    Event {
+                    BackendEvent {
                         token: 0,
                         ready: Ready::EMPTY,
                     };
@@ -294,7 +294,7 @@ mod imp {
         }
 
         #[inline]
-        fn event(&self, i: usize) -> Event {
+        fn event(&self, i: usize) -> BackendEvent {
             self.events[i]
         }
 

@@ -17,7 +17,7 @@ use std::os::fd::RawFd;
 use super::sys::POLLREMOVE;
 use crate::changelist::ChangeList;
 use crate::event_ports::records::{bits, poll_events, poll_ready};
-use crate::{Event, Interest};
+use crate::{BackendEvent, Interest};
 
 /// Our `struct pollfd` (`sys/poll.h`): what is written to /dev/poll and what `DP_POLL`
 /// returns.
@@ -133,7 +133,11 @@ pub(crate) fn disable(table: &mut ChangeList, fd: RawFd) -> Option<u64> {
 /// `out`, written before `wait` returns: the kernel would otherwise report it on every
 /// `DP_POLL` and the loop would spin. An entry for an fd we do not hold as cached (the
 /// kernel refused its removal earlier) yields nothing and is removed the same way.
-pub(crate) fn decode(rec: &PollFd, table: &mut ChangeList, out: &mut Vec<PollFd>) -> Option<Event> {
+pub(crate) fn decode(
+    rec: &PollFd,
+    table: &mut ChangeList,
+    out: &mut Vec<PollFd>,
+) -> Option<BackendEvent> {
     let cached = table.get(rec.fd).filter(|st| mask(st.kernel) != 0).copied();
     let Some(st) = cached else {
         out.push(remove_entry(rec.fd));
@@ -148,7 +152,7 @@ pub(crate) fn decode(rec: &PollFd, table: &mut ChangeList, out: &mut Vec<PollFd>
     if ready.is_empty() {
         return None;
     }
-    Some(Event {
+    Some(BackendEvent {
         token: st.kernel_token,
         ready,
     })
@@ -303,7 +307,7 @@ mod tests {
         let ev = decode(&result(3, bits::POLLNVAL), &mut t, &mut out).unwrap();
         assert_eq!(
             ev,
-            Event {
+            BackendEvent {
                 token: 30,
                 ready: Ready::ERROR
             }

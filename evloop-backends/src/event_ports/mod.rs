@@ -23,7 +23,7 @@ mod imp {
         already_registered, check_open, negative_fd, not_registered, syscall, timeout_timespec,
         Deadline,
     };
-    use crate::{Backend, Event, Interest, Ready};
+    use crate::{Backend, BackendEvent, Interest, Ready};
 
     /// Event ports: `port_associate(PORT_SOURCE_FD)` per fd, `port_getn` to wait. The
     /// default backend on illumos and Solaris.
@@ -95,7 +95,7 @@ mod imp {
         /// What `port_getn` fills (layout of `port_event_t`), allocated once.
         raw: Box<[PortEvent]>,
         /// The decoded events of the last wait, allocated once.
-        events: Box<[Event]>,
+        events: Box<[BackendEvent]>,
         table: ChangeList,
         /// Tokens whose (re-)association the kernel refused: reported as ERROR events by
         /// the next wait. Capacity fixed at the event capacity.
@@ -188,7 +188,7 @@ mod imp {
         fn report_failed(&mut self) -> usize {
             let n = self.failed.len().min(self.events.len());
             for (slot, &token) in self.events.iter_mut().zip(&self.failed[..n]) {
-                *slot = Event {
+                *slot = BackendEvent {
                     token,
                     ready: Ready::ERROR,
                 };
@@ -209,7 +209,7 @@ mod imp {
                 port: new_port()?,
                 raw: vec![PortEvent::default(); cap].into_boxed_slice(),
                 events: vec![
-                    Event {
+                    BackendEvent {
                         token: 0,
                         ready: Ready::EMPTY,
                     };
@@ -312,7 +312,7 @@ mod imp {
         }
 
         #[inline]
-        fn event(&self, i: usize) -> Event {
+        fn event(&self, i: usize) -> BackendEvent {
             self.events[i]
         }
 

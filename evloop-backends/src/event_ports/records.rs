@@ -17,7 +17,7 @@
 )]
 
 use crate::changelist::{ChangeList, FdState};
-use crate::{Event, Interest, Ready};
+use crate::{BackendEvent, Interest, Ready};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -257,10 +257,10 @@ where
     }
 }
 
-/// Decode one retrieved record: an [`Event`] for a registered, associated fd (whose
+/// Decode one retrieved record: a [`BackendEvent`] for a registered, associated fd (whose
 /// association the delivery just consumed: see [`mark_fired`]), `None` for anything else
 /// (another event source, an fd we no longer know or hold as unassociated).
-pub(crate) fn decode(rec: &PortEvent, table: &mut ChangeList) -> Option<Event> {
+pub(crate) fn decode(rec: &PortEvent, table: &mut ChangeList) -> Option<BackendEvent> {
     if rec.source != bits::PORT_SOURCE_FD {
         return None;
     }
@@ -274,7 +274,7 @@ pub(crate) fn decode(rec: &PortEvent, table: &mut ChangeList) -> Option<Event> {
     if ready.is_empty() {
         return None;
     }
-    Some(Event {
+    Some(BackendEvent {
         token: st.kernel_token,
         ready,
     })
@@ -417,7 +417,7 @@ mod tests {
         let ev = decode(&fired(5, bits::POLLIN), &mut t).unwrap();
         assert_eq!(
             ev,
-            Event {
+            BackendEvent {
                 token: 50,
                 ready: Ready::READABLE
             }

@@ -11,7 +11,7 @@ use crate::changelist::ChangeList;
 use crate::sys::{
     already_registered, negative_fd, not_registered, syscall, timeout_timespec, Deadline,
 };
-use crate::{Backend, Event, Interest, Ready};
+use crate::{Backend, BackendEvent, Interest, Ready};
 
 /// Change records per `kevent` call that applies changes. The buffers are this size
 /// for good: a bigger change list is applied in several calls, never by growing them.
@@ -55,7 +55,7 @@ const GUARD: bool = cfg!(target_os = "netbsd");
 ///   without collecting events (on every BSD and on macOS), so a combined call could not
 ///   block.
 /// * **Events**: the kernel returns one record per filter; the two records of an fd in
-///   one wait are merged into one [`Event`] (an fd-indexed scratch table finds the first
+///   one wait are merged into one [`BackendEvent`] (an fd-indexed scratch table finds the first
 ///   one in O(1), nothing is allocated). Tokens are looked up by fd rather than carried
 ///   in `udata`, so a `modify` that only changes the token costs no kernel call.
 /// * **Readiness**: the read filter is `READABLE`, also at end of file (EOF is
@@ -103,7 +103,7 @@ pub struct Kqueue {
     /// What the waiting call fills, allocated once.
     kevents: Box<[libc::kevent]>,
     /// The decoded events of the last wait, allocated once.
-    events: Box<[Event]>,
+    events: Box<[BackendEvent]>,
     /// Change records being batched (capacity `CHANGE_BATCH + 1`, never grown).
     changes: Vec<libc::kevent>,
     /// Where a change call's receipts land (`CHANGE_BATCH + 1`).
@@ -376,7 +376,7 @@ impl Backend for Kqueue {
 
     fn new(event_capacity: usize) -> io::Result<Self> {
         let cap = event_capacity.clamp(1, i32::MAX as usize);
-        let empty = Event {
+        let empty = BackendEvent {
             token: 0,
             ready: Ready::EMPTY,
         };
@@ -443,7 +443,7 @@ impl Backend for Kqueue {
             // fit wait for the next call.
             let n = self.failed.len().min(self.events.len());
             for (ev, &token) in self.events.iter_mut().zip(&self.failed[..n]) {
-                *ev = Event {
+                *ev = BackendEvent {
                     token,
                     ready: Ready::ERROR,
                 };
@@ -487,7 +487,7 @@ impl Backend for Kqueue {
     }
 
     #[inline]
-    fn event(&self, i: usize) -> Event {
+    fn event(&self, i: usize) -> BackendEvent {
         self.events[i]
     }
 

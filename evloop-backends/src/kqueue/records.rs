@@ -1,7 +1,7 @@
 //! The kqueue backend's pure logic, apart from any kernel call so it is unit-tested on
 //! every host (Linux included): which change records an interest transition needs, what
 //! a receipt says, what a returned record means as [`Ready`], and how the two filters of
-//! one fd become one [`Event`].
+//! one fd become one [`BackendEvent`].
 //!
 //! Everything works on [`Record`], our own copy of the fields of `struct kevent` that
 //! matter, so the same code serves every kqueue flavour (NetBSD's `kevent` has `u32`
@@ -10,7 +10,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::{Event, Interest, Ready};
+use crate::{BackendEvent, Interest, Ready};
 
 #[cfg(any(
     target_os = "macos",
@@ -271,7 +271,7 @@ struct Mark {
 }
 
 /// Per-fd scratch state for decoding: where this wait's event for an fd is (so its two
-/// filters merge into one [`Event`] in O(1), without searching or allocating) and what
+/// filters merge into one [`BackendEvent`] in O(1), without searching or allocating) and what
 /// kind of fd it is. Indexed by fd; grows only when a larger fd is registered.
 pub(crate) struct Marks {
     wait: u32,
@@ -342,7 +342,7 @@ pub(crate) struct Registration {
 /// `out.len()`); records beyond its room are dropped.
 pub(crate) fn decode<I, L, P, S>(
     records: I,
-    out: &mut [Event],
+    out: &mut [BackendEvent],
     marks: &mut Marks,
     mut lookup: L,
     mut is_pipe: P,
@@ -390,7 +390,7 @@ where
         } else if n < out.len() {
             mark.wait = wait;
             mark.pos = n as u32;
-            out[n] = Event {
+            out[n] = BackendEvent {
                 token: reg.token,
                 ready: rd,
             };
@@ -631,7 +631,7 @@ mod kqueue_tests {
 
     struct Fixture {
         marks: Marks,
-        out: Vec<Event>,
+        out: Vec<BackendEvent>,
         strays: Vec<Record>,
         probes: Vec<RawFd>,
     }
@@ -645,7 +645,7 @@ mod kqueue_tests {
             Fixture {
                 marks,
                 out: vec![
-                    Event {
+                    BackendEvent {
                         token: 0,
                         ready: Ready::EMPTY
                     };
@@ -658,7 +658,7 @@ mod kqueue_tests {
 
         /// Decode with fds 3..=9 registered as READ|WRITE (token 100 + fd), fd 10 as READ
         /// only, fd 11 as a pipe with READ|PEER_CLOSED.
-        fn decode(&mut self, records: &[Record]) -> Vec<Event> {
+        fn decode(&mut self, records: &[Record]) -> Vec<BackendEvent> {
             let strays = &mut self.strays;
             let probes = &mut self.probes;
             let n = decode(
@@ -701,11 +701,11 @@ mod kqueue_tests {
         assert_eq!(
             evs,
             vec![
-                Event {
+                BackendEvent {
                     token: 103,
                     ready: Ready::READABLE | Ready::WRITABLE
                 },
-                Event {
+                BackendEvent {
                     token: 104,
                     ready: Ready::READABLE
                 },
@@ -715,7 +715,7 @@ mod kqueue_tests {
         let evs = f.decode(&[at(4, rec(EVFILT_WRITE, 0, 0))]);
         assert_eq!(
             evs,
-            vec![Event {
+            vec![BackendEvent {
                 token: 104,
                 ready: Ready::WRITABLE
             }]
@@ -738,7 +738,7 @@ mod kqueue_tests {
         ]);
         assert_eq!(
             evs,
-            vec![Event {
+            vec![BackendEvent {
                 token: 110,
                 ready: Ready::READABLE
             }]
@@ -757,15 +757,15 @@ mod kqueue_tests {
             assert_eq!(
                 evs,
                 vec![
-                    Event {
+                    BackendEvent {
                         token: 111,
                         ready: Ready::READABLE | Ready::READ_CLOSED | Ready::HUP
                     },
-                    Event {
+                    BackendEvent {
                         token: 110,
                         ready: Ready::READABLE
                     },
-                    Event {
+                    BackendEvent {
                         token: 109,
                         ready: Ready::READABLE
                     },
@@ -805,7 +805,7 @@ mod kqueue_tests {
             ]);
             assert_eq!(
                 evs,
-                vec![Event {
+                vec![BackendEvent {
                     token: 103,
                     ready: Ready::READABLE | Ready::WRITABLE
                 }]

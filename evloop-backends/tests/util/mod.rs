@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use evloop_backends::{Backend, Event, Ready};
+use evloop_backends::{Backend, BackendEvent, Ready};
 
 /// Long enough for anything that is expected to happen; a wait returns as soon as it does.
 pub const LONG: Option<Duration> = Some(Duration::from_secs(5));
@@ -128,12 +128,12 @@ pub fn reports_hup<B: Backend>() -> bool {
 // ---------------------------------------------------------------------------------------
 
 /// The events of the last wait.
-pub fn events<B: Backend>(b: &B, n: usize) -> Vec<Event> {
+pub fn events<B: Backend>(b: &B, n: usize) -> Vec<BackendEvent> {
     (0..n).map(|i| b.event(i)).collect()
 }
 
 /// Wait and return the events.
-pub fn wait_events<B: Backend>(b: &mut B, timeout: Option<Duration>) -> Vec<Event> {
+pub fn wait_events<B: Backend>(b: &mut B, timeout: Option<Duration>) -> Vec<BackendEvent> {
     let n = b
         .wait(timeout)
         .unwrap_or_else(|e| panic!("{}: wait failed: {e}", B::NAME));
@@ -171,7 +171,7 @@ pub fn expect_none<B: Backend>(b: &mut B, d: Duration) {
 }
 
 /// Events sorted by token (for comparing sets).
-pub fn sorted(mut evs: Vec<Event>) -> Vec<Event> {
+pub fn sorted(mut evs: Vec<BackendEvent>) -> Vec<BackendEvent> {
     evs.sort_by_key(|e| e.token);
     evs
 }

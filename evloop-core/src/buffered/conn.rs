@@ -1394,7 +1394,7 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
             ctx.set_interest(id, i)?;
         }
         if timeout != old_t {
-            ctx.set_timeout(id, timeout)?;
+            ctx.set_idle_timeout(id, timeout)?;
         }
         if report {
             ctx.activate(id, Ready::ERROR)?;

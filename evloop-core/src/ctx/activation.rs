@@ -45,8 +45,8 @@ impl<M: Machine> Ctx<M> {
     /// ```
     pub fn add_wake(&mut self, token: Token) -> Result<SourceId> {
         if self.wake_slot != NONE {
-            return Err(Error::WrongKind {
-                operation: "a second wake source (a loop has one)",
+            return Err(Error::Conflict {
+                reason: "the loop already has its wake source (a loop has one)",
             });
         }
         let prio = self.default_prio;
@@ -83,7 +83,7 @@ impl<M: Machine> Ctx<M> {
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, ev: Event) { assert!(ev.ready.is_activated()) } }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let id = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    /// let id = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     /// el.ctx().activate(id, Ready::READABLE).unwrap();
     /// el.run_nowait().unwrap();
     /// ```

@@ -45,7 +45,7 @@ impl<M: Machine> Ctx<M> {
     /// `None`. Each call re-validates its slot, so a source removed or stopped by an
     /// earlier handler of this iteration is skipped.
     #[inline]
-    pub(crate) fn io_event(&mut self, ev: evloop_backends::Event) -> Option<Event> {
+    pub(crate) fn io_event(&mut self, ev: evloop_backends::BackendEvent) -> Option<Event> {
         if ev.token == WAKE_TOKEN {
             self.on_wake();
             return None;
@@ -83,7 +83,7 @@ impl<M: Machine> Ctx<M> {
     }
 
     /// Record a backend event as pending on every source of its fd.
-    pub(crate) fn collect_one(&mut self, ev: evloop_backends::Event) {
+    pub(crate) fn collect_one(&mut self, ev: evloop_backends::BackendEvent) {
         if ev.token == WAKE_TOKEN {
             self.on_wake();
             return;

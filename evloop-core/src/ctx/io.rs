@@ -14,7 +14,7 @@ use crate::{Error, Machine, Result, SourceId, Token, Watch};
 impl<M: Machine> Ctx<M> {
     /// Watch an fd-backed source (any `AsFd`: `TcpListener`, `TcpStream`, `UdpSocket`,
     /// `UnixStream`, `File`, `OwnedFd`...). Events come back with `token`. The source must
-    /// stay open until [`deregister`](Self::deregister)ed; the machine normally owns it
+    /// stay open until [`remove`](Self::remove)d; the machine normally owns it
     /// (as a field, or in a [`Slab`](crate::Slab)).
     ///
     /// Several sources may watch one fd (say, one for read and one for write); each gets
@@ -25,20 +25,20 @@ impl<M: Machine> Ctx<M> {
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// let id = el.ctx().register(&listener, Token(1), Watch::read()).unwrap();
+    /// let id = el.ctx().add_io(&listener, Token(1), Watch::read()).unwrap();
     /// assert_eq!(el.ctx().source_count(), 1);
-    /// el.ctx().deregister(id).unwrap();
+    /// el.ctx().remove(id).unwrap();
     /// ```
-    pub fn register<S: AsFd + ?Sized>(
+    pub fn add_io<S: AsFd + ?Sized>(
         &mut self,
         source: &S,
         token: Token,
         watch: impl Into<Watch>,
     ) -> Result<SourceId> {
-        self.register_raw(source.as_fd().as_raw_fd(), token, watch)
+        self.add_io_raw(source.as_fd().as_raw_fd(), token, watch)
     }
 
-    /// Like [`register`](Self::register) for a raw fd. The caller keeps `fd` open until
+    /// Like [`add_io`](Self::add_io) for a raw fd. The caller keeps `fd` open until
     /// it deregisters it. A negative or closed fd is refused with
     /// [`Error::InvalidFd`].
     ///
@@ -46,9 +46,9 @@ impl<M: Machine> Ctx<M> {
     /// # use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// assert!(matches!(el.ctx().register_raw(-1, Token(0), Watch::read()), Err(Error::InvalidFd(-1))));
+    /// assert!(matches!(el.ctx().add_io_raw(-1, Token(0), Watch::read()), Err(Error::InvalidFd(-1))));
     /// ```
-    pub fn register_raw(
+    pub fn add_io_raw(
         &mut self,
         fd: RawFd,
         token: Token,
@@ -74,8 +74,8 @@ impl<M: Machine> Ctx<M> {
                 .io()
                 .is_some_and(|io| io.interest.is_edge() != w.interest.is_edge())
         {
-            return Err(Error::WrongKind {
-                operation: "mixing edge- and level-triggered sources on one fd",
+            return Err(Error::Conflict {
+                reason: "this fd already has a source with the other triggering: edge- and level-triggered sources cannot share one fd",
             });
         }
         let io = IoSlot {
@@ -119,7 +119,7 @@ impl<M: Machine> Ctx<M> {
             let now = self.clock();
             if self.timers.arm(idx, now, d).is_err() {
                 let id = self.id(idx);
-                let _ = self.deregister(id);
+                let _ = self.remove(id);
                 return Err(Error::TimerCapacity {
                     capacity: self.timers.capacity(),
                 });
@@ -156,7 +156,7 @@ impl<M: Machine> Ctx<M> {
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let id = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    /// let id = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     /// el.ctx().set_interest(id, Interest::READ | Interest::WRITE).unwrap();
     /// ```
     pub fn set_interest(&mut self, id: SourceId, interest: Interest) -> Result<()> {
@@ -164,6 +164,7 @@ impl<M: Machine> Ctx<M> {
         let Some(io) = self.slots[idx as usize].io_mut() else {
             return Err(Error::WrongKind {
                 operation: "set_interest",
+                applies_to: "I/O sources",
             });
         };
         io.interest = if io.interest.is_edge() {
@@ -186,16 +187,17 @@ impl<M: Machine> Ctx<M> {
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let id = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
-    /// el.ctx().set_timeout(id, Some(std::time::Duration::from_secs(30))).unwrap();
+    /// let id = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
+    /// el.ctx().set_idle_timeout(id, Some(std::time::Duration::from_secs(30))).unwrap();
     /// assert!(el.ctx().timer_remaining(id).unwrap() <= std::time::Duration::from_secs(30));
     /// ```
-    pub fn set_timeout(&mut self, id: SourceId, timeout: Option<Duration>) -> Result<()> {
+    pub fn set_idle_timeout(&mut self, id: SourceId, timeout: Option<Duration>) -> Result<()> {
         let idx = self.lookup(id)?;
         let s = &mut self.slots[idx as usize];
         if s.io().is_none() {
             return Err(Error::WrongKind {
-                operation: "set_timeout (use set_timer for timers)",
+                operation: "set_idle_timeout",
+                applies_to: "I/O sources (for a timer, use `set_timer_duration`)",
             });
         }
         match timeout {
@@ -226,7 +228,7 @@ impl<M: Machine> Ctx<M> {
     /// let mut el = EventLoop::new(M).unwrap();
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     /// assert_eq!(el.ctx().source_of(&a), None);
-    /// let id = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    /// let id = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     /// assert_eq!(el.ctx().source_of(&a), Some(id));
     /// ```
     pub fn source_of<S: AsFd + ?Sized>(&self, source: &S) -> Option<SourceId> {
@@ -235,21 +237,21 @@ impl<M: Machine> Ctx<M> {
         (head != NONE).then(|| self.id(head))
     }
 
-    /// Remove every source watching `source`'s fd (as [`deregister`](Self::deregister)
+    /// Remove every source watching `source`'s fd (as [`remove`](Self::remove)
     /// each), and return how many there were. Handy for a field registered by
     /// `#[event_machine]`, whose [`SourceId`] the program never saw: a server stops
-    /// accepting with `ctx.deregister_fd(&self.listener)`.
+    /// accepting with `ctx.remove_fd(&self.listener)`.
     ///
     /// ```
     /// # use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    /// el.ctx().register(&listener, Token(1), Watch::read()).unwrap();
-    /// assert_eq!(el.ctx().deregister_fd(&listener).unwrap(), 1);
+    /// el.ctx().add_io(&listener, Token(1), Watch::read()).unwrap();
+    /// assert_eq!(el.ctx().remove_fd(&listener).unwrap(), 1);
     /// assert_eq!(el.ctx().source_count(), 0);
     /// ```
-    pub fn deregister_fd<S: AsFd + ?Sized>(&mut self, source: &S) -> Result<usize> {
+    pub fn remove_fd<S: AsFd + ?Sized>(&mut self, source: &S) -> Result<usize> {
         let fd = source.as_fd().as_raw_fd();
         let mut n = 0;
         loop {
@@ -258,7 +260,7 @@ impl<M: Machine> Ctx<M> {
                 return Ok(n);
             }
             let id = self.id(head);
-            self.deregister(id)?;
+            self.remove(id)?;
             n += 1;
         }
     }

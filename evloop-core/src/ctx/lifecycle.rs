@@ -21,7 +21,7 @@ impl<M: Machine> Ctx<M> {
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let id = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    /// let id = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     /// el.ctx().stop(id).unwrap();
     /// assert!(!el.ctx().is_active(id));
     /// el.ctx().start(id).unwrap();
@@ -162,10 +162,10 @@ impl<M: Machine> Ctx<M> {
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let id = el.ctx().add_timer(Token(1), std::time::Duration::from_secs(1)).unwrap();
-    /// el.ctx().deregister(id).unwrap();
+    /// el.ctx().remove(id).unwrap();
     /// assert_eq!(el.ctx().source_count(), 0);
     /// ```
-    pub fn deregister(&mut self, id: SourceId) -> Result<()> {
+    pub fn remove(&mut self, id: SourceId) -> Result<()> {
         let idx = self.lookup(id)?;
         let s = self.slots[idx as usize];
         self.unqueue(idx);

@@ -57,7 +57,7 @@ pub(crate) struct Control {
     pub(crate) exit: bool,
     pub(crate) brk: bool,
     pub(crate) exit_at: Option<u64>,
-    pub(crate) keep_running: bool,
+    pub(crate) stay_when_empty: bool,
     pub(crate) idle: bool,
 }
 
@@ -87,7 +87,7 @@ pub(crate) struct Capacities {
 /// impl Machine for Echo {
 ///     type Backend = DefaultBackend;
 ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-///         ctx.register(&self.sock, SOCK, Watch::read())?;
+///         ctx.add_io(&self.sock, SOCK, Watch::read())?;
 ///         Ok(())
 ///     }
 ///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
@@ -262,7 +262,7 @@ impl<M: Machine> Ctx<M> {
     /// # use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// el.ctx().keep_running(true);
+    /// el.ctx().set_exit_when_empty(false);
     /// el.ctx().exit_after(std::time::Duration::from_millis(2));
     /// assert_eq!(el.run().unwrap(), Exit::Exited);
     /// ```
@@ -273,14 +273,14 @@ impl<M: Machine> Ctx<M> {
 
     /// Stop right after the current handler; events not yet dispatched stay queued for
     /// the next run (libevent's `event_base_loopbreak`). `run` returns
-    /// [`Exit::Broken`](crate::Exit::Broken).
+    /// [`Exit::Break`](crate::Exit::Break).
     ///
     /// ```
     /// # use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, ctx: &mut Ctx<Self>, _: Event) { ctx.break_loop() } }
     /// let mut el = EventLoop::new(M).unwrap();
     /// el.ctx().add_periodic(Token(1), std::time::Duration::from_millis(1)).unwrap();
-    /// assert_eq!(el.run().unwrap(), Exit::Broken);
+    /// assert_eq!(el.run().unwrap(), Exit::Break);
     /// ```
     pub fn break_loop(&mut self) {
         self.control.brk = true;
@@ -334,17 +334,23 @@ impl<M: Machine> Ctx<M> {
         (self.current != NONE).then(|| self.id(self.current))
     }
 
-    /// Keep `run` going even when no source is active (it then waits for wakes,
-    /// activations from other threads, or `exit_after`).
+    /// Whether `run` ends ([`Exit::Empty`](crate::Exit::Empty)) once no source is active:
+    /// on by default, like libevent. Turned off, the loop keeps waiting for wakes,
+    /// activations from other threads, or `exit_after` (libevent's
+    /// `EVLOOP_NO_EXIT_ON_EMPTY`). Not to be confused with [`set_idle`](Self::set_idle),
+    /// which runs the machine's `idle` hook when an iteration dispatched nothing.
     ///
     /// ```
     /// # use evloop_core::*;
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
-    /// assert_eq!(el.run().unwrap(), Exit::Empty);
+    /// assert_eq!(el.run().unwrap(), Exit::Empty); // nothing to watch: done
+    /// el.ctx().set_exit_when_empty(false);
+    /// el.ctx().exit_after(std::time::Duration::from_millis(1));
+    /// assert_eq!(el.run().unwrap(), Exit::Exited); // waited for exit_after instead
     /// ```
-    pub fn keep_running(&mut self, yes: bool) {
-        self.control.keep_running = yes;
+    pub fn set_exit_when_empty(&mut self, yes: bool) {
+        self.control.stay_when_empty = !yes;
     }
 
     /// Number of registered sources of every kind (the loop's own wake fd excluded).
@@ -410,14 +416,14 @@ mod tests {
             ctx.add_user(Token(3)),
             Err(Error::SourcesFull { capacity: 2 })
         ));
-        ctx.deregister(a).unwrap();
+        ctx.remove(a).unwrap();
         let c = ctx.add_user(Token(3)).unwrap();
         assert_eq!(c.index, a.index, "the freed slot is taken first");
         assert_ne!(c.gen, a.gen, "with a new generation");
-        assert!(matches!(ctx.deregister(a), Err(Error::StaleSource)));
+        assert!(matches!(ctx.remove(a), Err(Error::StaleSource)));
         assert_eq!(ctx.source_count(), 2);
-        ctx.deregister(b).unwrap();
-        ctx.deregister(c).unwrap();
+        ctx.remove(b).unwrap();
+        ctx.remove(c).unwrap();
         assert_eq!(ctx.source_count(), 0);
     }
 
@@ -438,7 +444,7 @@ mod tests {
             Err(Error::WrongKind { .. })
         ));
         assert!(matches!(
-            ctx.set_timeout(timer, None),
+            ctx.set_idle_timeout(timer, None),
             Err(Error::WrongKind { .. })
         ));
         assert!(matches!(

@@ -51,8 +51,9 @@ impl<M: Machine> Ctx<M> {
     /// ```
     pub fn add_periodic(&mut self, token: Token, period: Duration) -> Result<SourceId> {
         if period.is_zero() {
-            return Err(Error::WrongKind {
-                operation: "a periodic timer with a zero period",
+            return Err(Error::InvalidArgument {
+                operation: "add_periodic",
+                reason: "a periodic timer needs a period above zero",
             });
         }
         self.add_timer_inner(token, period, true)
@@ -92,6 +93,7 @@ impl<M: Machine> Ctx<M> {
         let SlotKind::Timer { .. } = s.kind else {
             return Err(Error::WrongKind {
                 operation: "reset_timer",
+                applies_to: "timers (for an I/O source's idle timeout, use `set_idle_timeout`)",
             });
         };
         s.enabled = true;
@@ -106,20 +108,22 @@ impl<M: Machine> Ctx<M> {
     /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
     /// let mut el = EventLoop::new(M).unwrap();
     /// let t = el.ctx().add_timer(Token(1), std::time::Duration::from_secs(5)).unwrap();
-    /// el.ctx().set_timer(t, std::time::Duration::from_secs(1)).unwrap();
+    /// el.ctx().set_timer_duration(t, std::time::Duration::from_secs(1)).unwrap();
     /// assert!(el.ctx().timer_remaining(t).unwrap() <= std::time::Duration::from_secs(1));
     /// ```
-    pub fn set_timer(&mut self, id: SourceId, duration: Duration) -> Result<()> {
+    pub fn set_timer_duration(&mut self, id: SourceId, duration: Duration) -> Result<()> {
         let idx = self.lookup(id)?;
         let s = &mut self.slots[idx as usize];
         let SlotKind::Timer { periodic } = s.kind else {
             return Err(Error::WrongKind {
-                operation: "set_timer (use set_timeout for I/O sources)",
+                operation: "set_timer_duration",
+                applies_to: "timers (for an I/O source's idle timeout, use `set_idle_timeout`)",
             });
         };
         if periodic && duration.is_zero() {
-            return Err(Error::WrongKind {
-                operation: "a periodic timer with a zero period",
+            return Err(Error::InvalidArgument {
+                operation: "set_timer_duration",
+                reason: "a periodic timer needs a period above zero",
             });
         }
         s.timer = nanos(duration);

@@ -55,37 +55,64 @@ pub fn signal_number(name: &str) -> Option<i32> {
         let s = max - off;
         return (s >= min).then_some(s);
     }
-    let s = match n {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "ILL" => libc::SIGILL,
-        "TRAP" => libc::SIGTRAP,
-        "ABRT" => libc::SIGABRT,
-        "BUS" => libc::SIGBUS,
-        "FPE" => libc::SIGFPE,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "SEGV" => libc::SIGSEGV,
-        "USR2" => libc::SIGUSR2,
-        "PIPE" => libc::SIGPIPE,
-        "ALRM" => libc::SIGALRM,
-        "TERM" => libc::SIGTERM,
-        "CHLD" => libc::SIGCHLD,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        "TTIN" => libc::SIGTTIN,
-        "TTOU" => libc::SIGTTOU,
-        "URG" => libc::SIGURG,
-        "XCPU" => libc::SIGXCPU,
-        "XFSZ" => libc::SIGXFSZ,
-        "VTALRM" => libc::SIGVTALRM,
-        "PROF" => libc::SIGPROF,
-        "WINCH" => libc::SIGWINCH,
-        "IO" => libc::SIGIO,
-        "SYS" => libc::SIGSYS,
-        _ => return None,
-    };
-    Some(s)
+    SIGNALS
+        .iter()
+        .find(|(name, _)| name.strip_prefix("SIG") == Some(n))
+        .map(|&(_, s)| s)
+}
+
+/// Every signal [`signal_number`] knows by name (besides `SIGRTMIN+n` and `SIGRTMAX-n`),
+/// with this system's number for it. `#[on_signal]` accepts the names of those a loop
+/// can watch ([`can_watch_signal`]) and explains the others; a test in `evloop-macros`
+/// keeps its table in step with this one.
+///
+/// ```
+/// assert!(evloop_core::SIGNALS.contains(&("SIGHUP", libc::SIGHUP)));
+/// ```
+pub const SIGNALS: &[(&str, i32)] = &[
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGINT", libc::SIGINT),
+    ("SIGQUIT", libc::SIGQUIT),
+    ("SIGILL", libc::SIGILL),
+    ("SIGTRAP", libc::SIGTRAP),
+    ("SIGABRT", libc::SIGABRT),
+    ("SIGBUS", libc::SIGBUS),
+    ("SIGFPE", libc::SIGFPE),
+    ("SIGKILL", libc::SIGKILL),
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGSEGV", libc::SIGSEGV),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGPIPE", libc::SIGPIPE),
+    ("SIGALRM", libc::SIGALRM),
+    ("SIGTERM", libc::SIGTERM),
+    ("SIGCHLD", libc::SIGCHLD),
+    ("SIGCONT", libc::SIGCONT),
+    ("SIGSTOP", libc::SIGSTOP),
+    ("SIGTSTP", libc::SIGTSTP),
+    ("SIGTTIN", libc::SIGTTIN),
+    ("SIGTTOU", libc::SIGTTOU),
+    ("SIGURG", libc::SIGURG),
+    ("SIGXCPU", libc::SIGXCPU),
+    ("SIGXFSZ", libc::SIGXFSZ),
+    ("SIGVTALRM", libc::SIGVTALRM),
+    ("SIGPROF", libc::SIGPROF),
+    ("SIGWINCH", libc::SIGWINCH),
+    ("SIGIO", libc::SIGIO),
+    ("SIGSYS", libc::SIGSYS),
+];
+
+/// Whether a loop can watch `signo` on this system: not `SIGKILL` or `SIGSTOP` (the
+/// kernel never lets a process catch them), not a synchronous fault (`SIGSEGV`,
+/// `SIGBUS`, `SIGILL`, `SIGFPE`: the faulting code cannot wait for the loop), and a
+/// number this system has (real-time ones included). [`Ctx::add_signal`](crate::Ctx::add_signal)
+/// refuses the others with a clear error.
+///
+/// ```
+/// assert!(evloop_core::can_watch_signal(libc::SIGHUP));
+/// assert!(!evloop_core::can_watch_signal(libc::SIGKILL));
+/// assert!(!evloop_core::can_watch_signal(libc::SIGSEGV));
+/// assert!(!evloop_core::can_watch_signal(0));
+/// ```
+pub fn can_watch_signal(signo: i32) -> bool {
+    registry::check(signo).is_ok()
 }

@@ -25,7 +25,7 @@ fn activate_next<B: Backend>(
 pub fn activation_from_a_handler<B: Backend>() {
     let (a, _pa) = unix_pair();
     let mut el = harness::<B, Option<SourceId>>(None, activate_next);
-    let idle = el.ctx().register(&a, Token(2), Watch::read()).unwrap();
+    let idle = el.ctx().add_io(&a, Token(2), Watch::read()).unwrap();
     let u = el.ctx().add_user(Token(1)).unwrap();
     el.machine_mut().state = Some(idle);
     el.ctx().activate(u, Ready::EMPTY).unwrap();
@@ -48,7 +48,7 @@ pub fn activation_from_a_handler<B: Backend>() {
 
     // Readable for real and activated by hand before the same iteration: one dispatch.
     let (b, mut pb) = unix_pair();
-    let id = el.ctx().register(&b, Token(3), Watch::read()).unwrap();
+    let id = el.ctx().add_io(&b, Token(3), Watch::read()).unwrap();
     pb.write_all(b"x").unwrap();
     el.ctx().activate(id, Ready::EMPTY).unwrap();
     assert_eq!(el.run_once().unwrap(), Exit::Done);
@@ -68,7 +68,7 @@ fn exit_when_activated<B: Backend>(_: &mut (), ctx: &mut Ctx<Harness<B, ()>>, ev
 /// when a new source took its slot.
 pub fn activation_from_another_thread<B: Backend>() {
     let mut el = harness::<B, ()>((), exit_when_activated);
-    el.ctx().keep_running(true);
+    el.ctx().set_exit_when_empty(false);
     el.ctx().refresh_now();
     el.ctx().exit_after(super::util::LONG); // a safety net only
     let u = el.ctx().add_user(Token(1)).unwrap();
@@ -80,7 +80,7 @@ pub fn activation_from_another_thread<B: Backend>() {
     assert!(el.machine().log[0].ready.is_activated());
 
     // A stale id: its slot now belongs to another source, which must not hear of it.
-    el.ctx().deregister(u).unwrap();
+    el.ctx().remove(u).unwrap();
     let u2 = el.ctx().add_user(Token(2)).unwrap();
     assert_eq!(u2.index(), u.index(), "the slot was reused");
     let h = el.ctx().wake_handle();
@@ -114,7 +114,7 @@ pub fn wakes_from_other_threads_coalesce<B: Backend>() {
     })
     .join()
     .unwrap();
-    el.ctx().keep_running(true);
+    el.ctx().set_exit_when_empty(false);
     assert_eq!(el.run_once().unwrap(), Exit::Done);
     assert_eq!(el.run_nowait().unwrap(), Exit::Done);
     let log = &el.machine().log;

@@ -15,7 +15,7 @@ fn remove_at_eof<B: Backend>(
     ev: &Event,
 ) {
     if ev.ready.is_io() && drain(&*sock).1 {
-        ctx.deregister(ev.source).unwrap();
+        ctx.remove(ev.source).unwrap();
     }
 }
 
@@ -33,7 +33,7 @@ pub fn run_until_empty<B: Backend>() {
     drop(b);
     let mut el = harness::<B, _>(a, remove_at_eof);
     let (m, ctx) = el.parts();
-    ctx.register(&m.state, Token(1), Watch::read()).unwrap();
+    ctx.add_io(&m.state, Token(1), Watch::read()).unwrap();
     ctx.add_timer(Token(2), Duration::from_millis(5)).unwrap();
     assert_eq!(el.run().unwrap(), Exit::Empty);
     let mut tokens = el.machine().tokens();
@@ -51,11 +51,11 @@ fn exit_on_activation<B: Backend>(_: &mut (), ctx: &mut Ctx<Harness<B, ()>>, ev:
     ctx.exit();
 }
 
-/// With `keep_running`, an empty loop waits (for another thread, or a delayed exit)
+/// With `set_exit_when_empty(false)`, an empty loop waits (for another thread, or a delayed exit)
 /// instead of returning `Empty`.
-pub fn keep_running_waits_when_empty<B: Backend>() {
+pub fn stays_when_empty_if_told_to<B: Backend>() {
     let mut el = harness::<B, ()>((), exit_on_activation);
-    el.ctx().keep_running(true);
+    el.ctx().set_exit_when_empty(false);
     let wall = Duration::from_millis(30);
     let t0 = el.ctx().refresh_now();
     el.ctx().exit_after(wall);
@@ -69,7 +69,7 @@ pub fn keep_running_waits_when_empty<B: Backend>() {
     t.join().unwrap();
     assert_eq!(el.machine().tokens(), [1]);
 
-    el.ctx().keep_running(false);
+    el.ctx().set_exit_when_empty(true);
     assert_eq!(el.run().unwrap(), Exit::Empty);
 }
 
@@ -79,9 +79,7 @@ pub fn run_once_blocks_then_dispatches_all_ready<B: Backend>() {
     let pairs: Vec<_> = (0..3).map(|_| unix_pair()).collect();
     let mut el = harness::<B, ()>((), nothing);
     for (i, (a, b)) in pairs.iter().enumerate() {
-        el.ctx()
-            .register(a, Token(i as u64), Watch::read())
-            .unwrap();
+        el.ctx().add_io(a, Token(i as u64), Watch::read()).unwrap();
         (&*b).write_all(b"x").unwrap();
     }
     let u = el.ctx().add_user(Token(9)).unwrap();
@@ -110,7 +108,7 @@ pub fn run_nowait_never_blocks<B: Backend>() {
     let mut el = harness::<B, ()>((), nothing);
     let start = Instant::now();
     assert_eq!(el.run_nowait().unwrap(), Exit::Done);
-    el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     el.ctx()
         .add_timer(Token(2), Duration::from_secs(10))
         .unwrap();
@@ -205,7 +203,7 @@ fn first_breaks<B: Backend>(_: &mut (), ctx: &mut Ctx<Harness<B, ()>>, ev: &Even
     }
 }
 
-/// `break_loop` stops right after the current handler (`Exit::Broken`); the events not yet
+/// `break_loop` stops right after the current handler (`Exit::Break`); the events not yet
 /// dispatched stay queued and are dispatched by the next run.
 pub fn break_stops_after_the_current_handler<B: Backend>() {
     let mut el = harness::<B, ()>((), first_breaks);
@@ -215,7 +213,7 @@ pub fn break_stops_after_the_current_handler<B: Backend>() {
     for &id in &ids {
         el.ctx().activate(id, Ready::EMPTY).unwrap();
     }
-    assert_eq!(el.run().unwrap(), Exit::Broken);
+    assert_eq!(el.run().unwrap(), Exit::Break);
     assert_eq!(el.machine().tokens(), [0]);
     let dump = el.ctx().dump().to_string();
     assert_eq!(dump.matches("pending=").count(), 2, "{dump}");
@@ -226,7 +224,7 @@ pub fn break_stops_after_the_current_handler<B: Backend>() {
     // Same from run_once.
     el.ctx().activate(ids[0], Ready::EMPTY).unwrap();
     el.ctx().activate(ids[1], Ready::EMPTY).unwrap();
-    assert_eq!(el.run_once().unwrap(), Exit::Broken);
+    assert_eq!(el.run_once().unwrap(), Exit::Break);
     assert_eq!(el.run_once().unwrap(), Exit::Done);
     assert_eq!(el.machine().tokens()[3..], [0, 1]);
 }
@@ -292,7 +290,7 @@ impl<B: Backend> Machine for Outer<B> {
 pub fn pollable_fd_signals_pending_events<B: Backend>() {
     let (a, mut b) = unix_pair();
     let mut inner = harness::<B, ()>((), nothing);
-    inner.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    inner.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     let Some(fd) = inner.pollable_fd().map(|fd| fd.as_raw_fd()) else {
         assert_ne!(B::NAME, "epoll", "epoll has a pollable fd");
         return;
@@ -303,7 +301,7 @@ pub fn pollable_fd_signals_pending_events<B: Backend>() {
         inner_dispatches: 0,
     };
     let mut el = EventLoop::new(outer).unwrap();
-    el.ctx().register_raw(fd, Token(0), Watch::read()).unwrap();
+    el.ctx().add_io_raw(fd, Token(0), Watch::read()).unwrap();
 
     assert_eq!(el.run_nowait().unwrap(), Exit::Done);
     assert_eq!(el.machine().wakeups, 0, "readable with nothing pending");

@@ -20,7 +20,7 @@ fn with_bystander<B: Backend>(
     let pair = unix_pair();
     let mut el = harness_with::<B, ()>(builder, (), nothing);
     el.ctx()
-        .register(&pair.0, Token(1000), Watch::read())
+        .add_io(&pair.0, Token(1000), Watch::read())
         .unwrap();
     (el, pair)
 }
@@ -44,7 +44,7 @@ fn bystander_fires<B: Backend>(
 pub fn negative_fd_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
     for fd in [-1, -42, i32::MIN] {
-        let e = el.ctx().register_raw(fd, Token(1), Watch::read());
+        let e = el.ctx().add_io_raw(fd, Token(1), Watch::read());
         assert!(matches!(e, Err(Error::InvalidFd(f)) if f == fd), "{e:?}");
     }
     assert_eq!(el.ctx().source_count(), 1);
@@ -58,7 +58,7 @@ pub fn closed_fd_is_refused<B: Backend>() {
     let closed = a.as_raw_fd();
     drop(a); // the number stays free: no other test opens fds while we hold the lock
     let backend_fds = el.ctx().backend().len();
-    let e = el.ctx().register_raw(closed, Token(1), Watch::read());
+    let e = el.ctx().add_io_raw(closed, Token(1), Watch::read());
     assert!(
         matches!(e, Err(Error::InvalidFd(f)) if f == closed),
         "{e:?}"
@@ -83,7 +83,7 @@ pub fn fd_beyond_backend_limit<B: Backend>() {
     let fd = high.as_raw_fd();
     assert!(fd >= min);
     let (mut el, pair) = with_bystander::<B>(Builder::new());
-    let r = el.ctx().register(&high, Token(1), Watch::read());
+    let r = el.ctx().add_io(&high, Token(1), Watch::read());
     match B::MAX_FD {
         Some(max) => {
             assert!(
@@ -103,7 +103,7 @@ pub fn fd_beyond_backend_limit<B: Backend>() {
             turn_until(&mut el, "the high fd", |el| {
                 el.machine().log.iter().any(|e| e.token == Token(1))
             });
-            el.ctx().deregister(id).unwrap();
+            el.ctx().remove(id).unwrap();
             drop(high);
         }
     }
@@ -116,18 +116,18 @@ pub fn stale_source_id_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
     let ctx = el.ctx();
     let old = ctx.add_timer(Token(1), Duration::from_secs(60)).unwrap();
-    ctx.deregister(old).unwrap();
+    ctx.remove(old).unwrap();
     let new = ctx.add_timer(Token(2), Duration::from_secs(60)).unwrap();
     assert_eq!(new.index(), old.index());
     let stale = |r: Result<(), Error>| matches!(r, Err(Error::StaleSource));
-    assert!(stale(ctx.deregister(old)));
+    assert!(stale(ctx.remove(old)));
     assert!(stale(ctx.stop(old)));
     assert!(stale(ctx.start(old)));
     assert!(stale(ctx.activate(old, Ready::EMPTY)));
     assert!(stale(ctx.set_priority(old, 0)));
     assert!(stale(ctx.reset_timer(old)));
-    assert!(stale(ctx.set_timer(old, Duration::ZERO)));
-    assert!(stale(ctx.set_timeout(old, None)));
+    assert!(stale(ctx.set_timer_duration(old, Duration::ZERO)));
+    assert!(stale(ctx.set_idle_timeout(old, None)));
     assert!(stale(ctx.set_interest(old, Interest::READ)));
     assert!(!ctx.is_active(old));
     assert_eq!(ctx.timer_remaining(old), None);
@@ -202,7 +202,7 @@ pub fn full_source_table_is_refused<B: Backend>() {
     let full = |r: Result<evloop_core::SourceId, Error>| {
         matches!(r, Err(Error::SourcesFull { capacity: 4 }))
     };
-    assert!(full(ctx.register(&a, Token(9), Watch::read())));
+    assert!(full(ctx.add_io(&a, Token(9), Watch::read())));
     assert!(full(ctx.add_user(Token(9))));
     assert!(full(ctx.add_timer(Token(9), Duration::from_millis(1))));
     assert!(full(ctx.add_periodic(Token(9), Duration::from_millis(1))));
@@ -213,8 +213,8 @@ pub fn full_source_table_is_refused<B: Backend>() {
         "a refused source reached the kernel"
     );
     assert_eq!(ctx.source_count(), 4);
-    ctx.deregister(users[0]).unwrap();
-    ctx.register(&a, Token(9), Watch::read()).unwrap();
+    ctx.remove(users[0]).unwrap();
+    ctx.add_io(&a, Token(9), Watch::read()).unwrap();
     bystander_fires(&mut el, &pair);
 }
 
@@ -233,47 +233,59 @@ pub fn timer_capacity_is_enforced<B: Backend>() {
     assert!(over(&ctx.add_timer(Token(3), Duration::from_secs(1))));
     let (a, _pa) = unix_pair();
     let kernel = ctx.backend().len();
-    let r = ctx.register(&a, Token(4), Watch::read().timeout(Duration::from_secs(1)));
+    let r = ctx.add_io(&a, Token(4), Watch::read().timeout(Duration::from_secs(1)));
     assert!(over(&r), "{r:?}");
     assert_eq!(ctx.backend().len(), kernel, "half-registered in the kernel");
     assert_eq!(ctx.source_count(), 3);
-    let io = ctx.register(&a, Token(5), Watch::read()).unwrap();
-    assert!(over(&ctx.set_timeout(io, Some(Duration::from_secs(1)))));
+    let io = ctx.add_io(&a, Token(5), Watch::read()).unwrap();
+    assert!(over(
+        &ctx.set_idle_timeout(io, Some(Duration::from_secs(1)))
+    ));
 
     ctx.stop(t1).unwrap();
-    ctx.set_timeout(io, Some(Duration::from_secs(1))).unwrap();
+    ctx.set_idle_timeout(io, Some(Duration::from_secs(1)))
+        .unwrap();
     assert!(over(&ctx.start(t1)));
-    ctx.set_timeout(io, None).unwrap();
+    ctx.set_idle_timeout(io, None).unwrap();
     ctx.start(t1).unwrap();
     bystander_fires(&mut el, &pair);
 }
 
-/// Misuse that names the wrong kind of source is refused with `WrongKind`; so is mixing
-/// edge- and level-triggered sources on one fd, and a zero period.
+/// Misuse that names the wrong kind of source is refused with `WrongKind`; a zero period
+/// with `InvalidArgument`; mixing edge- and level-triggered sources on one fd and a
+/// second wake source with `Conflict`.
 pub fn wrong_kind_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
     let ctx = el.ctx();
     let t = ctx.add_timer(Token(1), Duration::from_secs(60)).unwrap();
     let (a, _pa) = unix_pair();
-    let io = ctx.register(&a, Token(2), Watch::read()).unwrap();
+    let io = ctx.add_io(&a, Token(2), Watch::read()).unwrap();
     let wrong = |r: Result<(), Error>| matches!(r, Err(Error::WrongKind { .. }));
-    assert!(wrong(ctx.set_timeout(t, Some(Duration::from_secs(1)))));
+    assert!(wrong(ctx.set_idle_timeout(t, Some(Duration::from_secs(1)))));
     assert!(wrong(ctx.set_interest(t, Interest::READ)));
     assert!(wrong(ctx.reset_timer(io)));
-    assert!(wrong(ctx.set_timer(io, Duration::from_secs(1))));
+    assert!(wrong(ctx.set_timer_duration(io, Duration::from_secs(1))));
     assert!(matches!(
         ctx.add_periodic(Token(3), Duration::ZERO),
-        Err(Error::WrongKind { .. })
+        Err(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        ctx.register(&a, Token(4), Watch::read().edge()),
-        Err(Error::WrongKind { .. })
+        ctx.add_io(&a, Token(4), Watch::read().edge()),
+        Err(Error::Conflict { .. })
     ));
     ctx.add_wake(Token(5)).unwrap();
     assert!(matches!(
         ctx.add_wake(Token(6)),
-        Err(Error::WrongKind { .. })
+        Err(Error::Conflict { .. })
     ));
+    // The message of a wrong kind names the call for the other kind.
+    let e = ctx.set_idle_timeout(t, None).unwrap_err().to_string();
+    assert!(e.contains("set_timer_duration"), "{e}");
+    let e = ctx
+        .set_timer_duration(io, Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("set_idle_timeout"), "{e}");
     assert_eq!(ctx.source_count(), 4);
     bystander_fires(&mut el, &pair);
 }

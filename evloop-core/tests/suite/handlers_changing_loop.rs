@@ -24,7 +24,7 @@ fn remove_victim<B: Backend>(s: &mut Victim, ctx: &mut Ctx<Harness<B, Victim>>, 
             if s.stop_only {
                 ctx.stop(v).unwrap();
             } else {
-                ctx.deregister(v).unwrap();
+                ctx.remove(v).unwrap();
             }
         }
     }
@@ -37,10 +37,10 @@ fn check_victim<B: Backend>(stop_only: bool) {
         stop_only,
     };
     let mut el = harness_with::<B, Victim>(Builder::new().priorities(3), state, remove_victim);
-    el.ctx().register(&a, A, Watch::read().priority(0)).unwrap();
+    el.ctx().add_io(&a, A, Watch::read().priority(0)).unwrap();
     let vb = el
         .ctx()
-        .register(&b, Token(1), Watch::read().priority(1))
+        .add_io(&b, Token(1), Watch::read().priority(1))
         .unwrap();
     el.machine_mut().state.victim = Some(vb);
     pa.write_all(b"a").unwrap();
@@ -86,7 +86,7 @@ fn remove_the_other<B: Backend>(s: &mut Pair, ctx: &mut Ctx<Harness<B, Pair>>, e
     if s.stop_only {
         ctx.stop(other).unwrap();
     } else {
-        ctx.deregister(other).unwrap();
+        ctx.remove(other).unwrap();
     }
 }
 
@@ -97,8 +97,8 @@ fn check_first_of_two<B: Backend>(stop_only: bool) {
         stop_only,
     };
     let mut el = harness::<B, Pair>(state, remove_the_other);
-    let ia = el.ctx().register(&a, Token(0), Watch::read()).unwrap();
-    let ib = el.ctx().register(&b, Token(1), Watch::read()).unwrap();
+    let ia = el.ctx().add_io(&a, Token(0), Watch::read()).unwrap();
+    let ib = el.ctx().add_io(&b, Token(1), Watch::read()).unwrap();
     el.machine_mut().state.ids = vec![ia, ib];
     pa.write_all(b"a").unwrap();
     pb.write_all(b"b").unwrap();
@@ -132,9 +132,9 @@ fn reregister_self<B: Backend>(
     ev: &Event,
 ) {
     if ev.token == Token(1) {
-        ctx.deregister(ev.source).unwrap();
+        ctx.remove(ev.source).unwrap();
         s.old = Some(ev.source);
-        s.new = Some(ctx.register(&s.sock, Token(2), Watch::read()).unwrap());
+        s.new = Some(ctx.add_io(&s.sock, Token(2), Watch::read()).unwrap());
     }
 }
 
@@ -150,8 +150,7 @@ pub fn handler_removes_and_readds_itself<B: Backend>() {
     };
     let mut el = harness::<B, Reregister>(state, reregister_self);
     let (m, ctx) = el.parts();
-    ctx.register(&m.state.sock, Token(1), Watch::read())
-        .unwrap();
+    ctx.add_io(&m.state.sock, Token(1), Watch::read()).unwrap();
     peer.write_all(b"x").unwrap();
 
     assert_eq!(el.run_once().unwrap(), Exit::Done);
@@ -176,10 +175,10 @@ fn reregister_other<B: Backend>(
     if ev.token == A {
         drain(&s.sock);
         if let Some(old) = s.old.take() {
-            ctx.deregister(old).unwrap();
+            ctx.remove(old).unwrap();
             let other = s.other.as_ref().unwrap();
             s.new = Some(
-                ctx.register(other, Token(2), Watch::read().priority(1))
+                ctx.add_io(other, Token(2), Watch::read().priority(1))
                     .unwrap(),
             );
         }
@@ -199,10 +198,10 @@ pub fn handler_removes_and_readds_another<B: Backend>() {
     let mut el =
         harness_with::<B, Reregister>(Builder::new().priorities(3), state, reregister_other);
     let (m, ctx) = el.parts();
-    ctx.register(&m.state.sock, A, Watch::read().priority(0))
+    ctx.add_io(&m.state.sock, A, Watch::read().priority(0))
         .unwrap();
     let old = ctx
-        .register(
+        .add_io(
             m.state.other.as_ref().unwrap(),
             Token(1),
             Watch::read().priority(1),
@@ -235,10 +234,10 @@ fn del_add_del<B: Backend>(s: &mut Churn, ctx: &mut Ctx<Harness<B, Churn>>, ev: 
     match s.registered {
         // Fresh registrations, removed again in the same pass.
         None => {
-            let x = ctx.register(&s.sock, Token(1), Watch::read()).unwrap();
-            ctx.deregister(x).unwrap();
-            let y = ctx.register(&s.sock, Token(1), Watch::read()).unwrap();
-            ctx.deregister(y).unwrap();
+            let x = ctx.add_io(&s.sock, Token(1), Watch::read()).unwrap();
+            ctx.remove(x).unwrap();
+            let y = ctx.add_io(&s.sock, Token(1), Watch::read()).unwrap();
+            ctx.remove(y).unwrap();
         }
         // An existing registration stopped, started and stopped again in one pass.
         Some(id) => {
@@ -259,7 +258,7 @@ fn check_quiet_after_churn<B: Backend>(el: &mut evloop_core::EventLoop<Harness<B
     );
     assert_eq!(el.machine().tokens(), [0]);
     let wall = Duration::from_millis(80);
-    el.ctx().keep_running(true);
+    el.ctx().set_exit_when_empty(false);
     el.ctx().refresh_now();
     el.ctx().exit_after(wall);
     let cpu = thread_cpu_time();
@@ -306,7 +305,7 @@ pub fn stop_start_stop_in_one_pass_fires_nothing<B: Backend>() {
     let mut el = harness_with::<B, Churn>(Builder::new().priorities(3), state, del_add_del);
     let (m, ctx) = el.parts();
     let id = ctx
-        .register(&m.state.sock, Token(1), Watch::read().priority(2))
+        .add_io(&m.state.sock, Token(1), Watch::read().priority(2))
         .unwrap();
     m.state.registered = Some(id);
     let u = ctx.add_user(A).unwrap();

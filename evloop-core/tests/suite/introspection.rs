@@ -14,7 +14,7 @@ pub fn source_count_tracks_every_kind<B: Backend>() {
     let mut el = harness::<B, ()>((), nothing);
     let ctx = el.ctx();
     assert_eq!(ctx.source_count(), 0);
-    let io = ctx.register(&a, Token(1), Watch::read()).unwrap();
+    let io = ctx.add_io(&a, Token(1), Watch::read()).unwrap();
     let t = ctx.add_timer(Token(2), Duration::from_secs(60)).unwrap();
     let p = ctx.add_periodic(Token(3), Duration::from_secs(60)).unwrap();
     let u = ctx.add_user(Token(4)).unwrap();
@@ -28,8 +28,8 @@ pub fn source_count_tracks_every_kind<B: Backend>() {
         "stopped sources are still registered"
     );
     for id in [io, t, p, u, w] {
-        ctx.deregister(id).unwrap();
-        assert!(ctx.deregister(id).is_err());
+        ctx.remove(id).unwrap();
+        assert!(ctx.remove(id).is_err());
     }
     assert_eq!(ctx.source_count(), 0);
     assert_eq!(el.run().unwrap(), Exit::Empty);
@@ -41,10 +41,8 @@ pub fn dump_lists_every_source<B: Backend>() {
     let (a, _pa) = unix_pair();
     let mut el = harness::<B, ()>((), nothing);
     let ctx = el.ctx();
-    let io = ctx
-        .register(&a, Token(101), Watch::read().oneshot())
-        .unwrap();
-    let stopped = ctx.register(&a, Token(102), Watch::write()).unwrap();
+    let io = ctx.add_io(&a, Token(101), Watch::read().oneshot()).unwrap();
+    let stopped = ctx.add_io(&a, Token(102), Watch::write()).unwrap();
     ctx.stop(stopped).unwrap();
     ctx.add_timer(Token(103), Duration::from_secs(60)).unwrap();
     ctx.add_periodic(Token(104), Duration::from_secs(60))

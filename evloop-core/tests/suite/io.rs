@@ -16,7 +16,7 @@ use super::util::*;
 pub fn read_fires_while_unread<B: Backend>() {
     let (a, mut b) = unix_pair();
     let mut el = harness::<B, ()>((), nothing);
-    let id = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    let id = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     b.write_all(b"x").unwrap();
     for i in 1..=3 {
         assert_eq!(el.run_once().unwrap(), Exit::Done);
@@ -52,7 +52,7 @@ pub fn read_fires_while_unread<B: Backend>() {
 pub fn write_fires_with_buffer_space<B: Backend>() {
     let (a, b) = unix_pair();
     let mut el = harness::<B, ()>((), nothing);
-    el.ctx().register(&a, Token(2), Watch::write()).unwrap();
+    el.ctx().add_io(&a, Token(2), Watch::write()).unwrap();
     assert_eq!(el.run_once().unwrap(), Exit::Done);
     let ev = el.machine().log[0];
     assert!(
@@ -78,7 +78,7 @@ pub fn oneshot_disarms_after_first_dispatch<B: Backend>() {
     let mut el = harness::<B, ()>((), nothing);
     let id = el
         .ctx()
-        .register(&a, Token(1), Watch::read().oneshot())
+        .add_io(&a, Token(1), Watch::read().oneshot())
         .unwrap();
     b.write_all(b"x").unwrap();
     assert_eq!(el.run_once().unwrap(), Exit::Done);
@@ -113,7 +113,7 @@ pub fn oneshot_rearmed_in_own_handler<B: Backend>() {
     let mut el = harness::<B, u32>(0, rearm);
     let id = el
         .ctx()
-        .register(&a, Token(1), Watch::read().oneshot())
+        .add_io(&a, Token(1), Watch::read().oneshot())
         .unwrap();
     b.write_all(b"x").unwrap();
     for i in 1..=5 {
@@ -131,8 +131,8 @@ pub fn oneshot_rearmed_in_own_handler<B: Backend>() {
 pub fn several_sources_on_one_fd<B: Backend>() {
     let (a, mut b) = unix_pair();
     let mut el = harness::<B, ()>((), nothing);
-    let r = el.ctx().register(&a, Token(1), Watch::read()).unwrap();
-    let w = el.ctx().register(&a, Token(2), Watch::write()).unwrap();
+    let r = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
+    let w = el.ctx().add_io(&a, Token(2), Watch::write()).unwrap();
     assert_ne!(r, w);
     b.write_all(b"x").unwrap();
 
@@ -165,12 +165,12 @@ pub fn several_sources_on_one_fd<B: Backend>() {
     // Two readers; the first (which the kernel registration was made for) goes away.
     el.ctx().stop(w).unwrap();
     el.ctx().start(r).unwrap();
-    let r2 = el.ctx().register(&a, Token(3), Watch::read()).unwrap();
+    let r2 = el.ctx().add_io(&a, Token(3), Watch::read()).unwrap();
     assert_eq!(el.run_once().unwrap(), Exit::Done);
     let mut last: Vec<u64> = el.machine().tokens()[4..].to_vec();
     last.sort_unstable();
     assert_eq!(last, [1, 3], "both readers of one fd are dispatched");
-    el.ctx().deregister(r).unwrap();
+    el.ctx().remove(r).unwrap();
     assert_eq!(el.run_once().unwrap(), Exit::Done);
     assert_eq!(
         el.machine().tokens()[6..],
@@ -179,8 +179,8 @@ pub fn several_sources_on_one_fd<B: Backend>() {
     );
     assert_eq!(el.machine().log[6].source, r2);
 
-    el.ctx().deregister(r2).unwrap();
-    el.ctx().deregister(w).unwrap();
+    el.ctx().remove(r2).unwrap();
+    el.ctx().remove(w).unwrap();
     assert_eq!(el.ctx().source_count(), 0);
     assert_eq!(
         el.ctx().backend().len(),
@@ -198,7 +198,7 @@ pub fn combined_source_reports_what_fired<B: Backend>() {
     let timeout = Duration::from_millis(20);
     let id = el
         .ctx()
-        .register(&a, Token(1), Watch::read().timeout(timeout))
+        .add_io(&a, Token(1), Watch::read().timeout(timeout))
         .unwrap();
 
     assert_eq!(el.run_once().unwrap(), Exit::Done);
@@ -210,7 +210,7 @@ pub fn combined_source_reports_what_fired<B: Backend>() {
     let ev = el.machine().log[0];
     assert_eq!(ev.ready, Ready::TIMEOUT, "only the timeout fired");
     // Push the timeout far away so that a slow machine cannot make it coincide below.
-    el.ctx().set_timeout(id, Some(LONG)).unwrap();
+    el.ctx().set_idle_timeout(id, Some(LONG)).unwrap();
 
     b.write_all(b"x").unwrap();
     assert_eq!(el.run_once().unwrap(), Exit::Done);
@@ -245,7 +245,7 @@ pub fn readiness_and_timeout_coincide_in_one_dispatch<B: Backend>() {
     b.write_all(b"x").unwrap();
     el.ctx().refresh_now();
     el.ctx()
-        .register(
+        .add_io(
             &a,
             Token(1),
             Watch::read().timeout(Duration::from_millis(1)),
@@ -293,7 +293,7 @@ fn read_chunk<B: Backend, S: Read>(
     match r.sock.read(&mut buf) {
         Ok(0) => {
             r.eof = true;
-            ctx.deregister(ev.source).unwrap();
+            ctx.remove(ev.source).unwrap();
         }
         Ok(n) => {
             r.data_after_eof |= r.eof;
@@ -312,7 +312,7 @@ fn check_peer_close<B: Backend, S: Read + Write + AsFd>(a: S, mut b: S) {
     drop(b);
     let mut el = harness::<B, Reader<S>>(Reader::new(a, 1000), read_chunk);
     let (m, ctx) = el.parts();
-    ctx.register(&m.state.sock, Token(1), Watch::read().peer_closed())
+    ctx.add_io(&m.state.sock, Token(1), Watch::read().peer_closed())
         .unwrap();
     turn_until(&mut el, "EOF", |el| el.machine().state.eof);
 
@@ -366,7 +366,7 @@ pub fn peer_shutdown_write_detected<B: Backend>() {
     b.shutdown(Shutdown::Write).unwrap();
     let mut el = harness::<B, Reader<std::net::TcpStream>>(Reader::new(a, 4096), read_chunk);
     let (m, ctx) = el.parts();
-    ctx.register(&m.state.sock, Token(1), Watch::read().peer_closed())
+    ctx.add_io(&m.state.sock, Token(1), Watch::read().peer_closed())
         .unwrap();
     turn_until(&mut el, "EOF after SHUT_WR", |el| el.machine().state.eof);
     let m = el.machine();
@@ -406,7 +406,7 @@ fn write_until_error<B: Backend, S: Write>(
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 w.error = Some(e);
-                ctx.deregister(ev.source).unwrap();
+                ctx.remove(ev.source).unwrap();
                 return;
             }
         }
@@ -423,8 +423,7 @@ fn check_write_to_closed_peer<B: Backend, S: Write + AsFd>(a: S, b: S) -> io::Er
         write_until_error,
     );
     let (m, ctx) = el.parts();
-    ctx.register(&m.state.sock, Token(1), Watch::write())
-        .unwrap();
+    ctx.add_io(&m.state.sock, Token(1), Watch::write()).unwrap();
     turn_until(&mut el, "a write error", |el| {
         el.machine().state.error.is_some()
     });
@@ -454,13 +453,13 @@ pub fn fd_closed_while_registered_does_not_spin<B: Backend>() {
     let mut el = harness::<B, ()>((), nothing);
     let id = el
         .ctx()
-        .register_raw(a.as_raw_fd(), Token(1), Watch::read())
+        .add_io_raw(a.as_raw_fd(), Token(1), Watch::read())
         .unwrap();
     b.write_all(b"x").unwrap();
     drop(a);
 
     let wall = Duration::from_millis(80);
-    el.ctx().keep_running(true);
+    el.ctx().set_exit_when_empty(false);
     el.ctx().refresh_now();
     el.ctx().exit_after(wall);
     let cpu = thread_cpu_time();
@@ -479,9 +478,9 @@ pub fn fd_closed_while_registered_does_not_spin<B: Backend>() {
             ev.ready
         );
     }
-    el.ctx().deregister(id).unwrap();
+    el.ctx().remove(id).unwrap();
     assert_eq!(el.ctx().backend().len(), 1);
-    el.ctx().keep_running(false);
+    el.ctx().set_exit_when_empty(true);
     assert_eq!(el.run().unwrap(), Exit::Empty);
 }
 
@@ -496,11 +495,11 @@ pub fn fd_reuse_after_dup_close_dup2<B: Backend>() {
 
     let d1 = a.as_fd().try_clone_to_owned().unwrap();
     let n = d1.as_raw_fd();
-    let id1 = el.ctx().register_raw(n, Token(1), Watch::read()).unwrap();
-    el.ctx().deregister(id1).unwrap();
+    let id1 = el.ctx().add_io_raw(n, Token(1), Watch::read()).unwrap();
+    el.ctx().remove(id1).unwrap();
     drop(d1);
     let d2 = dup_onto(a.as_fd(), n);
-    let id2 = el.ctx().register_raw(n, Token(2), Watch::read()).unwrap();
+    let id2 = el.ctx().add_io_raw(n, Token(2), Watch::read()).unwrap();
     b.write_all(b"x").unwrap();
     assert_eq!(el.run_once().unwrap(), Exit::Done);
     assert_eq!(el.machine().tokens(), [2]);
@@ -509,8 +508,8 @@ pub fn fd_reuse_after_dup_close_dup2<B: Backend>() {
 
     // Original and dup registered side by side; the dup goes (deregistered, then closed)
     // while the file stays open through `a`.
-    let ida = el.ctx().register(&a, Token(3), Watch::read()).unwrap();
-    el.ctx().deregister(id2).unwrap();
+    let ida = el.ctx().add_io(&a, Token(3), Watch::read()).unwrap();
+    el.ctx().remove(id2).unwrap();
     drop(d2);
     assert_eq!(el.run_once().unwrap(), Exit::Done);
     assert_eq!(
@@ -521,9 +520,9 @@ pub fn fd_reuse_after_dup_close_dup2<B: Backend>() {
 
     // With nothing registered and data still unread, a leftover kernel registration of
     // the dup would keep waking the loop.
-    el.ctx().deregister(ida).unwrap();
+    el.ctx().remove(ida).unwrap();
     let wall = Duration::from_millis(60);
-    el.ctx().keep_running(true);
+    el.ctx().set_exit_when_empty(false);
     el.ctx().refresh_now();
     el.ctx().exit_after(wall);
     let cpu = thread_cpu_time();
@@ -546,9 +545,7 @@ pub fn many_ready_fds_with_small_event_buffer<B: Backend>() {
     let builder = Builder::new().events(CAP).sources(256);
     let mut el = harness_with::<B, ()>(builder, (), nothing);
     for (i, (a, b)) in pairs.iter().enumerate() {
-        el.ctx()
-            .register(a, Token(i as u64), Watch::read())
-            .unwrap();
+        el.ctx().add_io(a, Token(i as u64), Watch::read()).unwrap();
         (&*b).write_all(b"x").unwrap();
     }
     let mut seen = [false; N];
@@ -573,14 +570,14 @@ pub fn many_ready_fds_with_small_event_buffer<B: Backend>() {
         ev: &Event,
     ) {
         assert_eq!(drain(&socks.0[ev.token.0 as usize]), (1, false));
-        ctx.deregister(ev.source).unwrap();
+        ctx.remove(ev.source).unwrap();
     }
     let socks = Socks(pairs.iter().map(|(a, _)| a.try_clone().unwrap()).collect());
     let builder = Builder::new().events(CAP).sources(256);
     let mut el = harness_with::<B, _>(builder, socks, drain_and_remove);
     let (m, ctx) = el.parts();
     for (i, s) in m.state.0.iter().enumerate() {
-        ctx.register(s, Token(i as u64), Watch::read()).unwrap();
+        ctx.add_io(s, Token(i as u64), Watch::read()).unwrap();
     }
     assert_eq!(el.run().unwrap(), Exit::Empty);
     let mut tokens = el.machine().tokens();

@@ -15,7 +15,7 @@ pub fn ready_sources_run_most_urgent_first<B: Backend>() {
     let mut el = harness_with::<B, ()>(Builder::new().priorities(4), (), nothing);
     for (prio, (a, b)) in [3u8, 1, 2, 0].into_iter().zip(&pairs) {
         el.ctx()
-            .register(a, Token(prio as u64), Watch::read().priority(prio))
+            .add_io(a, Token(prio as u64), Watch::read().priority(prio))
             .unwrap();
         (&*b).write_all(b"x").unwrap();
     }
@@ -29,7 +29,7 @@ pub fn ready_sources_run_most_urgent_first<B: Backend>() {
     let mut el = harness_with::<B, ()>(Builder::new().priorities(3), (), nothing);
     let (a, b) = &pairs[0];
     el.ctx()
-        .register(a, Token(12), Watch::read().priority(2))
+        .add_io(a, Token(12), Watch::read().priority(2))
         .unwrap();
     let u = el.ctx().add_user(Token(11)).unwrap();
     el.ctx().set_priority(u, 1).unwrap();
@@ -72,7 +72,7 @@ pub fn later_activation_with_higher_priority_runs_first<B: Backend>() {
     for ((token, prio), (a, b)) in prios.into_iter().zip(&pairs) {
         ids.push(
             el.ctx()
-                .register(a, Token(token), Watch::read().priority(prio))
+                .add_io(a, Token(token), Watch::read().priority(prio))
                 .unwrap(),
         );
         (&*b).write_all(b"x").unwrap();
@@ -105,11 +105,11 @@ pub fn later_activation_with_higher_priority_runs_first<B: Backend>() {
 pub fn default_and_invalid_priorities<B: Backend>() {
     let (a, _b) = unix_pair();
     let mut el = harness_with::<B, ()>(Builder::new().priorities(5), (), nothing);
-    el.ctx().register(&a, Token(1), Watch::read()).unwrap();
+    el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     el.ctx().add_user(Token(2)).unwrap();
     let dump = el.ctx().dump().to_string();
     assert_eq!(dump.matches("prio=2").count(), 2, "{dump}");
-    let e = el.ctx().register(&a, Token(3), Watch::read().priority(5));
+    let e = el.ctx().add_io(&a, Token(3), Watch::read().priority(5));
     assert!(
         matches!(
             e,

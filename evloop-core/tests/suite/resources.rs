@@ -32,7 +32,7 @@ pub fn dropping_the_loop_closes_what_it_owns<B: Backend>() {
         let (m, ctx) = el.parts();
         m.state.slab.attach(ctx, 1, Watch::read()).unwrap();
         let s = &mut m.state;
-        ctx.register(&s.listener, Token(1), Watch::read()).unwrap();
+        ctx.add_io(&s.listener, Token(1), Watch::read()).unwrap();
         for i in 0..3 {
             let (a, b) = unix_pair();
             s.ends.push(a);
@@ -42,9 +42,7 @@ pub fn dropping_the_loop_closes_what_it_owns<B: Backend>() {
                 1 => Watch::both().oneshot(),
                 _ => Watch::write(),
             };
-            let id = ctx
-                .register(&s.ends[2 * i], Token(10 + i as u64), w)
-                .unwrap();
+            let id = ctx.add_io(&s.ends[2 * i], Token(10 + i as u64), w).unwrap();
             if i == 2 {
                 ctx.stop(id).unwrap();
             }
@@ -125,7 +123,7 @@ pub fn no_fd_leak_over_1000_connections<B: Backend>() {
         let mut el = harness_with::<B, Server>(Builder::new().sources(64), server, serve);
         let (m, ctx) = el.parts();
         m.state.conns.attach(ctx, 1, Watch::read()).unwrap();
-        ctx.register(&m.state.listener, LISTENER, Watch::read())
+        ctx.add_io(&m.state.listener, LISTENER, Watch::read())
             .unwrap();
         let base = open_fds();
         for i in 1..=1000 {

@@ -53,7 +53,7 @@ pub fn new_occupant_never_gets_old_events<B: Backend>() {
     let mut el = harness_with::<B, Conns>(Builder::new().priorities(3), state, replace_on_control);
     let (m, ctx) = el.parts();
     m.state.slab.attach(ctx, CONNS, Watch::read()).unwrap();
-    ctx.register(&ctl, CONTROL, Watch::read().priority(0))
+    ctx.add_io(&ctl, CONTROL, Watch::read().priority(0))
         .unwrap();
     let old = m
         .state

@@ -31,7 +31,7 @@ pub fn one_shot_timer_fires_once<B: Backend>() {
     el.ctx().reset_timer(t).unwrap();
     assert_eq!(el.run().unwrap(), Exit::Empty);
     assert_eq!(el.machine().log.len(), 2);
-    el.ctx().deregister(t).unwrap();
+    el.ctx().remove(t).unwrap();
     assert_eq!(el.ctx().source_count(), 0);
 }
 
@@ -43,7 +43,7 @@ fn tick<B: Backend>(s: &mut Ticks, ctx: &mut Ctx<Harness<B, Ticks>>, ev: &Event)
     assert!(ev.ready.is_timeout() && ev.count >= 1, "{ev:?}");
     s.at.push(ctx.now());
     if s.at.len() == 5 {
-        ctx.deregister(ev.source).unwrap();
+        ctx.remove(ev.source).unwrap();
     }
 }
 
@@ -72,7 +72,7 @@ pub fn io_timeout_reset_by_activity<B: Backend>() {
     let timeout = Duration::from_millis(200);
     let id = el
         .ctx()
-        .register(&a, Token(1), Watch::read().timeout(timeout))
+        .add_io(&a, Token(1), Watch::read().timeout(timeout))
         .unwrap();
     for i in 0..3 {
         std::thread::sleep(Duration::from_millis(40));
@@ -100,13 +100,13 @@ pub fn io_timeout_reset_by_activity<B: Backend>() {
 
     // Persistent: it times out again, every idle period.
     el.ctx()
-        .set_timeout(id, Some(Duration::from_millis(2)))
+        .set_idle_timeout(id, Some(Duration::from_millis(2)))
         .unwrap();
     for i in 4..7 {
         assert_eq!(el.run_once().unwrap(), Exit::Done);
         assert_eq!(el.machine().log[i].ready, Ready::TIMEOUT);
     }
-    el.ctx().set_timeout(id, None).unwrap();
+    el.ctx().set_idle_timeout(id, None).unwrap();
     assert_eq!(el.ctx().timer_remaining(id), None);
 }
 
@@ -143,11 +143,11 @@ pub fn huge_timeouts_never_fire_or_overflow<B: Backend>() {
             .unwrap(),
         ctx.add_timer(Token(3), day * 10_000).unwrap(),
         ctx.add_periodic(Token(4), Duration::MAX).unwrap(),
-        ctx.register(&a, Token(5), Watch::read().timeout(Duration::MAX))
+        ctx.add_io(&a, Token(5), Watch::read().timeout(Duration::MAX))
             .unwrap(),
-        ctx.register(&a, Token(6), Watch::read()).unwrap(),
+        ctx.add_io(&a, Token(6), Watch::read()).unwrap(),
     ];
-    ctx.set_timeout(ids[5], Some(day * 3)).unwrap();
+    ctx.set_idle_timeout(ids[5], Some(day * 3)).unwrap();
     ctx.exit_after(Duration::MAX);
     for id in ids {
         let left = el.ctx().timer_remaining(id).unwrap();
@@ -196,7 +196,7 @@ pub fn timer_never_fires_early<B: Backend>() {
     for i in 0..1000u64 {
         let d = Duration::from_nanos((i * 7_919 + 13) % 1_200_000);
         let armed = el.ctx().refresh_now();
-        el.ctx().set_timer(t, d).unwrap();
+        el.ctx().set_timer_duration(t, d).unwrap();
         el.machine_mut().state.fired = None;
         while el.machine().state.fired.is_none() {
             assert_eq!(el.run_once().unwrap(), Exit::Done);
@@ -237,7 +237,7 @@ pub fn sub_millisecond_timeouts_do_not_spin<B: Backend>() {
         assert!(turns <= 3, "a 100 µs timer needed more than 3 turns");
         el.poll(None).unwrap();
     }
-    el.ctx().deregister(t).unwrap();
+    el.ctx().remove(t).unwrap();
 
     let p = el
         .ctx()
@@ -258,7 +258,7 @@ pub fn sub_millisecond_timeouts_do_not_spin<B: Backend>() {
         periods >= 100,
         "only {periods} periods of 250 µs counted in {wall:?}"
     );
-    el.ctx().deregister(p).unwrap();
+    el.ctx().remove(p).unwrap();
 }
 
 struct Idle {
@@ -375,7 +375,7 @@ fn churn<B: Backend>(m: &mut ChurnModel, ctx: &mut Ctx<Harness<B, ChurnModel>>, 
             }
             _ => {
                 let d = m.duration();
-                ctx.set_timer(m.ids[j], d).unwrap();
+                ctx.set_timer_duration(m.ids[j], d).unwrap();
                 m.due[j] = Some(now + d);
             }
         }
@@ -384,7 +384,7 @@ fn churn<B: Backend>(m: &mut ChurnModel, ctx: &mut Ctx<Harness<B, ChurnModel>>, 
     check_timer(ctx, m, k);
 
     let d = Duration::from_micros(1 + m.next() % 2_000);
-    ctx.set_timer(ev.source, d).unwrap();
+    ctx.set_timer_duration(ev.source, d).unwrap();
     m.due[i] = Some(now + d);
     if m.fired == m.target {
         ctx.exit();

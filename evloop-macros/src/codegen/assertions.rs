@@ -92,7 +92,7 @@ pub fn impl_side(g: &Gen) -> TokenStream {
         let v = p.value;
         let levels = super::machine::struct_side(self_ty, quote!(PRIORITIES));
         let msg = format!(
-            "`priority = {v}` is out of range: priorities go from 0 (the most urgent) to the machine's `priorities` - 1; raise `priorities` on the struct: `#[event_machine(priorities = {})]` (default 3, at most 32)",
+            "`priority = {v}` is out of range: priorities go from 0 (the most urgent) to the machine's `priorities` - 1; raise `priorities` on the struct: `#[event_machine(priorities = {})]` (at most `evloop::Builder::MAX_PRIORITIES`)",
             u16::from(v) + 1
         );
         out.push(quote_spanned! {p.span=>

@@ -39,8 +39,17 @@ pub fn expand(input: &StructInput) -> TokenStream {
     if let Some(n) = opts.events.map(lit) {
         consts.push(quote!(const EVENTS: usize = #n;));
     }
-    if let Some(n) = opts.priorities.map(lit) {
+    let mut limits = Vec::new();
+    if let Some((v, span)) = opts.priorities {
+        let n = lit((v, span));
         consts.push(quote!(const PRIORITIES: u8 = #n;));
+        // The limit is the runtime's: asked of `Builder`, never copied here.
+        limits.push(quote_spanned! {span=>
+            const _: () = ::core::assert!(
+                #n <= ::evloop::Builder::MAX_PRIORITIES,
+                "`priorities` is above the most a loop has, `evloop::Builder::MAX_PRIORITIES`: lower it"
+            );
+        });
     }
     if let Some(n) = opts.activations.map(lit) {
         consts.push(quote!(const ACTIVATIONS: usize = #n;));
@@ -57,6 +66,8 @@ pub fn expand(input: &StructInput) -> TokenStream {
             #(#consts)*
             #capacity
         }
+
+        #(#limits)*
 
         impl #ig ::evloop::Machine for #name #tg #wc {
             #backend_ty

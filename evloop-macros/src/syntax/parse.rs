@@ -106,7 +106,9 @@ fn struct_options(args: TokenStream, errors: &mut Errors) -> StructOptions {
                     Err(e) => errors.push(e),
                 }
             }
-            "priorities" => match capacity(value, &key, 1, 32) {
+            // The upper limit is the runtime's (`Builder::MAX_PRIORITIES`), checked by a
+            // `const` assertion the struct side emits; here only what fits a `u8`.
+            "priorities" => match capacity(value, &key, 1, u8::MAX as u64) {
                 Ok(lit) => opts.priorities = Some(lit),
                 Err(e) => errors.push(e),
             },
