@@ -42,7 +42,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 
 use evloop_backends::Waker;
@@ -97,6 +97,71 @@ impl Drop for FinishGuard {
     fn drop(&mut self) {
         self.0.count.fetch_add(1, Ordering::SeqCst);
         let _ = self.0.waker.wake();
+    }
+}
+
+/// A one-shot hand-off from a worker thread to [`Workers`]' `start`: the worker's wake
+/// handle once its loop is built, or the error that stopped it. A `Mutex` and a
+/// `Condvar` rather than an `mpsc` channel: a blocking `recv` makes the calling thread
+/// allocate its `thread::current()` handle, which the main thread never frees
+/// (valgrind reports it as "possibly lost" at exit).
+struct Handoff<T> {
+    state: Mutex<HandoffState<T>>,
+    changed: Condvar,
+}
+
+enum HandoffState<T> {
+    Waiting,
+    Sent(T),
+    /// The worker ended without sending: its setup panicked.
+    Gone,
+}
+
+/// The worker's end: sends once; dropped unsent (a panic), it says the worker is gone.
+struct HandoffSender<T>(Arc<Handoff<T>>);
+
+impl<T> Handoff<T> {
+    fn new() -> (HandoffSender<T>, Arc<Handoff<T>>) {
+        let h = Arc::new(Handoff {
+            state: Mutex::new(HandoffState::Waiting),
+            changed: Condvar::new(),
+        });
+        (HandoffSender(h.clone()), h)
+    }
+
+    /// Wait for the worker's word: `None` if it ended without one.
+    fn recv(&self) -> Option<T> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match std::mem::replace(&mut *st, HandoffState::Gone) {
+                HandoffState::Sent(v) => return Some(v),
+                HandoffState::Gone => return None,
+                HandoffState::Waiting => {
+                    *st = HandoffState::Waiting;
+                    st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+    }
+}
+
+impl<T> HandoffSender<T> {
+    fn send(&self, v: T) {
+        self.set(HandoffState::Sent(v));
+    }
+
+    fn set(&self, new: HandoffState<T>) {
+        let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*st, HandoffState::Waiting) {
+            *st = new;
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+impl<T> Drop for HandoffSender<T> {
+    fn drop(&mut self) {
+        self.set(HandoffState::Gone);
     }
 }
 
@@ -346,7 +411,7 @@ impl<M: Machine + Send + 'static> Workers<M> {
         B: Fn(M) -> Result<EventLoop<M>> + Send + 'static,
     {
         let machine = make(i)?;
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<WakeHandle>>(1);
+        let (ready_tx, ready_rx) = Handoff::<Result<WakeHandle>>::new();
         let guard = FinishGuard(self.finished.clone());
         let thread = thread::Builder::new()
             .name(format!("evloop-worker-{i}"))
@@ -355,22 +420,23 @@ impl<M: Machine + Send + 'static> Workers<M> {
                 let mut el = match build(machine) {
                     Ok(el) => el,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e));
+                        ready_tx.send(Err(e));
                         return Err(Error::Io(io::Error::other("setup failed")));
                     }
                 };
                 el.ctx().set_exit_when_empty(false);
-                let _ = ready_tx.send(Ok(el.ctx().wake_handle()));
+                ready_tx.send(Ok(el.ctx().wake_handle()));
+                drop(ready_tx);
                 el.run()?;
                 Ok(el.into_machine())
             })?;
         match ready_rx.recv() {
-            Ok(Ok(wake)) => Ok(Worker { wake, thread }),
-            Ok(Err(e)) => {
+            Some(Ok(wake)) => Ok(Worker { wake, thread }),
+            Some(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
             }
-            Err(_) => {
+            None => {
                 // The thread ended without a word: `build` panicked. Re-raise it here.
                 match thread.join() {
                     Err(panic) => std::panic::resume_unwind(panic),
