@@ -6,14 +6,16 @@
 //! [`batch`](ListenerBuilder::batch) connections per readiness so one busy listener
 //! cannot starve the loop's other sources.
 //!
-//! When the process (`EMFILE`) or the system (`ENFILE`) has no descriptor left, a
-//! level-triggered listener would be ready again at once and the loop would spin. The
-//! listener keeps a reserved descriptor (`/dev/null`, opened when it is built): it
-//! closes it, accepts the pending connection and closes that at once (the client sees
-//! the connection closed instead of hanging in the backlog), then reopens the reserve.
-//! If that is not possible (no reserve, or it could not be reopened), it stops watching
-//! the socket and resumes after [`pause`](ListenerBuilder::pause); connections wait in
-//! the backlog meanwhile. Either way the condition is counted ([`ListenerStats`]) and
+//! When the process (`EMFILE`) or the system (`ENFILE`) has no descriptor left, or the
+//! kernel no memory for one more socket (`ENOBUFS`, `ENOMEM`), the connection stays
+//! queued: a level-triggered listener would be ready again at once and the loop would
+//! spin. The listener keeps a reserved descriptor (`/dev/null`, opened when it is
+//! built): it closes it, accepts the pending connection and closes that at once (the
+//! client sees the connection closed instead of hanging in the backlog), then reopens
+//! the reserve. If that is not possible (no reserve, it could not be reopened, or the
+//! accept failed again, as it does out of memory), it stops watching the socket and
+//! resumes after [`pause`](ListenerBuilder::pause); connections wait in the backlog
+//! meanwhile. Either way the condition is counted ([`ListenerStats`]) and
 //! reported ([`AcceptReport::error`]).
 
 use std::fs::File;
@@ -201,6 +203,37 @@ impl ListenerBuilder {
         self.finish(Inner::Unix(l))
     }
 
+    /// A listener around a TCP socket already bound and listening (from
+    /// [`workers::SharedPort`](crate::workers::SharedPort), socket activation, or
+    /// `TcpListener::bind`), made non-blocking. The socket options and the backlog are
+    /// the socket's own; `batch`, `reserve_fd` and `pause` apply.
+    ///
+    /// ```
+    /// let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = std.local_addr().unwrap();
+    /// let l = evloop_core::ListenerBuilder::new().batch(16).wrap_tcp(std).unwrap();
+    /// assert_eq!(l.local_addr().unwrap(), addr);
+    /// ```
+    pub fn wrap_tcp(&self, listener: TcpListener) -> io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        self.finish(Inner::Tcp(listener))
+    }
+
+    /// A listener around a Unix-domain socket already bound and listening, made
+    /// non-blocking (see [`wrap_tcp`](Self::wrap_tcp)).
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-from-{}.sock", std::process::id()));
+    /// let std = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    /// let l = evloop_core::ListenerBuilder::new().wrap_unix(std).unwrap();
+    /// assert!(l.local_addr().is_err()); // not TCP
+    /// std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn wrap_unix(&self, listener: UnixListener) -> io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        self.finish(Inner::Unix(listener))
+    }
+
     fn finish(&self, inner: Inner) -> io::Result<Listener> {
         let reserve = if self.reserve {
             Some(File::open("/dev/null")?)
@@ -276,7 +309,11 @@ impl std::fmt::Display for AcceptError {
         match self {
             AcceptError::FdLimit { errno } => write!(
                 f,
-                "accept: out of file descriptors ({})",
+                "accept: out of {} ({})",
+                match *errno {
+                    libc::ENOBUFS | libc::ENOMEM => "kernel memory",
+                    _ => "file descriptors",
+                },
                 io::Error::from_raw_os_error(*errno)
             ),
             AcceptError::Io(e) => write!(f, "accept: {e}"),
@@ -298,7 +335,8 @@ pub struct AcceptReport {
     pub accepted: usize,
     /// Connections closed at once for lack of descriptors.
     pub dropped: usize,
-    /// Whether accepting is now paused (for the builder's pause).
+    /// Whether accepting is now paused (for the builder's pause). Never for a listener
+    /// that was not [`attach`](Source::attach)ed: there is no registration to stop.
     pub paused: bool,
     /// What went wrong, if anything.
     pub error: Option<AcceptError>,
@@ -525,17 +563,16 @@ impl Listener {
                         // Linux finds a free fd before looking at the queue: EMFILE
                         // with nothing pending. Nothing to do until the next one.
                         Dropped::NothingPending => break,
+                        // No reserve, or out of memory rather than descriptors.
                         Dropped::Failed => {
-                            self.pause(ctx);
-                            report.paused = true;
+                            report.paused = self.pause(ctx);
                             break;
                         }
                     }
                 }
                 _ => {
                     report.error = Some(AcceptError::Io(e));
-                    self.pause(ctx);
-                    report.paused = true;
+                    report.paused = self.pause(ctx);
                     break;
                 }
             }
@@ -568,14 +605,22 @@ impl Listener {
         ok
     }
 
-    fn pause<M: Machine>(&mut self, ctx: &mut Ctx<M>) {
-        let Some(id) = self.id else { return };
-        if ctx.set_interest(id, Interest::NONE).is_ok()
-            && ctx.set_idle_timeout(id, Some(self.pause)).is_ok()
-        {
-            self.paused = true;
-            self.stats.paused += 1;
+    /// Stop watching for the builder's pause; whether it did (not without a
+    /// registration made by [`attach`](Source::attach)).
+    fn pause<M: Machine>(&mut self, ctx: &mut Ctx<M>) -> bool {
+        let Some(id) = self.id else { return false };
+        if ctx.set_interest(id, Interest::NONE).is_err() {
+            return false;
         }
+        if ctx.set_idle_timeout(id, Some(self.pause)).is_err() {
+            // No timer to come back with (the loop's timers are all in use): keep
+            // watching rather than stop accepting for good.
+            let _ = ctx.set_interest(id, Interest::READ);
+            return false;
+        }
+        self.paused = true;
+        self.stats.paused += 1;
+        true
     }
 
     fn resume<M: Machine>(&mut self, ctx: &mut Ctx<M>) {

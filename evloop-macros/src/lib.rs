@@ -112,9 +112,14 @@ macro_rules! handler_attributes {
 }
 
 handler_attributes! {
-    /// `#[on_read(field, [priority = N], [edge], [oneshot], [peer_closed])]`: called when
-    /// the field (an fd, or an entry of a `Slab` of fds) is readable, closed by the peer,
-    /// hung up or in error.
+    /// `#[on_read(field, [priority = N], [edge], [oneshot], [peer_closed], [raw_accept])]`:
+    /// called when the field (an fd, or an entry of a `Slab` of fds) is readable, closed by
+    /// the peer, hung up or in error.
+    ///
+    /// On a plain `std::net::TcpListener` or `UnixListener` it warns: an accept handler
+    /// that returns on `EMFILE` is called again at once, forever, while the process is out
+    /// of descriptors. Use `evloop::Listener`, which does not spin, or handle `EMFILE`
+    /// yourself (stop watching the listener for a while) and say so with `raw_accept`.
     ///
     /// `fn name(&mut self, ctx: &mut Ctx<Self>)` for a single source,
     /// `fn name(&mut self, key: Key, ctx: &mut Ctx<Self>)` for a collection; either may end

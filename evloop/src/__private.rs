@@ -8,6 +8,7 @@
 //! | `HandlerInMachine` | what a handler attribute outside an annotated impl block checks |
 //! | `shape` | which kind of source a field is (`Src<Kind>` of a `Source`, or not a source), found by method resolution |
 //! | `check` | the traits whose `#[diagnostic::on_unimplemented]` messages report a field used wrongly |
+//! | `nudge` | the warning on `#[on_read]` of a plain `TcpListener`/`UnixListener` (a `#[deprecated]` method picked by the field's type), and `raw_accept`'s check |
 //! | `TIMER_TAG`, `SIGNAL_TAG`, `WAKE_TAG` | the token tags generated code reserves |
 //! | `sigrtmin_plus`, `sigrtmax_minus` | `#[on_signal(SIGRTMIN + n)]`'s number, resolved on the target |
 //!
@@ -464,4 +465,109 @@ pub mod check {
     impl<F: ?Sized> WriteAlone<F> for NotSource {}
     #[diagnostic::do_not_recommend]
     impl<F: ?Sized + Unresolved> WriteAlone<F> for Src<Collection> {}
+}
+
+/// The nudge towards [`Listener`](evloop_core::Listener): `#[on_read]` on a plain
+/// `std::net::TcpListener` or `std::os::unix::net::UnixListener` compiles, with a
+/// warning on the field's name. Such a handler, written the usual way (`while let Ok(..)
+/// = self.listener.accept()`), returns on `EMFILE`; the socket is still readable, the
+/// loop level-triggered, so it is called again at once, forever: 100% CPU while the
+/// process is out of descriptors.
+///
+/// Stable Rust has no custom warnings, so the generated `setup` calls a `#[deprecated]`
+/// method, spanned on the field's name in the attribute, picked by method resolution on
+/// the field's type as in [`shape`]: `(&&Probe(&self.field)).__evloop_accept_nudge()`
+/// gives [`PlainTcpListener`] or [`PlainUnixListener`] for those two types, whose
+/// `on_read` is deprecated, and [`NotPlain`] for any other type (a `Listener`, a
+/// `Slab<TcpListener>`, a stream, a generic parameter), whose `on_read` is not.
+/// `#[on_read(field, raw_accept)]` says the handler deals with `EMFILE` itself: the call
+/// is not emitted, and [`RawAccept`] checks that the field is such a listener.
+pub mod nudge {
+    use super::shape::Probe;
+    use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
+
+    /// A field of type `std::net::TcpListener`.
+    #[derive(Clone, Copy, Debug)]
+    pub struct PlainTcpListener;
+    /// A field of type `std::os::unix::net::UnixListener`.
+    #[derive(Clone, Copy, Debug)]
+    pub struct PlainUnixListener;
+    /// Any other field.
+    #[derive(Clone, Copy, Debug)]
+    pub struct NotPlain;
+
+    /// Probe level 1: a plain listener.
+    pub trait ProbePlain {
+        /// [`PlainTcpListener`] or [`PlainUnixListener`].
+        type Plain;
+        /// What the field is.
+        fn __evloop_accept_nudge(&self) -> Self::Plain;
+    }
+    impl ProbePlain for &Probe<'_, TcpListener> {
+        type Plain = PlainTcpListener;
+        #[inline(always)]
+        fn __evloop_accept_nudge(&self) -> PlainTcpListener {
+            PlainTcpListener
+        }
+    }
+    impl ProbePlain for &Probe<'_, UnixListener> {
+        type Plain = PlainUnixListener;
+        #[inline(always)]
+        fn __evloop_accept_nudge(&self) -> PlainUnixListener {
+            PlainUnixListener
+        }
+    }
+
+    /// Probe level 2: anything else.
+    pub trait ProbeNotPlain {
+        /// What the field is.
+        #[inline(always)]
+        fn __evloop_accept_nudge(&self) -> NotPlain {
+            NotPlain
+        }
+    }
+    impl<T: ?Sized> ProbeNotPlain for Probe<'_, T> {}
+
+    impl PlainTcpListener {
+        /// The warning.
+        #[deprecated(
+            note = "a plain `TcpListener` watched by `#[on_read]` spins at 100% CPU when the process runs out of file descriptors (`accept` fails with EMFILE, the socket stays readable); use `evloop::Listener` (it accepts in batches and does not spin when descriptors run out), or handle EMFILE yourself and say so: `#[on_read(field, raw_accept)]`"
+        )]
+        #[inline(always)]
+        pub fn on_read(self) {}
+    }
+    impl PlainUnixListener {
+        /// The warning.
+        #[deprecated(
+            note = "a plain `UnixListener` watched by `#[on_read]` spins at 100% CPU when the process runs out of file descriptors (`accept` fails with EMFILE, the socket stays readable); use `evloop::Listener` (it accepts in batches and does not spin when descriptors run out), or handle EMFILE yourself and say so: `#[on_read(field, raw_accept)]`"
+        )]
+        #[inline(always)]
+        pub fn on_read(self) {}
+    }
+    impl NotPlain {
+        /// No warning.
+        #[inline(always)]
+        pub fn on_read(self) {}
+    }
+
+    /// `#[on_read(field, raw_accept)]`: the field must be a plain listener.
+    #[diagnostic::on_unimplemented(
+        message = "`raw_accept` is for a plain `TcpListener` or `UnixListener` field, and `{F}` is neither",
+        label = "remove `raw_accept` from this `#[on_read]`",
+        note = "`raw_accept` says that the handler of a plain listener deals with EMFILE itself, which silences the warning that suggests `evloop::Listener`; other fields get no such warning"
+    )]
+    pub trait RawAccept<F: ?Sized> {
+        /// Compiles only if the check passes; does nothing.
+        #[inline(always)]
+        fn check(_field: &F, _plain: Self)
+        where
+            Self: Sized,
+        {
+        }
+    }
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> RawAccept<F> for PlainTcpListener {}
+    #[diagnostic::do_not_recommend]
+    impl<F: ?Sized> RawAccept<F> for PlainUnixListener {}
 }

@@ -60,7 +60,8 @@ pub use evloop_macros::{
 };
 
 /// Everything a machine needs, in one `use evloop::prelude::*;`: the attributes and the
-/// types their handlers see.
+/// types their handlers see, and [`Listener`](crate::Listener) (with its builder), the
+/// listening socket that does not spin when descriptors run out.
 ///
 /// ```
 /// use evloop::prelude::*;
@@ -96,8 +97,9 @@ pub mod prelude {
         on_timer, on_wake, on_write,
     };
     pub use crate::{
-        Backend, Ctx, DefaultBackend, Error, Event, EventLoop, Exit, Interest, Key, Machine, Poll,
-        Ready, Result, Select, Slab, Source, SourceId, Token, WakeHandle, Watch,
+        Backend, Ctx, DefaultBackend, Error, Event, EventLoop, Exit, Interest, Key, Listener,
+        ListenerBuilder, Machine, Poll, Ready, Result, Select, Slab, Source, SourceId, Token,
+        WakeHandle, Watch,
     };
     #[cfg(any(target_os = "illumos", target_os = "solaris"))]
     pub use crate::{DevPoll, EventPorts};

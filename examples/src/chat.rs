@@ -27,9 +27,12 @@
 //!
 //! Each client's state (id, lag counters) is a [`Member`], kept next to its socket in
 //! the slab as a `WithState<TcpStream, Member>` ([`Client`]).
+//!
+//! Clients are accepted by a [`Listener`]: in batches, and without spinning when the
+//! process runs out of file descriptors (it closes what it cannot take, or pauses).
 
 use std::io::{self, ErrorKind, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use evloop::buffered::{BufConfig, BufConn, BufSlab, Eol, WithState};
@@ -37,6 +40,9 @@ use evloop::prelude::*;
 
 /// Most clients in the room at once.
 pub const MAX_CLIENTS: usize = 1024;
+
+/// Most connections accepted per wake-up of the listener.
+const ACCEPT_BATCH: usize = 64;
 
 /// Longest notice the server writes on its own (`*** dropped N lines`, ...), which may go
 /// past the high watermark: the output buffer keeps this much room above it.
@@ -147,8 +153,10 @@ pub struct ClientStats {
 /// The chat server's state.
 #[event_machine]
 pub struct Chat {
-    listener: TcpListener,
+    listener: Listener,
     conns: BufSlab<Client>,
+    /// Connections just accepted, joined after the batch (reused: no allocation).
+    arrivals: Vec<TcpStream>,
     /// Keys of the members, in arrival order (the broadcast list).
     members: Vec<Key>,
     /// The message being broadcast (reused: no allocation per line).
@@ -179,11 +187,11 @@ impl Chat {
     /// Bind a listener on `addr` with the given sizes and limits.
     pub fn with_config(addr: SocketAddr, cfg: ChatConfig) -> io::Result<Chat> {
         cfg.check()?;
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
+        let listener = ListenerBuilder::new().batch(ACCEPT_BATCH).tcp(addr)?;
         Ok(Chat {
             listener,
             conns: BufSlab::with_capacity(MAX_CLIENTS, cfg.buf_config()),
+            arrivals: Vec::with_capacity(ACCEPT_BATCH),
             members: Vec::with_capacity(MAX_CLIENTS),
             msg: Vec::with_capacity(cfg.max_line + 32),
             cfg,
@@ -367,21 +375,21 @@ fn set_send_buffer(stream: &TcpStream, size: usize) {
 impl Chat {
     #[on_read(listener)]
     fn accept(&mut self, ctx: &mut Ctx<Self>) {
-        // A bounded batch per wake-up, so a busy listener cannot starve the room.
-        for _ in 0..64 {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    if let Some(size) = self.cfg.send_buffer {
-                        set_send_buffer(&stream, size);
-                    }
-                    self.join(ctx, stream);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return, // EMFILE and friends: try again on the next readiness
+        // A bounded batch per wake-up, so a busy listener cannot starve the room; out of
+        // descriptors, the listener drops or pauses instead of spinning.
+        let arrivals = &mut self.arrivals;
+        self.listener
+            .accept(ctx, |_, conn| arrivals.push(conn.into_tcp()));
+        // `join` needs the whole room, so the batch joins after the listener is done.
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        for stream in arrivals.drain(..) {
+            let _ = stream.set_nodelay(true);
+            if let Some(size) = self.cfg.send_buffer {
+                set_send_buffer(&stream, size);
             }
+            self.join(ctx, stream);
         }
+        self.arrivals = arrivals;
     }
 
     #[on_read(conns)]

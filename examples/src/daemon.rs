@@ -6,11 +6,14 @@
 //! * `SIGCHLD` reaps children: the `spawn` command starts one (`true`), and the reaper
 //!   collects it, however many exited since the last delivery (signals coalesce).
 //!
+//! It accepts with a [`Listener`], which does not spin when the process runs out of file
+//! descriptors: it closes the connections it cannot take, or pauses.
+//!
 //! Protocol, one line per request: `stats` answers `reloads=R spawned=S reaped=P`,
 //! `spawn` answers `spawned PID`, anything else is answered `<greeting> <line>`.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,7 +41,7 @@ impl AsFd for Conn {
 /// The daemon's state.
 #[event_machine(timers = 16)]
 pub struct Daemon {
-    listener: TcpListener,
+    listener: Listener,
     conns: Slab<Conn>,
     config_path: PathBuf,
     greeting: String,
@@ -65,8 +68,7 @@ pub fn read_greeting(path: &Path) -> io::Result<String> {
 impl Daemon {
     /// Bind `addr` and read the config at `config_path`.
     pub fn new(addr: SocketAddr, config_path: &Path) -> io::Result<Daemon> {
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
+        let listener = Listener::tcp(addr)?;
         Ok(Daemon {
             listener,
             conns: Slab::with_capacity(MAX_CONNS),
@@ -116,7 +118,7 @@ impl Daemon {
             return;
         }
         self.draining = true;
-        let _ = ctx.remove_fd(&self.listener); // stop accepting
+        let _ = ctx.remove_fd(&self.listener.fd()); // stop accepting
         if self.conns.is_empty() {
             ctx.exit();
         } else {
@@ -129,21 +131,20 @@ impl Daemon {
 impl Daemon {
     #[on_read(listener)]
     fn accept(&mut self, ctx: &mut Ctx<Self>) {
-        for _ in 0..64 {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_ok() {
-                        let conn = Conn {
-                            stream,
-                            buf: [0; 512],
-                            len: 0,
-                        };
-                        let _ = self.conns.insert(ctx, conn);
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
-            }
+        // Up to 64 per wake-up; out of descriptors, the listener drops or pauses rather
+        // than spin, and says so.
+        let conns = &mut self.conns;
+        let report = self.listener.accept(ctx, |ctx, conn| {
+            let conn = Conn {
+                stream: conn.into_tcp(), // already non-blocking
+                buf: [0; 512],
+                len: 0,
+            };
+            // A full slab drops (closes) the connection.
+            let _ = conns.insert(ctx, conn);
+        });
+        if let Some(e) = report.error {
+            eprintln!("daemon: {e}");
         }
     }
 

@@ -15,6 +15,8 @@
 //!   header line that long or more than [`MAX_HEADERS`] headers, `501` for a
 //!   `Transfer-Encoding`, `505` for an HTTP version other than 1.0 and 1.1.
 //! * Idle connections are closed after [`IDLE_MS`] ms.
+//! * Connections are accepted by a [`Listener`]: in batches, and without spinning when
+//!   the process runs out of file descriptors (it closes what it cannot take, or pauses).
 //!
 //! Each connection has fixed buffers ([`INPUT`] bytes in, [`OUTPUT`] out), allocated when
 //! it is accepted. Reading pauses while more than [`WRITE_HIGH`] bytes of responses are
@@ -23,8 +25,8 @@
 //! for their responses (checked at compile time below): the parser never has to stop
 //! half-way through the input and wait for the output to drain.
 
-use std::io::{self, ErrorKind, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
 
 use evloop::buffered::{BufConfig, BufConn, BufSlab, Eol, WithState};
 use evloop::prelude::*;
@@ -261,7 +263,7 @@ fn respond_error(c: &mut BufConn<Peer>, status: Status) {
 /// The HTTP server's state.
 #[event_machine]
 pub struct Http {
-    listener: TcpListener,
+    listener: Listener,
     conns: BufSlab<Peer>,
     /// Connections accepted so far.
     pub accepted: u64,
@@ -282,8 +284,7 @@ enum Step {
 impl Http {
     /// Bind a listener on `addr` (port 0 for any free port).
     pub fn bind(addr: SocketAddr) -> io::Result<Http> {
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
+        let listener = Listener::tcp(addr)?;
         let cfg = BufConfig::new(INPUT, OUTPUT).write_watermarks(0, WRITE_HIGH);
         Ok(Http {
             listener,
@@ -434,22 +435,18 @@ impl Http {
 impl Http {
     #[on_read(listener)]
     fn accept(&mut self, ctx: &mut Ctx<Self>) {
-        // A bounded batch per wake-up, so a busy listener cannot starve connections.
-        for _ in 0..64 {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    let peer = WithState::new(stream, Request::NEW);
-                    // A full slab drops the connection (closing it), not the server.
-                    if self.conns.insert(ctx, peer).is_ok() {
-                        self.accepted += 1;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return, // EMFILE and friends: try again on the next readiness
+        // A bounded batch per wake-up (64), so a busy listener cannot starve connections;
+        // out of descriptors, the listener drops or pauses instead of spinning.
+        let (conns, accepted) = (&mut self.conns, &mut self.accepted);
+        self.listener.accept(ctx, |ctx, conn| {
+            let stream = conn.into_tcp();
+            let _ = stream.set_nodelay(true);
+            let peer = WithState::new(stream, Request::NEW);
+            // A full slab drops the connection (closing it), not the server.
+            if conns.insert(ctx, peer).is_ok() {
+                *accepted += 1;
             }
-        }
+        });
     }
 
     #[on_read(conns)]

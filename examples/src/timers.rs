@@ -6,7 +6,7 @@
 //! the connections it saw). `#[on_wake]` lets another thread stop it.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 
 use evloop::prelude::*;
 
@@ -20,7 +20,7 @@ pub const MAX_CONNS: usize = 4096;
 /// The server's state.
 #[event_machine]
 pub struct Timers {
-    listener: TcpListener,
+    listener: Listener,
     conns: Slab<TcpStream>,
     /// Periodic job runs so far.
     pub ticks: u64,
@@ -33,8 +33,7 @@ pub struct Timers {
 impl Timers {
     /// Bind `addr`.
     pub fn new(addr: SocketAddr) -> io::Result<Timers> {
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
+        let listener = Listener::tcp(addr)?;
         Ok(Timers {
             listener,
             conns: Slab::with_capacity(MAX_CONNS),
@@ -54,12 +53,12 @@ impl Timers {
 impl Timers {
     #[on_read(listener)]
     fn accept(&mut self, ctx: &mut Ctx<Self>) {
-        while let Ok((stream, _)) = self.listener.accept() {
-            if stream.set_nonblocking(true).is_ok() {
-                // Registered with the collection's watch: read, plus the idle timeout.
-                let _ = self.conns.insert(ctx, stream);
-            }
-        }
+        // A `Listener`: batches, and no spinning when descriptors run out.
+        let conns = &mut self.conns;
+        self.listener.accept(ctx, |ctx, conn| {
+            // Registered with the collection's watch: read, plus the idle timeout.
+            let _ = conns.insert(ctx, conn.into_tcp());
+        });
     }
 
     #[on_read(conns)]

@@ -1,11 +1,11 @@
 // Two handlers for one field under different cfgs are fine as alternatives; compiled
 // in together, they are a duplicate.
 use evloop::prelude::*;
-use std::net::TcpListener;
+use evloop::Listener;
 
 #[event_machine]
 struct Server {
-    listener: TcpListener,
+    listener: Listener,
 }
 
 #[event_machine]

@@ -1,16 +1,16 @@
 // A single source has no entries: its handler takes no key.
 use evloop::prelude::*;
-use std::net::TcpListener;
+use std::net::UdpSocket;
 
 #[event_machine]
 struct Server {
-    listener: TcpListener,
+    sock: UdpSocket,
 }
 
 #[event_machine]
 impl Server {
-    #[on_read(listener)]
-    fn accept(&mut self, _key: Key, _ctx: &mut Ctx<Self>) {}
+    #[on_read(sock)]
+    fn recv(&mut self, _key: Key, _ctx: &mut Ctx<Self>) {}
 }
 
 fn main() {}

@@ -1,6 +1,6 @@
-// Every I/O attribute and option: on_read (priority, edge, oneshot, peer_closed),
-// on_write, on_timeout, on a single source and on a collection, with and without the
-// trailing event; plus every struct option.
+// Every I/O attribute and option: on_read (priority, edge, oneshot, peer_closed,
+// raw_accept), on_write, on_timeout, on a single source and on a collection, with and
+// without the trailing event; plus every struct option.
 use evloop::prelude::*;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -22,7 +22,7 @@ struct Server {
 
 #[event_machine]
 impl Server {
-    #[on_read(listener, priority = 0, edge, oneshot)]
+    #[on_read(listener, priority = 0, edge, oneshot, raw_accept)]
     fn accept(&mut self, ctx: &mut Ctx<Self>) {
         while let Ok((s, _)) = self.listener.accept() {
             let _ = self.conns.insert(ctx, s);

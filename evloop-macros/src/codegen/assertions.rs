@@ -4,16 +4,20 @@
 //!   (`check::WatchRead` ...), and it is a collection exactly when the handler takes a
 //!   key (`check::NoKey` / `check::WithKey`, from the field's `Source::Kind`), and a
 //!   collection is not watched by `#[on_write]` alone unless it says `write_only`
-//!   (`check::WriteAlone`). The shape was probed by method resolution
-//!   (`fields.rs`); each check is a trait-method call whose `#[diagnostic::on_unimplemented]`
-//!   message names the field's type, spanned on the field's name in the attribute or on
-//!   the handler. Exactly one of them fails for a given mistake.
+//!   (`check::WriteAlone`). The shape was probed by method resolution (`fields.rs`);
+//!   each check is a trait-method call whose `#[diagnostic::on_unimplemented]` message
+//!   names the field's type, spanned on the field's name in the attribute or on the
+//!   handler. Exactly one of them fails for a given mistake.
+//! - per `#[on_read]`: a warning if the field is a plain `TcpListener`/`UnixListener`
+//!   (a call of a `#[deprecated]` method picked by the field's type, `nudge`), unless
+//!   the handler says `raw_accept`, which then must name such a listener
+//!   (`nudge::RawAccept`).
 //! - per `priority = N`, for a non-generic machine: `N` is below the struct's
 //!   `priorities` (a `const` assertion).
 //! - per pair of duplicate handlers under different cfgs: a `compile_error!` gated on
 //!   both cfgs.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 
 use super::Gen;
@@ -62,13 +66,38 @@ pub fn field_checks(g: &Gen, i: usize, f: &Field) -> TokenStream {
         }
         _ => TokenStream::new(),
     };
+    let accept_nudge = match &h.kind {
+        HandlerKind::Read { io, .. } => accept_nudge(field, io.raw_accept),
+        _ => TokenStream::new(),
+    };
     quote! {
         #cfg
         {
             #watch_check
             #key_check
             #write_alone
+            #accept_nudge
         }
+    }
+}
+
+/// `#[on_read]` of a plain `TcpListener`/`UnixListener` (probed by method resolution on
+/// the field's type, see `nudge` in `evloop::__private`): a call of a `#[deprecated]`
+/// method spanned on the field's name, so rustc warns there that the handler will spin
+/// when descriptors run out and suggests `Listener`. With `raw_accept` (the handler
+/// deals with EMFILE itself), no warning, but a check that the field is such a listener,
+/// spanned on `raw_accept`.
+fn accept_nudge(field: &syn::Ident, raw_accept: Option<Span>) -> TokenStream {
+    let plain = quote_spanned! {field.span()=>
+        (&&::evloop::__private::shape::Probe(&self.#field)).__evloop_accept_nudge()
+    };
+    match raw_accept {
+        None => quote_spanned! {field.span()=>
+            #plain.on_read();
+        },
+        Some(span) => quote_spanned! {span=>
+            <_ as ::evloop::__private::nudge::RawAccept<_>>::check(&self.#field, #plain);
+        },
     }
 }
 

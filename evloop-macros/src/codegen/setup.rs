@@ -17,6 +17,8 @@ pub fn body(g: &Gen) -> TokenStream {
     quote! {
         #[allow(unused_imports)]
         use ::evloop::__private::shape::{ProbeOther as _, ProbeSource as _};
+        #[allow(unused_imports)]
+        use ::evloop::__private::nudge::{ProbeNotPlain as _, ProbePlain as _};
         #(#fields)*
         #timers
         #signals

@@ -94,6 +94,9 @@ pub struct IoOptions {
     pub peer_closed: Option<Span>,
     /// `on_write` only: the field is written and never read, on purpose.
     pub write_only: Option<Span>,
+    /// `on_read` only: the field is a plain `TcpListener`/`UnixListener` whose handler
+    /// deals with `EMFILE` itself (no nudge towards `Listener`).
+    pub raw_accept: Option<Span>,
 }
 
 /// `priority = N`.

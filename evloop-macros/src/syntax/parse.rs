@@ -464,13 +464,20 @@ const HANDLER_OPTION_WORDS: &[&str] = &[
     "oneshot",
     "peer_closed",
     "write_only",
+    "raw_accept",
     "ms",
 ];
 
 fn io_options(name: &Ident, args: &[Expr], read: bool) -> syn::Result<IoOptions> {
     let mut io = IoOptions::default();
     let valid: &[&str] = if read {
-        &["priority = N", "edge", "oneshot", "peer_closed"]
+        &[
+            "priority = N",
+            "edge",
+            "oneshot",
+            "peer_closed",
+            "raw_accept",
+        ]
     } else {
         &["priority = N", "edge", "oneshot", "write_only"]
     };
@@ -480,6 +487,7 @@ fn io_options(name: &Ident, args: &[Expr], read: bool) -> syn::Result<IoOptions>
             Some(("edge", id, None)) => set_flag(&mut io.edge, id)?,
             Some(("oneshot", id, None)) => set_flag(&mut io.oneshot, id)?,
             Some(("peer_closed", id, None)) if read => set_flag(&mut io.peer_closed, id)?,
+            Some(("raw_accept", id, None)) if read => set_flag(&mut io.raw_accept, id)?,
             Some(("write_only", id, None)) if !read => set_flag(&mut io.write_only, id)?,
             Some(("write_only", id, None)) => {
                 return Err(syn::Error::new(
@@ -491,6 +499,12 @@ fn io_options(name: &Ident, args: &[Expr], read: bool) -> syn::Result<IoOptions>
                 return Err(syn::Error::new(
                     id.span(),
                     "`peer_closed` is an `#[on_read]` option (the peer's hang-up is read-side news): move it to the field's `#[on_read]`",
+                ))
+            }
+            Some(("raw_accept", id, None)) => {
+                return Err(syn::Error::new(
+                    id.span(),
+                    "`raw_accept` is an `#[on_read]` option (it says the accept handler deals with EMFILE itself): move it to the listener's `#[on_read]`",
                 ))
             }
             _ => return Err(unknown_option(name, arg, valid)),
@@ -555,6 +569,7 @@ fn option(arg: &Expr) -> Option<(&'static str, &Ident, Option<&Expr>)> {
         "oneshot",
         "peer_closed",
         "write_only",
+        "raw_accept",
         "once",
         "ms",
     ];
