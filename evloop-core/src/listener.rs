@@ -29,7 +29,7 @@ use std::time::Duration;
 use evloop_backends::{Interest, Ready};
 
 use crate::socket;
-use crate::{Ctx, Key, Machine, Result, Source, SourceId, Token, Watch};
+use crate::{Ctx, Error, Key, Machine, Result, Source, SourceId, Token, Watch};
 
 /// Options for a [`Listener`]. Defaults: `SO_REUSEADDR` on, `SO_REUSEPORT` off, backlog
 /// 1024, the system's IPv6-only default, batches of 64, a reserved fd, a 100 ms pause.
@@ -248,6 +248,7 @@ impl ListenerBuilder {
             pause: self.pause,
             id: None,
             paused: false,
+            closed: false,
             stats: ListenerStats::default(),
         })
     }
@@ -444,6 +445,7 @@ pub struct Listener {
     pause: Duration,
     id: Option<SourceId>,
     paused: bool,
+    closed: bool,
     stats: ListenerStats,
 }
 
@@ -498,6 +500,60 @@ impl Listener {
         self.stats
     }
 
+    /// Stop listening for good (a server draining on `SIGTERM`): the listener leaves the
+    /// loop and its socket is closed, so the kernel refuses new connections and resets
+    /// the ones still waiting in the backlog, instead of completing handshakes nobody
+    /// will answer. Connections already accepted are not touched. The fd number stays
+    /// open (on `/dev/null`) until the `Listener` is dropped; `accept` then takes
+    /// nothing and `attach` is refused. Calling it twice is harmless.
+    ///
+    /// ```
+    /// use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// let mut l = Listener::tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// l.attach(el.ctx(), 1, Watch::read()).unwrap();
+    /// l.close(el.ctx()).unwrap();
+    /// assert!(l.is_closed());
+    /// let refused = std::net::TcpStream::connect(addr).unwrap_err();
+    /// assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// ```
+    pub fn close<M: Machine>(&mut self, ctx: &mut Ctx<M>) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        if let Some(id) = self.id.take() {
+            match ctx.remove(id) {
+                Ok(()) | Err(Error::StaleSource) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // The reserve fd is /dev/null already; without one, open it now.
+        let opened;
+        let devnull = match &self.reserve {
+            Some(f) => f.as_raw_fd(),
+            None => {
+                opened = File::open("/dev/null")?;
+                opened.as_raw_fd()
+            }
+        };
+        socket::close_in_place(self.fd().as_raw_fd(), devnull)?;
+        self.closed = true;
+        self.paused = false;
+        Ok(())
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// let l = evloop_core::Listener::tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// assert!(!l.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     /// Whether accepting is paused (out of descriptors, waiting to retry).
     ///
     /// ```
@@ -529,7 +585,7 @@ impl Listener {
         mut each: impl FnMut(&mut Ctx<M>, Accepted),
     ) -> AcceptReport {
         let mut report = AcceptReport::default();
-        if self.paused {
+        if self.paused || self.closed {
             return report;
         }
         let fd = self.fd().as_raw_fd();
@@ -644,6 +700,12 @@ impl Source for Listener {
 
     /// Register the listening fd (read interest) under `Token::tagged(tag, 0)`.
     fn attach<M: Machine>(&mut self, ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
+        if self.closed {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the listener was closed",
+            )));
+        }
         let mut watch = watch;
         watch.interest = Interest::READ;
         watch.timeout = None;

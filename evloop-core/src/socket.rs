@@ -350,6 +350,22 @@ pub(crate) fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Close the socket behind `fd` but keep the number open: `dup2` a `/dev/null` fd (the
+/// `devnull` given) over it. The kernel then refuses new connections to a listening
+/// socket and resets the ones waiting in its backlog, while whoever owns the number
+/// (an `OwnedFd`, a `TcpListener`) can still close it later without closing someone
+/// else's file.
+pub(crate) fn close_in_place(fd: RawFd, devnull: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 takes two plain fd numbers and touches no memory of ours; `devnull` is
+    // an open fd borrowed from the caller for the call, and `fd` is the caller's own
+    // open socket, which dup2 closes and replaces atomically (no other thread can be
+    // given that number in between).
+    if unsafe { libc::dup2(devnull, fd) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// How [`tcp_listener`] sets up its socket.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TcpOptions {

@@ -1,15 +1,18 @@
 //! A daemon: a line server whose greeting comes from a config file.
 //!
 //! * `SIGHUP` re-reads the config file;
-//! * `SIGTERM`/`SIGINT` shut down gracefully: stop accepting, keep serving the open
-//!   connections until they close (or a grace period passes), then exit;
+//! * `SIGTERM`/`SIGINT` shut down gracefully: close the listening socket (so new
+//!   clients are refused at once, not left in the kernel's backlog unanswered), keep
+//!   serving the open connections until they close (or a grace period passes), then
+//!   exit;
 //! * `SIGCHLD` reaps children: the `spawn` command starts one (`true`), and the reaper
 //!   collects it, however many exited since the last delivery (signals coalesce).
 //!
 //! It accepts with a [`Listener`], which does not spin when the process runs out of file
 //! descriptors: it closes the connections it cannot take, or pauses.
 //!
-//! Protocol, one line per request: `stats` answers `reloads=R spawned=S reaped=P`,
+//! Protocol, one line per request: `stats` answers `reloads=R spawned=S reaped=P
+//! draining=D` (D is 1 once a shutdown signal arrived),
 //! `spawn` answers `spawned PID`, anything else is answered `<greeting> <line>`.
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -93,8 +96,11 @@ impl Daemon {
             "stats" => {
                 let _ = writeln!(
                     out,
-                    "reloads={} spawned={} reaped={}",
-                    self.reloads, self.spawned, self.reaped
+                    "reloads={} spawned={} reaped={} draining={}",
+                    self.reloads,
+                    self.spawned,
+                    self.reaped,
+                    u8::from(self.draining)
                 );
             }
             "spawn" => match std::process::Command::new("true").spawn() {
@@ -118,7 +124,11 @@ impl Daemon {
             return;
         }
         self.draining = true;
-        let _ = ctx.remove_fd(&self.listener.fd()); // stop accepting
+        // Stop accepting, and close the socket: a client connecting from now on is
+        // refused, not accepted by the kernel and left unanswered.
+        if let Err(e) = self.listener.close(ctx) {
+            eprintln!("daemon: closing the listener: {e}");
+        }
         if self.conns.is_empty() {
             ctx.exit();
         } else {

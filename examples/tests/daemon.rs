@@ -101,12 +101,24 @@ fn reloads_on_sighup_reaps_children_and_drains_on_sigterm() {
     assert!(ask(&mut conn, "spawn").starts_with("spawned "));
     assert!(ask(&mut conn, "spawn").starts_with("spawned "));
     wait_until(&mut conn, "the children to be reaped", |s| {
-        s.ends_with("reaped=2")
+        s.contains("reaped=2 ")
     });
 
     // SIGTERM: stops accepting, but the open connection is still served until it closes.
     kill(pid, libc::SIGTERM);
     assert_eq!(ask(&mut conn, "z"), "howdy z");
+    wait_until(&mut conn, "the drain to start", |s| {
+        s.ends_with("draining=1")
+    });
+    // A client arriving during the drain is refused at once, never accepted by the
+    // kernel and left waiting for an answer.
+    let late = TcpStream::connect(("127.0.0.1", port));
+    assert_eq!(
+        late.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "a connection during the drain must be refused"
+    );
+    assert_eq!(ask(&mut conn, "still"), "howdy still");
     drop(conn);
 
     let deadline = Instant::now() + Duration::from_secs(10);
