@@ -193,4 +193,189 @@ mod tests {
         cl.insert(200_000, 1, Interest::READ);
         assert!(cl.get(200_000).is_some());
     }
+
+    // ---- Model test: random operation sequences against a naive model ----
+    //
+    // The model keeps, per fd, whether it is registered, what the kernel holds, what is
+    // wanted, and whether it was modified since the last flush. A flush must hand the
+    // backend exactly the net effect: each registered fd that was modified since the
+    // last flush and whose wanted (interest, token) now differs from the kernel's, once,
+    // with the state the model has for it, and nothing else (not a deregistered fd, not
+    // a change that was undone). The backend's answer is what the kernel then holds;
+    // like epoll's, it is `NONE` for an empty wish or a refused change. After every step
+    // `get` and `len` agree with the model; at the end `iter_mut` lists exactly the
+    // registered fds. Cases: 10_000 by default, or `PROPTEST_CASES`. Skipped under Miri.
+
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// proptest's defaults (which read the `PROPTEST_*` variables), except where the
+    /// variable is unset: `cases` cases, the XorShift generator (ChaCha, the default,
+    /// takes ~40% of a debug build's run time) and at most 30 s of shrinking a failure.
+    fn config(cases: u32) -> ProptestConfig {
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        let mut config = ProptestConfig::default();
+        if unset("PROPTEST_CASES") {
+            config.cases = cases;
+        }
+        if unset("PROPTEST_RNG_ALGORITHM") {
+            config.rng_algorithm = prop::test_runner::RngAlgorithm::XorShift;
+        }
+        if unset("PROPTEST_MAX_SHRINK_TIME") {
+            config.max_shrink_time = 30_000;
+        }
+        config
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Want {
+        interest: Interest,
+        token: u64,
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// What a backend's `register` does: refused (skipped) if already registered,
+        /// else applied to the kernel at once and recorded with `insert`.
+        Register { fd: RawFd, want: Want },
+        /// `set_wanted` (a backend's `modify`).
+        Modify { fd: RawFd, want: Want },
+        /// `remove` (a backend's `deregister`).
+        Deregister { fd: RawFd },
+        /// `drain`; the kernel refuses the changes of the fds in `refuse`.
+        Flush { refuse: BTreeSet<RawFd> },
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    struct FdModel {
+        kernel: Want,
+        want: Want,
+        modified: bool,
+    }
+
+    fn want() -> impl Strategy<Value = Want> {
+        (0u8..16, 0u64..3).prop_map(|(bits, token)| Want {
+            interest: Interest::from_bits(bits),
+            token,
+        })
+    }
+
+    /// Past any initial table (`open_file_limit` is at most 2^16): the table grows.
+    const BIG_FD: RawFd = 70_000;
+
+    /// A handful of small fds; in `big` cases, rarely one past the initial table.
+    fn fd(big: bool) -> impl Strategy<Value = RawFd> {
+        prop_oneof![20 => 0 as RawFd..6, u32::from(big) => Just(BIG_FD)]
+    }
+
+    fn op(big: bool) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (fd(big), want()).prop_map(|(fd, want)| Op::Register { fd, want }),
+            6 => (fd(big), want()).prop_map(|(fd, want)| Op::Modify { fd, want }),
+            2 => fd(big).prop_map(|fd| Op::Deregister { fd }),
+            2 => prop_oneof![
+                4 => Just(BTreeSet::new()),
+                1 => prop::collection::btree_set(0 as RawFd..6, 1..3),
+            ]
+            .prop_map(|refuse| Op::Flush { refuse }),
+        ]
+    }
+
+    fn same(st: &FdState, m: &FdModel) -> bool {
+        st.registered
+            && st.kernel == m.kernel.interest
+            && st.kernel_token == m.kernel.token
+            && st.want == m.want.interest
+            && st.want_token == m.want.token
+    }
+
+    proptest! {
+        #![proptest_config(config(10_000))]
+
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn model_change_list(
+            ops in prop::bool::weighted(0.05)
+                .prop_flat_map(|big| prop::collection::vec(op(big), 0..100))
+        ) {
+            let mut cl = ChangeList::new();
+            let mut m: BTreeMap<RawFd, FdModel> = BTreeMap::new();
+            let domain: Vec<RawFd> = (0..6).chain([BIG_FD]).collect();
+            for op in ops {
+                match op {
+                    Op::Register { fd, want } => {
+                        prop_assert_eq!(cl.get(fd).is_some(), m.contains_key(&fd));
+                        if let std::collections::btree_map::Entry::Vacant(e) = m.entry(fd) {
+                            cl.insert(fd, want.token, want.interest);
+                            e.insert(FdModel { kernel: want, want, modified: false });
+                        }
+                    }
+                    Op::Modify { fd, want } => {
+                        let known = match m.get_mut(&fd) {
+                            Some(f) => {
+                                f.want = want;
+                                f.modified = true;
+                                true
+                            }
+                            None => false,
+                        };
+                        prop_assert_eq!(cl.set_wanted(fd, want.token, want.interest), known);
+                    }
+                    Op::Deregister { fd } => {
+                        let before = cl.remove(fd);
+                        match m.remove(&fd) {
+                            Some(f) => prop_assert!(
+                                before.as_ref().is_some_and(|st| same(st, &f)),
+                                "remove({}) gave {:?}, model {:?}", fd, before, f
+                            ),
+                            None => prop_assert!(before.is_none(), "remove({}) of an unregistered fd", fd),
+                        }
+                    }
+                    Op::Flush { refuse } => {
+                        let mut calls: Vec<(RawFd, FdState)> = Vec::new();
+                        cl.drain(|fd, st| {
+                            calls.push((fd, *st));
+                            if st.want.is_empty() || refuse.contains(&fd) {
+                                Interest::NONE
+                            } else {
+                                st.want
+                            }
+                        });
+                        let expected: BTreeSet<RawFd> = m
+                            .iter()
+                            .filter(|(_, f)| f.modified && f.want != f.kernel)
+                            .map(|(&fd, _)| fd)
+                            .collect();
+                        let got: BTreeSet<RawFd> = calls.iter().map(|&(fd, _)| fd).collect();
+                        prop_assert_eq!(got.len(), calls.len(), "an fd was applied twice: {:?}", calls);
+                        prop_assert_eq!(&got, &expected, "calls {:?}", calls);
+                        for (fd, st) in &calls {
+                            let f = &m[fd];
+                            prop_assert!(same(st, f), "fd {} applied with {:?}, model {:?}", fd, st, f);
+                        }
+                        for (&fd, f) in m.iter_mut() {
+                            if expected.contains(&fd) {
+                                let ok = !f.want.interest.is_empty() && !refuse.contains(&fd);
+                                f.kernel = Want {
+                                    interest: if ok { f.want.interest } else { Interest::NONE },
+                                    token: f.want.token,
+                                };
+                            }
+                            f.modified = false;
+                        }
+                    }
+                }
+                prop_assert_eq!(cl.len(), m.len());
+                for &fd in &domain {
+                    match (cl.get(fd), m.get(&fd)) {
+                        (None, None) => {}
+                        (Some(st), Some(f)) => prop_assert!(same(st, f), "fd {}: {:?} vs model {:?}", fd, st, f),
+                        (st, f) => prop_assert!(false, "fd {}: {:?} vs model {:?}", fd, st, f),
+                    }
+                }
+            }
+            let listed: Vec<RawFd> = cl.iter_mut().map(|(fd, _)| fd).collect();
+            prop_assert_eq!(listed, m.keys().copied().collect::<Vec<_>>());
+        }
+    }
 }

@@ -465,3 +465,278 @@ impl<T> Default for Slab<T> {
         Slab::with_capacity(Self::DEFAULT_CAPACITY)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    // ---- Model test: random operation sequences against a naive model ----
+    //
+    // There is no pure layer under `Slab` (inserting registers the entry with a loop), so
+    // this runs a real `EventLoop` whose machine owns the slab, with one end of a fresh
+    // `UnixStream` pair per entry (the other end is dropped, so every entry reads EOF and
+    // is ready at each poll). The model is the list of every key ever issued and the live
+    // ones with their values. After every step, for every key ever issued (so stale keys
+    // too) and a few forged ones: `contains`, `get`, `source`, `key_of(token(key))` and
+    // the error of `remove`/`set_interest` agree with the model; `len` and `iter` list
+    // exactly the live entries; a new key is never one issued before; a full slab says
+    // `SlabFull`. A poll must dispatch each live entry once, except those removed by an
+    // earlier handler in the same dispatch round (the machine removes some), and never
+    // an event whose token names no live entry.
+    //
+    // Cases: 3_000 by default (each builds a loop and makes a few sockets), or
+    // `PROPTEST_CASES`. Skipped under Miri (no epoll there; far too slow anyway).
+
+    use super::*;
+    use crate::{Builder, DefaultBackend, Event, Interest};
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use std::collections::HashMap;
+    use std::os::fd::BorrowedFd;
+    use std::os::unix::net::UnixStream;
+
+    /// proptest's defaults (which read the `PROPTEST_*` variables), except where the
+    /// variable is unset: `cases` cases, the XorShift generator (ChaCha, the default,
+    /// takes ~40% of a debug build's run time) and at most 30 s of shrinking a failure.
+    fn config(cases: u32) -> ProptestConfig {
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        let mut config = ProptestConfig::default();
+        if unset("PROPTEST_CASES") {
+            config.cases = cases;
+        }
+        if unset("PROPTEST_RNG_ALGORITHM") {
+            config.rng_algorithm = prop::test_runner::RngAlgorithm::XorShift;
+        }
+        if unset("PROPTEST_MAX_SHRINK_TIME") {
+            config.max_shrink_time = 30_000;
+        }
+        config
+    }
+
+    /// An entry: an id the model knows it by, and a socket to register.
+    struct V {
+        id: u64,
+        sock: UnixStream,
+    }
+
+    impl AsFd for V {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.sock.as_fd()
+        }
+    }
+
+    struct M {
+        slab: Slab<V>,
+        /// Keys dispatched by the last poll, in order.
+        fired: Vec<Key>,
+        /// Tokens dispatched that named no live entry.
+        stale: Vec<Token>,
+        /// Entries the handler is to remove (picked among the live ones), one per event.
+        kills: Vec<Index>,
+        /// What the handler removed: key and the entry's id.
+        killed: Vec<(Key, u64)>,
+    }
+
+    impl Machine for M {
+        type Backend = DefaultBackend;
+        fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+            match self.slab.key_of(ev.token) {
+                Some(key) => self.fired.push(key),
+                None => self.stale.push(ev.token),
+            }
+            if let Some(pick) = self.kills.pop() {
+                let live: Vec<Key> = self.slab.iter().map(|(k, _)| k).collect();
+                if !live.is_empty() {
+                    let key = live[pick.index(live.len())];
+                    let v = self.slab.remove(ctx, key).expect("remove a live key");
+                    self.killed.push((key, v.id));
+                }
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert,
+        /// Remove an issued key (live or stale).
+        Remove(Index),
+        /// Remove a key made up from parts (usually stale or never issued).
+        RemoveForged {
+            index: u32,
+            gen: u32,
+        },
+        /// Change an entry's interest through an issued key.
+        SetInterest(Index, bool),
+        /// Give the entry behind an issued key a new id through `get_mut`.
+        Relabel(Index),
+        /// Poll once without blocking; handlers remove up to `kills.len()` entries.
+        Poll {
+            kills: Vec<Index>,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => Just(Op::Insert),
+            4 => any::<Index>().prop_map(Op::Remove),
+            1 => (0u32..10, 0u32..4).prop_map(|(index, gen)| Op::RemoveForged { index, gen }),
+            1 => (any::<Index>(), any::<bool>()).prop_map(|(i, w)| Op::SetInterest(i, w)),
+            1 => any::<Index>().prop_map(Op::Relabel),
+            2 => prop::collection::vec(any::<Index>(), 0..3).prop_map(|kills| Op::Poll { kills }),
+        ]
+    }
+
+    struct Model {
+        capacity: usize,
+        issued: Vec<Key>,
+        live: HashMap<Key, u64>,
+        next_id: u64,
+    }
+
+    impl Model {
+        fn pick(&self, i: &Index) -> Key {
+            if self.issued.is_empty() {
+                Key::from_parts(0, 0)
+            } else {
+                self.issued[i.index(self.issued.len())]
+            }
+        }
+    }
+
+    fn compare(slab: &Slab<V>, m: &Model) -> Result<(), TestCaseError> {
+        prop_assert_eq!(slab.capacity(), m.capacity);
+        prop_assert_eq!(slab.len(), m.live.len());
+        prop_assert_eq!(slab.is_empty(), m.live.is_empty());
+        let mut listed: Vec<(Key, u64)> = slab.iter().map(|(k, v)| (k, v.id)).collect();
+        let mut want: Vec<(Key, u64)> = m.live.iter().map(|(&k, &id)| (k, id)).collect();
+        listed.sort_by_key(|&(k, _)| (k.index(), k.generation()));
+        want.sort_by_key(|&(k, _)| (k.index(), k.generation()));
+        prop_assert_eq!(listed, want);
+        let forged = (0..m.capacity as u32 + 2).map(|i| Key::from_parts(i, 1 << 20));
+        for key in m.issued.iter().copied().chain(forged) {
+            let id = m.live.get(&key).copied();
+            prop_assert_eq!(slab.contains(key), id.is_some(), "contains {:?}", key);
+            prop_assert_eq!(slab.get(key).map(|v| v.id), id, "get {:?}", key);
+            prop_assert_eq!(slab.source(key).is_some(), id.is_some(), "source {:?}", key);
+            prop_assert_eq!(
+                slab.key_of(slab.token(key)),
+                id.map(|_| key),
+                "key_of {:?}",
+                key
+            );
+            let other_tag = Token::tagged(slab.tag() ^ 1, slab.token(key).payload());
+            prop_assert_eq!(slab.key_of(other_tag), None);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(3_000))]
+
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn model_slab_with_generations(
+            capacity in 0usize..=6,
+            ops in prop::collection::vec(op(), 0..40),
+        ) {
+            let machine = M {
+                slab: Slab::with_capacity(capacity),
+                fired: Vec::new(),
+                stale: Vec::new(),
+                kills: Vec::new(),
+                killed: Vec::new(),
+            };
+            let mut el = Builder::default().sources(8).timers(8).events(16).build(machine).unwrap();
+            let mut m = Model { capacity, issued: Vec::new(), live: HashMap::new(), next_id: 0 };
+            for op in ops {
+                let (mc, ctx) = el.parts();
+                let slab = &mut mc.slab;
+                match op {
+                    Op::Insert => {
+                        let (a, _b) = UnixStream::pair().unwrap();
+                        let id = m.next_id;
+                        m.next_id += 1;
+                        match slab.insert(ctx, V { id, sock: a }) {
+                            Ok(key) => {
+                                prop_assert!(m.live.len() < capacity, "inserted into a full slab");
+                                prop_assert!((key.index() as usize) < capacity);
+                                prop_assert!(!m.issued.contains(&key), "key {:?} issued twice", key);
+                                m.issued.push(key);
+                                m.live.insert(key, id);
+                            }
+                            Err(Error::SlabFull { capacity: c }) => {
+                                prop_assert_eq!(c, capacity);
+                                prop_assert_eq!(m.live.len(), capacity, "SlabFull with room left");
+                            }
+                            Err(e) => prop_assert!(false, "insert: {:?}", e),
+                        }
+                    }
+                    Op::Remove(i) => {
+                        let key = m.pick(&i);
+                        match (slab.remove(ctx, key), m.live.remove(&key)) {
+                            (Ok(v), Some(id)) => prop_assert_eq!(v.id, id),
+                            (Err(Error::StaleKey), None) => {}
+                            (r, id) => prop_assert!(false, "remove {:?}: {:?} vs model {:?}", key, r.map(|v| v.id), id),
+                        }
+                    }
+                    Op::RemoveForged { index, gen } => {
+                        let key = Key::from_parts(index, gen);
+                        match (slab.remove(ctx, key), m.live.remove(&key)) {
+                            (Ok(v), Some(id)) => prop_assert_eq!(v.id, id),
+                            (Err(Error::StaleKey), None) => {}
+                            (r, id) => prop_assert!(false, "remove {:?}: {:?} vs model {:?}", key, r.map(|v| v.id), id),
+                        }
+                    }
+                    Op::SetInterest(i, write) => {
+                        let key = m.pick(&i);
+                        let interest = if write { Interest::READ | Interest::WRITE } else { Interest::READ };
+                        match slab.set_interest(ctx, key, interest) {
+                            Ok(()) => prop_assert!(m.live.contains_key(&key)),
+                            Err(Error::StaleKey) => prop_assert!(!m.live.contains_key(&key)),
+                            Err(e) => prop_assert!(false, "set_interest: {:?}", e),
+                        }
+                    }
+                    Op::Relabel(i) => {
+                        let key = m.pick(&i);
+                        let id = m.next_id;
+                        m.next_id += 1;
+                        match slab.get_mut(key) {
+                            Some(v) => {
+                                prop_assert!(m.live.contains_key(&key));
+                                v.id = id;
+                                m.live.insert(key, id);
+                            }
+                            None => prop_assert!(!m.live.contains_key(&key)),
+                        }
+                    }
+                    Op::Poll { kills } => {
+                        mc.fired.clear();
+                        mc.killed.clear();
+                        mc.kills = kills;
+                        el.poll(Some(std::time::Duration::ZERO)).unwrap();
+                        let mc = el.machine_mut();
+                        prop_assert!(mc.stale.is_empty(), "dispatched stale tokens {:?}", mc.stale);
+                        // Each live entry fires once unless a handler removed it first.
+                        let mut expected: Vec<Key> = m.live.keys().copied().collect();
+                        let mut removed_before: Vec<Key> = Vec::new();
+                        for (n, &key) in mc.fired.iter().enumerate() {
+                            prop_assert!(!removed_before.contains(&key), "{:?} fired after its removal", key);
+                            prop_assert!(!mc.fired[..n].contains(&key), "{:?} fired twice", key);
+                            // The handler for event n removed killed[n] (if any) after it.
+                            if let Some(&(k, _)) = mc.killed.get(n) {
+                                removed_before.push(k);
+                            }
+                        }
+                        for &(key, id) in &mc.killed {
+                            prop_assert_eq!(m.live.remove(&key), Some(id), "killed {:?}", key);
+                        }
+                        expected.retain(|k| !removed_before.contains(k) || mc.fired.contains(k));
+                        let mut fired = mc.fired.clone();
+                        fired.sort_by_key(|k| (k.index(), k.generation()));
+                        expected.sort_by_key(|k| (k.index(), k.generation()));
+                        prop_assert_eq!(fired, expected, "fired vs live entries not removed first");
+                    }
+                }
+                compare(&el.machine().slab, &m)?;
+            }
+        }
+    }
+}

@@ -217,4 +217,118 @@ mod tests {
         }
         h.check();
     }
+
+    // ---- Model test: random operation sequences against a naive model ----
+    //
+    // The model is a `BTreeMap<id, key>`. After every step: the heap's invariants hold,
+    // membership and each id's key agree, `peek` shows the smallest key, `pop` takes an
+    // id holding the smallest key, and a full heap refuses a push. Cases: 10_000 by
+    // default, or `PROPTEST_CASES`. Skipped under Miri (far too slow there).
+
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// proptest's defaults (which read the `PROPTEST_*` variables), except where the
+    /// variable is unset: `cases` cases, the XorShift generator (ChaCha, the default,
+    /// takes ~40% of a debug build's run time) and at most 30 s of shrinking a failure.
+    fn config(cases: u32) -> ProptestConfig {
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        let mut config = ProptestConfig::default();
+        if unset("PROPTEST_CASES") {
+            config.cases = cases;
+        }
+        if unset("PROPTEST_RNG_ALGORITHM") {
+            config.rng_algorithm = prop::test_runner::RngAlgorithm::XorShift;
+        }
+        if unset("PROPTEST_MAX_SHRINK_TIME") {
+            config.max_shrink_time = 30_000;
+        }
+        config
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push { id: u32, key: u64 },
+        Pop,
+        Remove { id: u32 },
+        Update { id: u32, key: u64 },
+    }
+
+    /// Keys from a narrow range (many ties) or anywhere, including the extremes.
+    fn key() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            4 => 0u64..20,
+            2 => any::<u64>(),
+            1 => prop::sample::select(vec![0, u64::MAX]),
+        ]
+    }
+
+    fn scenario() -> impl Strategy<Value = (usize, u32, Vec<Op>)> {
+        (1u32..=40)
+            .prop_flat_map(|ids| (1..=ids as usize, Just(ids)))
+            .prop_flat_map(|(cap, ids)| {
+                let id = 0..ids;
+                let op = prop_oneof![
+                    5 => (id.clone(), key()).prop_map(|(id, key)| Op::Push { id, key }),
+                    3 => Just(Op::Pop),
+                    2 => id.clone().prop_map(|id| Op::Remove { id }),
+                    3 => (id, key()).prop_map(|(id, key)| Op::Update { id, key }),
+                ];
+                (Just(cap), Just(ids), prop::collection::vec(op, 0..150))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config(10_000))]
+
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn model_indexed_heap((capacity, ids, ops) in scenario()) {
+            let mut h = IndexedHeap::new(capacity, ids as usize);
+            let mut m: BTreeMap<u32, u64> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Push { id, key } => {
+                        // Pushing an id already in the heap breaks the contract: skip.
+                        if !m.contains_key(&id) {
+                            let pushed = h.push(id, key);
+                            prop_assert_eq!(pushed, m.len() < capacity, "push {}", id);
+                            if pushed {
+                                m.insert(id, key);
+                            }
+                        }
+                    }
+                    Op::Pop => match h.pop() {
+                        Some(it) => {
+                            prop_assert_eq!(m.get(&it.id).copied(), Some(it.deadline));
+                            prop_assert_eq!(Some(it.deadline), m.values().copied().min());
+                            m.remove(&it.id);
+                        }
+                        None => prop_assert!(m.is_empty()),
+                    },
+                    Op::Remove { id } => {
+                        prop_assert_eq!(h.remove(id), m.remove(&id).is_some(), "remove {}", id);
+                    }
+                    Op::Update { id, key } => {
+                        // `update` needs the id in the heap.
+                        if let Some(k) = m.get_mut(&id) {
+                            h.update(id, key);
+                            *k = key;
+                        }
+                    }
+                }
+                h.check();
+                for id in 0..ids {
+                    prop_assert_eq!(h.contains(id), m.contains_key(&id));
+                    if let Some(&k) = m.get(&id) {
+                        prop_assert_eq!(h.key(id), k);
+                    }
+                }
+                prop_assert_eq!(h.peek().map(|it| it.deadline), m.values().copied().min());
+                if let Some(top) = h.peek() {
+                    prop_assert_eq!(m.get(&top.id).copied(), Some(top.deadline));
+                }
+            }
+        }
+    }
 }

@@ -189,7 +189,9 @@ impl Timers {
                 continue;
             }
             let hd = self.nodes[head as usize].deadline;
-            if hd > now {
+            if hd > top.deadline {
+                // The key lags (the old head was cancelled or re-armed): re-key before
+                // firing, or this head could fire ahead of an earlier timer elsewhere.
                 self.heap.update(top.id, hd);
                 continue;
             }
@@ -381,6 +383,23 @@ mod tests {
         assert_eq!(t.pop_expired(u64::MAX - 1), None);
     }
 
+    /// Found by the model test: cancelling (or re-arming) a queue's head leaves the
+    /// queue's heap key at the old head's deadline. `pop_expired` used to trust that
+    /// key whenever the new head was due, so the queue's head fired before an earlier
+    /// timer elsewhere.
+    #[test]
+    fn stale_queue_key_does_not_reorder_expiries() {
+        let mut t = Timers::new(4, 4);
+        t.arm(0, 0, 10).unwrap(); // queue(10), deadline 10
+        t.arm(1, 5, 10).unwrap(); // queue(10), deadline 15
+        t.arm(2, 5, 7).unwrap(); // deadline 12
+        t.cancel(0); // queue(10)'s heap key stays 10, its head is now 1 (15)
+        t.check();
+        assert_eq!(t.pop_expired(20), Some((2, 12)));
+        assert_eq!(t.pop_expired(20), Some((1, 15)));
+        assert_eq!(t.pop_expired(20), None);
+    }
+
     /// Random churn: many timers whose expiry randomly arms and cancels others.
     #[test]
     fn random_churn_keeps_invariants() {
@@ -427,5 +446,234 @@ mod tests {
             }
         }
         t.check();
+    }
+
+    // ---- Model test: random operation sequences against a naive model ----
+    //
+    // The model is a `BTreeMap<id, deadline>` of armed timers and a clock. Every step is
+    // applied to both and everything observable is compared: each timer's deadline, the
+    // armed count, capacity refusals, which timer `pop_expired` hands out (one whose
+    // deadline is the earliest of all armed timers, and not after `now`) and that
+    // `next_deadline` is never later than the model's earliest deadline.
+    //
+    // Cases: 16_000 by default, or `PROPTEST_CASES` if set (proptest's own variable, read
+    // here because a hard-coded count would shadow it). Skipped under Miri: the plain
+    // random tests above cover the unsafe-free code there at a Miri-sized scale.
+
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// proptest's defaults (which read the `PROPTEST_*` variables), except where the
+    /// variable is unset: `cases` cases, the XorShift generator (ChaCha, the default,
+    /// takes ~40% of a debug build's run time) and at most 30 s of shrinking a failure.
+    fn config(cases: u32) -> ProptestConfig {
+        let unset = |var: &str| std::env::var_os(var).is_none();
+        let mut config = ProptestConfig::default();
+        if unset("PROPTEST_CASES") {
+            config.cases = cases;
+        }
+        if unset("PROPTEST_RNG_ALGORITHM") {
+            config.rng_algorithm = prop::test_runner::RngAlgorithm::XorShift;
+        }
+        if unset("PROPTEST_MAX_SHRINK_TIME") {
+            config.max_shrink_time = 30_000;
+        }
+        config
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// `arm(id, now, dur)`.
+        Arm {
+            id: u32,
+            dur: u64,
+        },
+        /// `arm_at(id, now + offset, dur)` (offset may be negative: a deadline already
+        /// past), or `arm_at(id, u64::MAX, dur)` when `offset` is `None`.
+        ArmAt {
+            id: u32,
+            offset: Option<i64>,
+            dur: u64,
+        },
+        Cancel {
+            id: u32,
+        },
+        Advance {
+            dt: u64,
+        },
+        /// One `pop_expired(now)`.
+        Pop,
+        /// `pop_expired(now)` until it returns `None`.
+        PopAll,
+    }
+
+    /// Durations: a few shared ones (so common-timeout queues fill, empty, get reused and
+    /// collide in their 16 direct-mapped slots), any small one, and the edge values.
+    fn duration() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            6 => prop::sample::select(vec![1u64, 5, 10, 20, 35, 50, 64, 100, 1000, 4096]),
+            3 => 0u64..300,
+            1 => Just(0u64),
+            1 => prop::sample::select(vec![u64::MAX, u64::MAX - 3, u64::MAX / 2]),
+        ]
+    }
+
+    fn op(nslots: u32) -> impl Strategy<Value = Op> {
+        let id = 0..nslots;
+        prop_oneof![
+            8 => (id.clone(), duration()).prop_map(|(id, dur)| Op::Arm { id, dur }),
+            2 => (
+                id.clone(),
+                prop_oneof![4 => (-40i64..400).prop_map(Some), 1 => Just(None)],
+                duration()
+            )
+                .prop_map(|(id, offset, dur)| Op::ArmAt { id, offset, dur }),
+            3 => id.prop_map(|id| Op::Cancel { id }),
+            4 => prop_oneof![3 => 0u64..30, 1 => 30u64..400].prop_map(|dt| Op::Advance { dt }),
+            3 => Just(Op::Pop),
+            1 => Just(Op::PopAll),
+        ]
+    }
+
+    fn scenario() -> impl Strategy<Value = (u32, usize, Vec<Op>)> {
+        (1u32..=12)
+            .prop_flat_map(|nslots| (Just(nslots), 1..=nslots as usize + 2))
+            .prop_flat_map(|(nslots, cap)| {
+                (
+                    Just(nslots),
+                    Just(cap),
+                    prop::collection::vec(op(nslots), 0..120),
+                )
+            })
+    }
+
+    struct Model {
+        now: u64,
+        armed: BTreeMap<u32, u64>,
+        capacity: usize,
+    }
+
+    impl Model {
+        fn earliest(&self) -> Option<u64> {
+            self.armed.values().copied().min()
+        }
+
+        fn arm(&mut self, id: u32, deadline: u64) -> bool {
+            if !self.armed.contains_key(&id) && self.armed.len() == self.capacity {
+                return false;
+            }
+            self.armed.insert(id, deadline);
+            true
+        }
+    }
+
+    /// One `pop_expired` on both; returns whether a timer fired.
+    fn pop_one(t: &mut Timers, m: &mut Model) -> Result<bool, TestCaseError> {
+        match t.pop_expired(m.now) {
+            Some((id, deadline)) => {
+                prop_assert!(
+                    deadline <= m.now,
+                    "fired early: {id} at {deadline}, now {}",
+                    m.now
+                );
+                prop_assert_eq!(
+                    m.armed.get(&id).copied(),
+                    Some(deadline),
+                    "fired {} with the wrong deadline",
+                    id
+                );
+                prop_assert_eq!(
+                    Some(deadline),
+                    m.earliest(),
+                    "fired {} out of deadline order (armed: {:?})",
+                    id,
+                    m.armed
+                );
+                m.armed.remove(&id);
+                Ok(true)
+            }
+            None => {
+                prop_assert!(
+                    m.earliest().is_none_or(|d| d > m.now),
+                    "nothing fired at {} but the model has {:?}",
+                    m.now,
+                    m.armed
+                );
+                prop_assert!(
+                    t.next_deadline().is_none_or(|d| d > m.now),
+                    "pop_expired gave up with a due key at the top"
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    fn compare(t: &Timers, m: &Model, nslots: u32) -> Result<(), TestCaseError> {
+        t.check();
+        prop_assert_eq!(t.armed(), m.armed.len());
+        for id in 0..nslots {
+            prop_assert_eq!(
+                t.deadline(id),
+                m.armed.get(&id).copied(),
+                "deadline of {}",
+                id
+            );
+            prop_assert_eq!(t.is_armed(id), m.armed.contains_key(&id));
+        }
+        match (t.next_deadline(), m.earliest()) {
+            (None, None) => {}
+            // A queue's heap key may lag behind its head (early, never late).
+            (Some(next), Some(earliest)) => prop_assert!(
+                next <= earliest,
+                "next_deadline {} is after the earliest deadline {}",
+                next,
+                earliest
+            ),
+            (next, earliest) => prop_assert!(
+                false,
+                "next_deadline {:?} but earliest {:?}",
+                next,
+                earliest
+            ),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(16_000))]
+
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn model_timers_and_common_timeout_queues((nslots, capacity, ops) in scenario()) {
+            let mut t = Timers::new(nslots as usize, capacity);
+            let mut m = Model { now: 0, armed: BTreeMap::new(), capacity };
+            prop_assert_eq!(t.capacity(), capacity);
+            for op in ops {
+                match op {
+                    Op::Arm { id, dur } => {
+                        let ok = t.arm(id, m.now, dur).is_ok();
+                        prop_assert_eq!(ok, m.arm(id, m.now.saturating_add(dur)), "arm {}", id);
+                    }
+                    Op::ArmAt { id, offset, dur } => {
+                        let deadline = match offset {
+                            Some(o) => m.now.saturating_add_signed(o),
+                            None => u64::MAX,
+                        };
+                        let ok = t.arm_at(id, deadline, dur).is_ok();
+                        prop_assert_eq!(ok, m.arm(id, deadline), "arm_at {}", id);
+                    }
+                    Op::Cancel { id } => {
+                        t.cancel(id);
+                        m.armed.remove(&id);
+                    }
+                    Op::Advance { dt } => m.now += dt,
+                    Op::Pop => {
+                        pop_one(&mut t, &mut m)?;
+                    }
+                    Op::PopAll => while pop_one(&mut t, &mut m)? {},
+                }
+                compare(&t, &m, nslots)?;
+            }
+        }
     }
 }
