@@ -307,21 +307,25 @@ impl WorkersBuilder {
 /// use evloop_core::*;
 /// use evloop_core::workers::{SharedPort, Workers};
 /// use std::io::{Read, Write};
-/// use std::net::{TcpListener, TcpStream};
+/// use std::net::TcpStream;
 ///
 /// /// Accepts connections, answers each with one byte: its worker's number.
-/// struct Hello { id: u8, listener: TcpListener, served: u32 }
+/// struct Hello { id: u8, listener: Listener, served: u32 }
 /// impl Machine for Hello {
 ///     type Backend = DefaultBackend;
 ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-///         ctx.add_io(&self.listener, Token(0), Watch::read())?;
-///         Ok(())
+///         self.listener.attach(ctx, 0, Watch::read())
 ///     }
-///     fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {
-///         while let Ok((mut s, _)) = self.listener.accept() {
-///             let _ = s.write_all(&[self.id]);
-///             self.served += 1;
+///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+///         // A `Listener` accepts in batches and never spins when fds run out.
+///         if !self.listener.before_dispatch(ctx, Key::SINGLE, ev.ready).is_readable() {
+///             return;
 ///         }
+///         let (id, served) = (self.id, &mut self.served);
+///         self.listener.accept(ctx, |_, conn| {
+///             let _ = conn.into_tcp().write_all(&[id]);
+///             *served += 1;
+///         });
 ///     }
 /// }
 ///
@@ -329,7 +333,8 @@ impl WorkersBuilder {
 /// let mut port = SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
 /// let addr = port.local_addr();
 /// let workers = Workers::spawn(2, |i| {
-///     Ok(Hello { id: i as u8, listener: port.listener()?, served: 0 })
+///     let listener = ListenerBuilder::new().wrap_tcp(port.listener()?)?;
+///     Ok(Hello { id: i as u8, listener, served: 0 })
 /// }).unwrap();
 /// for _ in 0..8 {
 ///     let mut b = [0u8];
@@ -680,26 +685,31 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 /// use evloop_core::*;
 /// use evloop_core::workers::{SharedPort, Workers};
 /// use std::io::{Read, Write};
-/// use std::net::{TcpListener, TcpStream};
+/// use std::net::TcpStream;
 ///
-/// struct Hello { listener: TcpListener, served: u32 }
+/// struct Hello { listener: Listener, served: u32 }
 /// impl Machine for Hello {
 ///     type Backend = DefaultBackend;
 ///     fn setup(&mut self, ctx: &mut Ctx<Self>) -> Result<()> {
-///         ctx.add_io(&self.listener, Token(0), Watch::read())?;
-///         Ok(())
+///         self.listener.attach(ctx, 0, Watch::read())
 ///     }
-///     fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {
-///         while let Ok((mut s, _)) = self.listener.accept() {
-///             let _ = s.write_all(b"hi");
-///             self.served += 1;
+///     fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+///         if !self.listener.before_dispatch(ctx, Key::SINGLE, ev.ready).is_readable() {
+///             return;
 ///         }
+///         let served = &mut self.served;
+///         self.listener.accept(ctx, |_, conn| {
+///             let _ = conn.into_tcp().write_all(b"hi");
+///             *served += 1;
+///         });
 ///     }
 /// }
 ///
 /// let mut port = SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
 /// let addr = port.local_addr();
-/// let workers = Workers::spawn(2, |_| Ok(Hello { listener: port.listener()?, served: 0 })).unwrap();
+/// let workers = Workers::spawn(2, |_| {
+///     Ok(Hello { listener: ListenerBuilder::new().wrap_tcp(port.listener()?)?, served: 0 })
+/// }).unwrap();
 /// for _ in 0..4 {
 ///     let mut b = [0u8; 2];
 ///     TcpStream::connect(addr).unwrap().read_exact(&mut b).unwrap();
