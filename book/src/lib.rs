@@ -49,4 +49,4 @@ pub struct Listeners;
 pub struct OneLoopPerCore;
 
 #[doc = include_str!("memcached.md")]
-pub struct AMemcachedIn684Lines;
+pub struct AMemcachedServer;

@@ -7,19 +7,35 @@
 //! * a [`Slab`] of listening sockets (one per `-l` address) and a [`Slab`] of client
 //!   connections, as many as `-c` says (allocated once, when the server starts; the
 //!   loop's tables are sized from the two slabs' capacities);
-//! * each [`Conn`] owns its socket, its engine [`Connection`] (the parser state) and two
-//!   buffers allocated once, when the client first sends something: a 16 KiB input
-//!   buffer (memcached's read size) and an output buffer; both are then reused for
-//!   every request, so serving a `get` allocates nothing. (Not at accept: an idle
-//!   connection then costs no memory beyond its slab entry, allocated with the slab;
-//!   see `bench/memcached.sh` for the RSS with 10k idle connections.)
-//! * on readable: one `read`, then [`Connection::process`], then write the replies;
-//!   when the socket will not take them all, the connection stops reading and watches
-//!   for writability until they are flushed (a client that does not read makes the
-//!   server hold at most one batch of replies for it, and never stalls the others);
-//! * [`Next::Yield`] (memcached's requests-per-event budget, `-R`): the unprocessed
-//!   input stays in the buffer and the connection re-activates itself, so it runs
-//!   again in the next iteration, after the other ready connections;
+//! * at start, `RLIMIT_NOFILE` is raised to fit `-c` connections plus the server's own
+//!   descriptors ([`fds_needed`]); if it cannot be, the server refuses to start with
+//!   memcached's message ([`FdLimitError`]);
+//! * accepting: out of descriptors (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), the loop
+//!   stops watching its listeners (memcached's `accept_new_conns(false)`: the
+//!   connections wait in the backlog, `stats` counts `listen_disabled_num`) until one
+//!   of its connections closes, or another loop's (checked every 10 ms), or 1 s has
+//!   passed; a level-triggered listener would otherwise be ready again at once, and
+//!   the loop would spin;
+//! * each [`Conn`] owns its socket, its engine [`Connection`] (the parser state), a
+//!   16 KiB input buffer (memcached's read size) and its [`Replies`], allocated when
+//!   the client first sends something and reused for every request, so serving a
+//!   `get` allocates nothing. (Not at accept: an idle connection then costs no memory
+//!   beyond its slab entry, allocated with the slab; see `bench/memcached.sh` for the
+//!   RSS with 10k idle connections.)
+//! * on readable: one `read`, then [`Connection::process`], then write the replies
+//!   with `writev`. A `get` hit's reply refers to the stored value ([`Replies`]), so a
+//!   value asked for many times is in memory once;
+//! * back-pressure, as memcached: while a connection has replies the socket will not
+//!   take, it stops reading and processing (it watches for writability only). And
+//!   one call of `process` stops once it has produced [`OUT_LIMIT`] of replies or
+//!   looked up [`KEYS_PER_CALL`] keys ([`Next::Pause`]; the rest of a `get` goes on
+//!   once those are written), so a client that asks for a 1 MB value 1,000 times in
+//!   one line and never reads costs a few references, and one call never builds a
+//!   huge reply while the other clients wait;
+//! * [`Next::Yield`] (memcached's requests-per-event budget, `-R`) and a
+//!   [`Next::Pause`] whose replies were written at once: the unprocessed input stays
+//!   in the buffer and the connection re-activates itself, so it runs again in the
+//!   next iteration, after the other ready connections;
 //! * [`Next::Close`]: the replies are flushed, then the socket is closed;
 //! * `stats` gets pid, uptime, rusage and the connection counts from [`Shared`], the
 //!   server's [`Environment`];
@@ -41,17 +57,44 @@ use evloop::workers::{SharedPort, Workers};
 use evloop::Ready;
 use evloop_memcache_engine::config::usage;
 use evloop_memcache_engine::{
-    parse_args, Command, Config, Connection, Environment, Next, ServerStats, Store, DEFAULT_VERSION,
+    parse_args, Command, Config, Connection, Environment, Next, Replies, ServerStats, Store,
+    DEFAULT_VERSION,
 };
 
 /// The input buffer: memcached reads at most 16 KiB at a time, and the engine
 /// reproduces memcached exactly when it is fed one such read per call.
 pub const READ_SIZE: usize = 16 * 1024;
-/// The output buffer's initial capacity; a bigger batch of replies (large values)
-/// grows it, and it is shrunk back to this once flushed.
+/// The initial capacity of the replies' own bytes (headers and status lines; values
+/// are referred to, not copied). A bigger batch grows it; it is shrunk back to this
+/// once flushed.
 pub const OUT_SIZE: usize = 16 * 1024;
-/// An output buffer larger than this after a flush is shrunk back to [`OUT_SIZE`].
+/// Replies' own bytes above this after a flush are shrunk back to [`OUT_SIZE`].
 const OUT_KEEP: usize = 256 * 1024;
+/// One `process` call stops (at the next command or `get` key) once it has produced
+/// this many bytes of replies, values included: the bound on what a client that does
+/// not read can make the server hold (plus one value), and on one call's work.
+pub const OUT_LIMIT: usize = 256 * 1024;
+/// One `process` call stops once it has looked up this many `get` keys.
+pub const KEYS_PER_CALL: usize = 1024;
+/// While accepting is paused, how often a loop checks whether a connection has
+/// closed (memcached's `maxconns_handler` polls every 10 ms). The listeners'
+/// `#[on_timeout]` says the same.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+/// Accepting resumes after this even if no connection closed (descriptors may have
+/// been freed elsewhere).
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// Descriptors each loop opens besides its listeners and connections (the poller, its
+/// wake-up, signals): memcached reserves 5 per thread.
+const LOOP_FDS: u64 = 5;
+/// Descriptors kept free beyond the count: to accept and refuse a connection past
+/// `-c`, and for what a library may open (memcached allows 10 of headroom).
+const FD_HEADROOM: u64 = 10;
+
+/// memcached's message when it cannot raise `RLIMIT_NOFILE` for `-c` connections.
+pub const RLIMIT_MESSAGE: &str =
+    "failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.";
+/// memcached's exit status then (`EX_OSERR`).
+pub const EX_OSERR: i32 = 71;
 
 /// What memcached writes to a client it refuses because `-c` connections are open.
 const TOO_MANY: &[u8] = b"ERROR Too many open connections\r\n";
@@ -68,6 +111,12 @@ pub struct Shared {
     total_connections: AtomicU64,
     rejected_connections: AtomicU64,
     peak_connections: AtomicU64,
+    /// Connections closed so far: a loop that stopped accepting resumes when it moves.
+    closed_connections: AtomicU64,
+    /// Times a loop stopped accepting for lack of descriptors.
+    listen_disabled_num: AtomicU64,
+    /// Loops not accepting now.
+    loops_not_accepting: AtomicU64,
     verbosity: AtomicU32,
 }
 
@@ -84,6 +133,9 @@ impl Shared {
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             peak_connections: AtomicU64::new(0),
+            closed_connections: AtomicU64::new(0),
+            listen_disabled_num: AtomicU64::new(0),
+            loops_not_accepting: AtomicU64::new(0),
             verbosity: AtomicU32::new(config.verbose),
         }
     }
@@ -117,6 +169,7 @@ impl Shared {
 
     fn closed(&self) {
         self.curr_connections.fetch_sub(1, Ordering::Relaxed);
+        self.closed_connections.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -149,8 +202,8 @@ impl Environment for Shared {
             total_connections: self.total_connections.load(Ordering::Relaxed) + listeners,
             rejected_connections: self.rejected_connections.load(Ordering::Relaxed),
             connection_structures: self.peak_connections.load(Ordering::Relaxed) + listeners,
-            accepting_conns: true,
-            listen_disabled_num: 0,
+            accepting_conns: self.loops_not_accepting.load(Ordering::Relaxed) == 0,
+            listen_disabled_num: self.listen_disabled_num.load(Ordering::Relaxed),
             threads: self.config.threads,
         }
     }
@@ -163,6 +216,7 @@ impl Environment for Shared {
         self.total_connections.store(0, Ordering::Relaxed);
         self.listeners.store(0, Ordering::Relaxed);
         self.rejected_connections.store(0, Ordering::Relaxed);
+        self.listen_disabled_num.store(0, Ordering::Relaxed);
     }
 
     fn set_verbosity(&self, level: u32) {
@@ -174,12 +228,11 @@ impl Environment for Shared {
 pub struct Conn {
     stream: TcpStream,
     engine: Connection,
-    /// Bytes read; `input[start..]` are not processed yet (left by a yield).
+    /// Bytes read; `input[start..]` are not processed yet (left by a yield or pause).
     input: Vec<u8>,
     start: usize,
-    /// Replies; `out[sent..]` are not written yet.
-    out: Vec<u8>,
-    sent: usize,
+    /// Replies not written yet: own bytes, and stored values by reference.
+    out: Replies,
     /// What the last `process` asked for, acted on once `out` is flushed.
     next: Next,
     /// Watching for writability (output is blocked).
@@ -196,12 +249,14 @@ impl Conn {
     fn new(stream: TcpStream, reqs_per_event: u32) -> Conn {
         Conn {
             stream,
-            engine: Connection::new().with_reqs_per_event(reqs_per_event),
+            engine: Connection::new()
+                .with_reqs_per_event(reqs_per_event)
+                .with_output_limit(OUT_LIMIT)
+                .with_keys_per_call(KEYS_PER_CALL),
             // Allocated by the first read (see `fill`), then kept.
             input: Vec::new(),
             start: 0,
-            out: Vec::new(),
-            sent: 0,
+            out: Replies::new(),
             next: Next::Read,
             writing: false,
         }
@@ -212,7 +267,7 @@ impl Conn {
     fn fill(&mut self) -> io::Result<usize> {
         if self.input.capacity() == 0 {
             self.input.reserve_exact(READ_SIZE);
-            self.out.reserve_exact(OUT_SIZE);
+            self.out = Replies::with_capacity(OUT_SIZE, 64);
         }
         let spare = self.input.spare_capacity_mut();
         // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `input`;
@@ -233,21 +288,21 @@ impl Conn {
         Ok(n)
     }
 
-    /// Write what is pending in `out`.
+    /// Write what is pending in `out`, a `writev` at a time. (Bounded: a call of
+    /// `process` leaves at most about `OUT_LIMIT` plus one value, and the next call
+    /// waits until this is written.)
     fn flush(&mut self) -> Flush {
-        while self.sent < self.out.len() {
-            match (&self.stream).write(&self.out[self.sent..]) {
+        while !self.out.is_empty() {
+            match self.out.write_to(&mut &self.stream) {
                 Ok(0) => return Flush::Failed,
-                Ok(n) => self.sent += n,
+                Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Flush::Blocked,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return Flush::Failed,
             }
         }
-        self.out.clear();
-        self.sent = 0;
         if self.out.capacity() > OUT_KEEP {
-            self.out.shrink_to(OUT_SIZE);
+            self.out.shrink_to(OUT_SIZE, 64);
         }
         Flush::Done
     }
@@ -270,6 +325,9 @@ pub struct Memcached {
     addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
     max_conns: u64,
+    /// Not accepting (out of descriptors) since then, when `Shared`'s closed count was
+    /// this.
+    accept_paused: Option<(Instant, u64)>,
 }
 
 /// The connections one loop serves at once: `-c`, or the most a [`Slab`] holds if `-c`
@@ -340,6 +398,7 @@ impl Memcached {
             addrs,
             max_conns: max_conns(&shared.config) as u64,
             shared,
+            accept_paused: None,
         })
     }
 
@@ -363,6 +422,47 @@ impl Memcached {
             self.shared.closed();
             if self.shared.verbosity() > 1 {
                 eprintln!("<{} connection closed.", c.stream.as_raw_fd());
+            }
+            // A descriptor is free again (memcached's `allow_new_conns`).
+            self.resume_accepting(ctx);
+        }
+    }
+
+    /// Out of descriptors: stop watching the listeners (memcached's
+    /// `accept_new_conns(false)`); the connections wait in the backlog. The listeners'
+    /// idle timeout checks every [`ACCEPT_RETRY`] whether a connection has closed.
+    fn pause_accepting(&mut self, ctx: &mut Ctx<Self>) {
+        if self.accept_paused.is_some() {
+            return;
+        }
+        let closed = self.shared.closed_connections.load(Ordering::Relaxed);
+        self.accept_paused = Some((Instant::now(), closed));
+        self.shared
+            .listen_disabled_num
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .loops_not_accepting
+            .fetch_add(1, Ordering::Relaxed);
+        self.watch_listeners(ctx, Interest::NONE, Some(ACCEPT_RETRY));
+    }
+
+    fn resume_accepting(&mut self, ctx: &mut Ctx<Self>) {
+        if self.accept_paused.take().is_none() {
+            return;
+        }
+        self.shared
+            .loops_not_accepting
+            .fetch_sub(1, Ordering::Relaxed);
+        self.watch_listeners(ctx, Interest::READ, None);
+    }
+
+    /// What every listener watches, and its idle timeout.
+    fn watch_listeners(&mut self, ctx: &mut Ctx<Self>, interest: Interest, idle: Option<Duration>) {
+        let keys: Vec<Key> = self.listeners.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let _ = self.listeners.set_interest(ctx, key, interest);
+            if let Some(id) = self.listeners.source(key) {
+                let _ = ctx.set_idle_timeout(id, idle);
             }
         }
     }
@@ -391,9 +491,9 @@ impl Memcached {
         }
         match next {
             Next::Read => {}
-            Next::Yield => {
-                // Let the other connections run first; the rest of the input waits
-                // in the buffer.
+            Next::Yield | Next::Pause => {
+                // Let the other connections run first; the rest of the input (or of
+                // a paused `get`) waits.
                 if let Some(id) = self.conns.source(key) {
                     let _ = ctx.activate(id, Ready::READABLE);
                 }
@@ -408,7 +508,8 @@ impl Memcached {
     #[on_start]
     fn start(&mut self, ctx: &mut Ctx<Self>) {
         for l in std::mem::take(&mut self.unregistered) {
-            if let Err(e) = self.listeners.insert(ctx, l) {
+            // Without the `#[on_timeout]`'s idle timeout: that is for pauses only.
+            if let Err(e) = self.listeners.insert_with(ctx, l, Watch::read()) {
                 eprintln!("memcached: cannot watch a listener: {e}");
             }
         }
@@ -453,15 +554,41 @@ impl Memcached {
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // That connection failed or went away before it was taken (or a
+                // signal interrupted): on to the next one.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+                    ) => {}
                 Err(e) => {
-                    // EMFILE and friends: try again on the next readiness.
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM (or anything that would fail
+                    // again at once): the listener stays readable, so returning would
+                    // spin. Stop accepting until a connection closes.
                     if self.shared.verbosity() > 0 {
-                        eprintln!("memcached: accept: {e}");
+                        eprintln!(
+                            "memcached: accept: {e}; not accepting until a connection closes"
+                        );
                     }
+                    self.pause_accepting(ctx);
                     return;
                 }
             }
+        }
+    }
+
+    /// Accepting is paused: resume if a connection (of any loop) has closed since, or
+    /// after [`ACCEPT_PAUSE_MAX`]. (The idle timeout is only set during a pause, every
+    /// `ACCEPT_RETRY`; the insert does not use this default.)
+    #[on_timeout(listeners, ms = 10)]
+    fn accept_paused(&mut self, _key: Key, ctx: &mut Ctx<Self>) {
+        let Some((since, closed)) = self.accept_paused else {
+            return;
+        };
+        if self.shared.closed_connections.load(Ordering::Relaxed) != closed
+            || since.elapsed() >= ACCEPT_PAUSE_MAX
+        {
+            self.resume_accepting(ctx);
         }
     }
 
@@ -470,12 +597,13 @@ impl Memcached {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.sent < c.out.len() {
+        if !c.out.is_empty() {
             // Still owed output (a hang-up or error reported while writing): flushing
-            // finds out.
+            // finds out. Nothing more is read or processed until it is written.
             return self.flush_and_continue(ctx, key);
         }
-        if c.start == c.input.len() {
+        // A paused `get` goes on before anything more is read.
+        if c.start == c.input.len() && c.next != Next::Pause {
             c.input.clear();
             c.start = 0;
             match c.fill() {
@@ -533,19 +661,66 @@ pub fn server(config: &Config) -> io::Result<(EventLoop<Memcached>, WakeHandle)>
     Ok((el, stop))
 }
 
-/// Raise the soft limit on open files to the hard limit (memcached raises it to fit
-/// `-c` connections).
-fn raise_fd_limit() {
+/// `RLIMIT_NOFILE` could not be raised to what `-c` needs: memcached's
+/// [`RLIMIT_MESSAGE`], and [`main_with_args`] exits with [`EX_OSERR`] as memcached does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdLimitError {
+    /// The limit needed ([`fds_needed`]).
+    pub needed: u64,
+}
+
+impl std::fmt::Display for FdLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(RLIMIT_MESSAGE)
+    }
+}
+
+impl std::error::Error for FdLimitError {}
+
+/// Descriptors open now: stdio and whatever was inherited (3 where they cannot be
+/// listed).
+fn open_fds() -> u64 {
+    ["/proc/self/fd", "/dev/fd"]
+        .iter()
+        .find_map(|dir| std::fs::read_dir(dir).ok())
+        // Less the one the listing itself holds open.
+        .map_or(3, |d| (d.count() as u64).saturating_sub(1))
+}
+
+/// The `RLIMIT_NOFILE` that `-c` needs: the connections, plus the server's own
+/// descriptors (memcached's `reserved_fds`): those open now, and for each loop its
+/// listeners (one per address) and [`LOOP_FDS`]; plus [`FD_HEADROOM`] (among them the
+/// one that accepts and refuses a connection past `-c`).
+pub fn fds_needed(config: &Config, addresses: usize) -> u64 {
+    let loops = u64::from(config.threads.max(1));
+    max_conns(config) as u64 + open_fds() + loops * (LOOP_FDS + addresses as u64) + FD_HEADROOM
+}
+
+/// Raise `RLIMIT_NOFILE` to `needed` if it is lower (the soft limit, and the hard one
+/// if that is lower too, which only a privileged process may), as memcached raises it
+/// to `-c`. Never lowers it.
+pub fn raise_fd_limit(needed: u64) -> Result<(), FdLimitError> {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `rl` is a valid, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 && rl.rlim_cur < rl.rlim_max {
-        rl.rlim_cur = rl.rlim_max;
-        // SAFETY: `rl` is a valid rlimit.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Err(FdLimitError { needed });
     }
+    let need = needed as libc::rlim_t;
+    if rl.rlim_cur == libc::RLIM_INFINITY || rl.rlim_cur >= need {
+        return Ok(());
+    }
+    rl.rlim_cur = need;
+    if rl.rlim_max != libc::RLIM_INFINITY && rl.rlim_max < need {
+        rl.rlim_max = need;
+    }
+    // SAFETY: `rl` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
+        return Err(FdLimitError { needed });
+    }
+    Ok(())
 }
 
 /// `-t N` with N > 1: N loops on N threads ([`Workers`]), each with a listener on every
@@ -593,7 +768,8 @@ pub fn run(config: &Config) -> io::Result<()> {
             max_conns(config)
         );
     }
-    raise_fd_limit();
+    let needed = fds_needed(config, listen_addrs(config)?.len());
+    raise_fd_limit(needed).map_err(io::Error::other)?;
     if config.threads > 1 {
         let (workers, addrs) = spawn_workers(config)?;
         if config.verbose > 0 {
@@ -651,6 +827,11 @@ where
         }
         Ok(Command::Run(config)) => match run(&config) {
             Ok(()) => 0,
+            Err(e) if e.get_ref().is_some_and(|e| e.is::<FdLimitError>()) => {
+                // As memcached: its message alone, and EX_OSERR.
+                eprintln!("{RLIMIT_MESSAGE}");
+                EX_OSERR
+            }
             Err(e) => {
                 eprintln!("memcached: {e}");
                 1

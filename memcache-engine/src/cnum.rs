@@ -126,21 +126,6 @@ pub(crate) fn atoi(s: &str) -> i64 {
     }
 }
 
-/// Writes `v` in decimal, without allocating.
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
 /// `v` in decimal in a stack buffer: the digits are `buf[start..]`.
 pub(crate) fn u64_digits(mut v: u64) -> ([u8; 20], usize) {
     let mut buf = [0u8; 20];
@@ -214,9 +199,11 @@ mod tests {
     #[test]
     fn digits() {
         let mut v = Vec::new();
-        push_u64(&mut v, 0);
+        let (b, i) = u64_digits(0);
+        v.extend_from_slice(&b[i..]);
         v.push(b' ');
-        push_u64(&mut v, u64::MAX);
+        let (b, i) = u64_digits(u64::MAX);
+        v.extend_from_slice(&b[i..]);
         assert_eq!(v, b"0 18446744073709551615");
         let (b, i) = u64_digits(1234);
         assert_eq!(&b[i..], b"1234");

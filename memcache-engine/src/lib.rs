@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`protocol`] | [`Connection`]: per-connection parser; bytes in, replies out |
+//! | [`output`] | [`Output`], what replies go to: a `Vec<u8>`, or [`Replies`], which refers to stored values |
 //! | [`store`] | [`Store`]: items, expiry, CAS, `flush_all`, LRU eviction, statistics |
 //! | [`config`] | [`parse_args`]: memcached's command-line flags |
 //!
@@ -41,11 +42,13 @@
 
 mod cnum;
 pub mod config;
+pub mod output;
 pub mod protocol;
 pub mod store;
 
 pub use config::{parse_args, Command, Config, ConfigError};
+pub use output::{Output, Replies};
 pub use protocol::{
     CloseReason, Connection, Environment, Next, Progress, ServerStats, DEFAULT_VERSION,
 };
-pub use store::{Clock, ManualClock, Store, StoreConfig, SystemClock};
+pub use store::{Clock, ManualClock, SharedValue, Store, StoreConfig, SystemClock};

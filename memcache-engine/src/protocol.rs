@@ -2,8 +2,11 @@
 //! replies, byte for byte as memcached 1.6 writes them.
 //!
 //! A server keeps one [`Connection`] per client. Whenever bytes arrive it calls
-//! [`Connection::process`] with them, the output buffer, the shared [`Store`] and its
+//! [`Connection::process`] with them, the output (a `Vec<u8>`, or [`Replies`], which
+//! refers to stored values instead of copying them), the shared [`Store`] and its
 //! [`Environment`]; then it writes the output and acts on the returned [`Next`].
+//!
+//! [`Replies`]: crate::Replies
 //!
 //! ```
 //! use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
@@ -46,6 +49,18 @@
 //! - memcached's "requests per event" batching (`-R`, 20) and which replies it has
 //!   flushed when it closes a connection abruptly (see [`Next::Close`]).
 //!
+//! # Limits per call
+//!
+//! memcached writes a `get`'s reply before it reads the next command, and reads
+//! nothing more from a client while its replies are not written. A server that does
+//! the same holds at most one command's replies per client, but one command can be
+//! large: `get k k k ...` with a 1 MB value and 1,000 keys in a 4 KB line is a 1 GB
+//! reply. [`Connection::with_output_limit`] and [`Connection::with_keys_per_call`] bound
+//! what one call does: past either limit, `process` stops at the next command or
+//! `get` key and returns [`Next::Pause`]; the server writes the replies and, once they
+//! are written, calls `process` again, and the `get` goes on where it stopped. The
+//! bytes are the same as without limits (both are off by default).
+//!
 //! # What is not
 //!
 //! - The meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`), `watch`, `lru`,
@@ -62,9 +77,12 @@
 //! - Abrupt closes drop the replies memcached would not yet have written, computed
 //!   per `process` call; memcached also holds back replies while it waits for the
 //!   rest of a data block, which the engine cannot (the server has written them).
+//!   Likewise, with limits per call, the replies before a [`Next::Pause`] are
+//!   written, so an abrupt close later in the same memcached event cannot drop them.
 
-use crate::cnum::{self, push_u64};
-use crate::store::{DeltaOutcome, NewItem, Store, StoreMode, StoreOutcome};
+use crate::cnum;
+use crate::output::Output;
+use crate::store::{DeltaOutcome, Exptime, ItemView, NewItem, Store, StoreMode, StoreOutcome};
 use std::time::Duration;
 
 /// The version string memcached 1.6 reports, used when the [`Environment`] does not
@@ -259,6 +277,12 @@ pub enum Next {
     /// memcached had flushed before closing (those before the last `get` of the batch,
     /// or before the batch). Later calls return `Close` again.
     Close(CloseReason),
+    /// The call reached a limit of the connection (its
+    /// [output limit](Connection::with_output_limit) or
+    /// [keys per call](Connection::with_keys_per_call)): write the output, and once it
+    /// is written call `process` again with the bytes not consumed, which may be none
+    /// (a `get` stopped between two keys goes on). Never returned without limits.
+    Pause,
 }
 
 /// The result of [`Connection::process`].
@@ -273,7 +297,7 @@ pub enum Next {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Progress {
     /// How many bytes of the input were consumed. Less than the input only with
-    /// [`Next::Yield`] and [`Next::Close`].
+    /// [`Next::Yield`], [`Next::Pause`] and [`Next::Close`].
     pub consumed: usize,
     /// What to do next.
     pub next: Next,
@@ -298,7 +322,54 @@ enum State {
     Data(PendingData),
     /// Discarding the data block of a refused item.
     Swallow(usize),
+    /// In a `get` stopped at a limit: its other keys are `Connection::get_keys[at..]`.
+    Get(GetState),
     Closed(CloseReason),
+}
+
+/// What a `get` command asks for each key.
+#[derive(Debug, Clone, Copy)]
+struct GetMode {
+    /// `gets`, `gats`: with the CAS unique.
+    cas: bool,
+    /// `gat`, `gats`: the new expiry.
+    touch: Option<Exptime>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct GetState {
+    mode: GetMode,
+    at: usize,
+}
+
+/// How far [`get_keys`] went.
+enum GetEnd {
+    Done,
+    /// Stopped at the call's limits; the next key starts at this offset.
+    Paused(usize),
+    /// An over-long key: the replies were taken back and the error written.
+    Refused,
+}
+
+/// Where a call that returned [`Next::Pause`] stopped in memcached's event.
+#[derive(Debug, Clone, Copy)]
+struct Resume {
+    nreqs: i64,
+    pending: bool,
+    window_left: usize,
+}
+
+/// What one call may still do before it pauses.
+struct Budget {
+    out_start: usize,
+    output_limit: usize,
+    keys_left: usize,
+}
+
+impl Budget {
+    fn spent(&self, out: &dyn Output) -> bool {
+        self.keys_left == 0 || out.len().saturating_sub(self.out_start) > self.output_limit
+    }
 }
 
 /// The connection-level effect of one command.
@@ -309,6 +380,8 @@ enum Flow {
     Flush,
     /// The command continues with a data block (`conn_nread`/`conn_swallow`).
     Block,
+    /// A `get` stopped at the call's limits; its other keys are saved.
+    Pause,
     Close(CloseReason),
 }
 
@@ -323,8 +396,9 @@ struct Event {
 
 /// The per-connection protocol state. See the [module documentation](self).
 ///
-/// It allocates only to keep a command line split across calls (a buffer it keeps
-/// and reuses) and for each stored item; `get` and `set` otherwise parse in place.
+/// It allocates only to keep a command line split across calls and the keys of a
+/// paused `get` (two buffers it keeps and reuses), and for each stored item; `get` and
+/// `set` otherwise parse in place.
 ///
 /// ```
 /// use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
@@ -349,6 +423,12 @@ pub struct Connection {
     /// After a yield, how much of memcached's read buffer was left unparsed.
     window_left: usize,
     reqs_per_event: u32,
+    /// The previous call paused: where it stopped.
+    resume: Option<Resume>,
+    /// The keys a paused `get` has not looked up yet (a buffer kept and reused).
+    get_keys: Vec<u8>,
+    output_limit: usize,
+    keys_per_call: usize,
 }
 
 impl Default for Connection {
@@ -372,6 +452,10 @@ impl Connection {
             after_yield: false,
             window_left: 0,
             reqs_per_event: DEFAULT_REQS_PER_EVENT,
+            resume: None,
+            get_keys: Vec::new(),
+            output_limit: usize::MAX,
+            keys_per_call: usize::MAX,
         }
     }
 
@@ -389,6 +473,59 @@ impl Connection {
     /// ```
     pub fn with_reqs_per_event(mut self, reqs: u32) -> Connection {
         self.reqs_per_event = reqs.max(1);
+        self
+    }
+
+    /// Pauses a call once it has appended more than `bytes` of replies (a stored value
+    /// counts with its length, even if the output only refers to it): `process` stops
+    /// at the next command or `get` key and returns [`Next::Pause`]. Off
+    /// (`usize::MAX`) by default.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
+    /// use evloop_memcache_engine::store::{Store, StoreConfig};
+    /// let (mut s, env) = (Store::new(StoreConfig::default()), ServerStats::default());
+    /// let mut out = Vec::new();
+    /// let mut conn = Connection::new().with_output_limit(100);
+    /// conn.process(b"set k 0 0 80\r\n", &mut out, &mut s, &env);
+    /// conn.process(&[&[b'v'; 80][..], b"\r\n"].concat(), &mut out, &mut s, &env);
+    /// out.clear();
+    /// // Three hits of 80 bytes: a pause after the second one.
+    /// let p = conn.process(b"get k k k\r\n", &mut out, &mut s, &env);
+    /// assert_eq!((p.consumed, p.next), (11, Next::Pause));
+    /// assert_eq!(out.len(), 2 * (14 + 82));
+    /// // Once that is written, the get goes on.
+    /// let p = conn.process(b"", &mut out, &mut s, &env);
+    /// assert_eq!(p.next, Next::Read);
+    /// assert!(out.ends_with(b"\r\nEND\r\n"));
+    /// ```
+    pub fn with_output_limit(mut self, bytes: usize) -> Connection {
+        self.output_limit = bytes;
+        self
+    }
+
+    /// Pauses a call once it has looked up `keys` keys of `get` commands (at least 1):
+    /// `process` stops at the next command or key and returns [`Next::Pause`], so that
+    /// one `get` with very many keys is served over several calls. Off (`usize::MAX`)
+    /// by default.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Connection, Next, ServerStats};
+    /// use evloop_memcache_engine::store::{Store, StoreConfig};
+    /// let (mut s, env) = (Store::new(StoreConfig::default()), ServerStats::default());
+    /// let mut out = Vec::new();
+    /// let mut conn = Connection::new().with_keys_per_call(2);
+    /// let mut calls = 1;
+    /// let mut p = conn.process(b"get a b c d e\r\nversion\r\n", &mut out, &mut s, &env);
+    /// while p.next == Next::Pause {
+    ///     p = conn.process(b"version\r\n", &mut out, &mut s, &env);
+    ///     calls += 1;
+    /// }
+    /// assert_eq!(calls, 3);
+    /// assert_eq!(out, b"END\r\nVERSION 1.6.18\r\n");
+    /// ```
+    pub fn with_keys_per_call(mut self, keys: usize) -> Connection {
+        self.keys_per_call = keys.max(1);
         self
     }
 
@@ -427,10 +564,11 @@ impl Connection {
     pub fn process(
         &mut self,
         input: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut impl Output,
         store: &mut Store,
         env: &dyn Environment,
     ) -> Progress {
+        let out: &mut dyn Output = out;
         let out_start = out.len();
         let p = self.run(input, out, store, env);
         store.stats.bytes_read += p.consumed as u64;
@@ -460,33 +598,57 @@ impl Connection {
         }
     }
 
+    /// Stops the call: `Next::Pause`, remembering where memcached's event stands.
+    fn pause(&mut self, consumed: usize, window: usize, ev: &Event) -> Progress {
+        self.resume = Some(Resume {
+            nreqs: ev.nreqs,
+            pending: ev.pending,
+            window_left: window.saturating_sub(consumed),
+        });
+        Progress {
+            consumed,
+            next: Next::Pause,
+        }
+    }
+
     fn run(
         &mut self,
         input: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut dyn Output,
         store: &mut Store,
         env: &dyn Environment,
     ) -> Progress {
         let len = input.len();
         let mut pos = 0;
         let mut ev = self.fresh_event(out.len());
+        let mut budget = Budget {
+            out_start: out.len(),
+            output_limit: self.output_limit,
+            keys_left: self.keys_per_call,
+        };
         // The end of what memcached has in its read buffer; bytes past it are still
         // in the socket.
-        let mut window = match self.state {
-            State::Closed(reason) => {
-                return Progress {
-                    consumed: 0,
-                    next: Next::Close(reason),
+        let mut window = if let State::Closed(reason) = self.state {
+            return Progress {
+                consumed: 0,
+                next: Next::Close(reason),
+            };
+        } else if let Some(r) = self.resume.take() {
+            // After a pause, the same event goes on.
+            ev.nreqs = r.nreqs;
+            ev.pending = r.pending;
+            len.min(r.window_left)
+        } else {
+            match self.state {
+                State::Line if self.after_yield => {
+                    ev.pending = true;
+                    len.min(self.window_left)
                 }
+                State::Line | State::Get(_) | State::Closed(_) => self.read_window(0, len),
+                // Waiting in the middle of a block, memcached's buffer is empty: it
+                // reads the rest of the block straight from the socket.
+                State::Data(_) | State::Swallow(_) => 0,
             }
-            State::Line if self.after_yield => {
-                ev.pending = true;
-                len.min(self.window_left)
-            }
-            State::Line => self.read_window(0, len),
-            // Waiting in the middle of a block, memcached's buffer is empty: it reads
-            // the rest of the block straight from the socket.
-            State::Data(_) | State::Swallow(_) => 0,
         };
         self.after_yield = false;
         loop {
@@ -502,19 +664,62 @@ impl Connection {
                         next: Next::Yield,
                     };
                 }
+                if pos < len && budget.spent(out) {
+                    return self.pause(pos, window, &ev);
+                }
             }
             match &mut self.state {
                 State::Closed(_) => unreachable!("closing returns"),
+                State::Get(g) => {
+                    let g = *g;
+                    let keys = std::mem::take(&mut self.get_keys);
+                    // The keys were checked for an over-long one before the first pause.
+                    let mut checked = true;
+                    let rest = &keys[g.at..];
+                    let end = get_keys(
+                        rest,
+                        g.mode,
+                        &mut checked,
+                        ev.flushed,
+                        out,
+                        store,
+                        &mut budget,
+                    );
+                    self.get_keys = keys;
+                    match end {
+                        GetEnd::Done | GetEnd::Refused => {
+                            self.get_keys.clear();
+                            if self.get_keys.capacity() > READ_BUFFER_SIZE {
+                                // Do not keep the memory of an exceptional get line.
+                                self.get_keys = Vec::new();
+                            }
+                            if matches!(end, GetEnd::Done) {
+                                out.put(b"END\r\n");
+                                ev.flushed = out.len();
+                            }
+                            self.state = State::Line;
+                            ev.pending = true;
+                        }
+                        GetEnd::Paused(at) => {
+                            self.state = State::Get(GetState {
+                                mode: g.mode,
+                                at: g.at + at,
+                            });
+                            return self.pause(pos, window, &ev);
+                        }
+                    }
+                }
                 State::Line => {
                     let avail = &input[pos..window];
                     if let Some(nl) = avail.iter().position(|&b| b == b'\n') {
                         let end = pos + nl;
+                        let flushed = ev.flushed;
                         let flow = if self.partial.is_empty() {
-                            self.execute(&input[pos..end], out, store, env, ev.flushed)
+                            self.execute(&input[pos..end], out, store, env, flushed, &mut budget)
                         } else {
                             let mut line = std::mem::take(&mut self.partial);
                             line.extend_from_slice(&input[pos..end]);
-                            let flow = self.execute(&line, out, store, env, ev.flushed);
+                            let flow = self.execute(&line, out, store, env, flushed, &mut budget);
                             line.clear();
                             if line.capacity() > 4 * READ_BUFFER_SIZE {
                                 // Do not keep the memory of an exceptional get line.
@@ -531,6 +736,7 @@ impl Connection {
                                 ev.pending = true;
                             }
                             Flow::Block => {}
+                            Flow::Pause => return self.pause(pos, window, &ev),
                             Flow::Close(CloseReason::Quit) => {
                                 self.state = State::Closed(CloseReason::Quit);
                                 return Progress {
@@ -583,7 +789,7 @@ impl Connection {
                     // Bytes in the read buffer first, then straight from the socket.
                     let take = |from: &[u8], pd: &mut PendingData| -> usize {
                         let v = pd.value_left.min(from.len());
-                        pd.item.buffer().extend_from_slice(&from[..v]);
+                        pd.item.fill(&from[..v]);
                         pd.value_left -= v;
                         let t = (2 - pd.trailer_len).min(from.len() - v);
                         pd.trailer[pd.trailer_len..pd.trailer_len + t]
@@ -655,10 +861,11 @@ impl Connection {
     fn execute(
         &mut self,
         raw: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut dyn Output,
         store: &mut Store,
         env: &dyn Environment,
         flushed: usize,
+        budget: &mut Budget,
     ) -> Flow {
         let mut line = raw;
         if line.len() > 1 && line[line.len() - 1] == b'\r' {
@@ -680,13 +887,15 @@ impl Connection {
                 if ntokens < 3 {
                     return error(out);
                 }
-                match cmd {
-                    b"get" => process_get(line, &t, false, false, out, store, flushed),
-                    b"gets" => process_get(line, &t, true, false, out, store, flushed),
-                    b"gat" => process_get(line, &t, false, true, out, store, flushed),
-                    b"gats" => process_get(line, &t, true, true, out, store, flushed),
-                    _ => error(out),
-                }
+                let get = |cas, touch| (cas, touch);
+                let (cas, touch) = match cmd {
+                    b"get" => get(false, false),
+                    b"gets" => get(true, false),
+                    b"gat" => get(false, true),
+                    b"gats" => get(true, true),
+                    _ => return error(out),
+                };
+                self.process_get(line, &t, cas, touch, out, store, flushed, budget)
             }
             b's' => match cmd {
                 b"set" => self.process_update(&t, ntokens, StoreKind::Set, out, store),
@@ -720,12 +929,14 @@ impl Connection {
             _ => match cmd {
                 b"replace" => self.process_update(&t, ntokens, StoreKind::Replace, out, store),
                 b"prepend" => self.process_update(&t, ntokens, StoreKind::Prepend, out, store),
-                b"bget" if ntokens >= 3 => process_get(line, &t, false, false, out, store, flushed),
+                b"bget" if ntokens >= 3 => {
+                    self.process_get(line, &t, false, false, out, store, flushed, budget)
+                }
                 b"flush_all" => process_flush_all(&t, ntokens, out, store),
                 b"version" => {
-                    out.extend_from_slice(b"VERSION ");
-                    out.extend_from_slice(env.version().as_bytes());
-                    out.extend_from_slice(b"\r\n");
+                    out.put(b"VERSION ");
+                    out.put(env.version().as_bytes());
+                    out.put(b"\r\n");
                     Flow::Next
                 }
                 b"quit" => Flow::Close(CloseReason::Quit),
@@ -749,7 +960,7 @@ impl Connection {
         t: &Tokens<'_>,
         ntokens: usize,
         kind: StoreKind,
-        out: &mut Vec<u8>,
+        out: &mut dyn Output,
         store: &mut Store,
     ) -> Flow {
         let handle_cas = kind == StoreKind::Cas;
@@ -818,6 +1029,176 @@ impl Connection {
         });
         Flow::Block
     }
+
+    /// memcached's `process_get_command`: get, gets, gat, gats, bget (see
+    /// [`get_keys`]).
+    #[allow(clippy::too_many_arguments)]
+    fn process_get(
+        &mut self,
+        line: &[u8],
+        t: &Tokens<'_>,
+        cas: bool,
+        touch: bool,
+        out: &mut dyn Output,
+        store: &mut Store,
+        flushed: usize,
+        budget: &mut Budget,
+    ) -> Flow {
+        let mut first_key = 1;
+        let mut exptime = None;
+        if touch {
+            match cnum::safe_strtol(t.get(1)) {
+                Some(e) => exptime = Some(store.exptime(e)),
+                None => return out_string(out, false, b"CLIENT_ERROR invalid exptime argument"),
+            }
+            first_key = 2;
+        }
+        let mode = GetMode {
+            cas,
+            touch: exptime,
+        };
+        // Re-tokenizing the rest of a long line yields the same tokens: all of them.
+        let keys = if first_key < t.count {
+            &line[t.spans[first_key].0..]
+        } else {
+            &line[line.len()..]
+        };
+        let mut checked = false;
+        match get_keys(keys, mode, &mut checked, flushed, out, store, budget) {
+            GetEnd::Done => {
+                out.put(b"END\r\n");
+                Flow::Flush
+            }
+            GetEnd::Paused(at) => {
+                self.get_keys.clear();
+                self.get_keys.extend_from_slice(&keys[at..]);
+                self.state = State::Get(GetState { mode, at: 0 });
+                Flow::Pause
+            }
+            GetEnd::Refused => Flow::Next,
+        }
+    }
+}
+
+/// One key of a `get` command: the item, counted, bumped and (`gat`) touched.
+fn lookup<'s>(key: &[u8], mode: GetMode, store: &'s mut Store) -> Option<ItemView<'s>> {
+    match mode.touch {
+        Some(e) => store.get_and_touch(key, e),
+        None => store.get(key),
+    }
+}
+
+/// Looks up `keys` (space-separated) and appends a `VALUE` reply for each hit, until
+/// the last or until `budget` is spent (after at least one key).
+///
+/// An over-long key discards not only this command's values but every reply
+/// memcached has not yet written (its `conn_release_items`): `out` is cut back to
+/// `flushed`. So before it first pauses a `get` (and lets replies out), it makes sure
+/// (`checked`) that no such key follows; if one does, it goes on without replies.
+#[allow(clippy::too_many_arguments)]
+fn get_keys(
+    keys: &[u8],
+    mode: GetMode,
+    checked: &mut bool,
+    flushed: usize,
+    out: &mut dyn Output,
+    store: &mut Store,
+    budget: &mut Budget,
+) -> GetEnd {
+    let refuse = |out: &mut dyn Output| {
+        out.truncate(flushed);
+        out_string(out, false, b"CLIENT_ERROR bad command line format");
+        GetEnd::Refused
+    };
+    let mut i = 0;
+    while i < keys.len() && keys[i] == b' ' {
+        i += 1;
+    }
+    while i < keys.len() {
+        let end = keys[i..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(keys.len(), |n| i + n);
+        let key = &keys[i..end];
+        if key.len() > KEY_MAX_LENGTH {
+            return refuse(out);
+        }
+        if let Some(it) = lookup(key, mode, store) {
+            let mut h = Line::new();
+            h.put(b"VALUE ");
+            h.put(it.key);
+            h.put(b" ");
+            h.num(u64::from(it.flags));
+            h.put(b" ");
+            h.num(it.value.len() as u64);
+            if mode.cas {
+                h.put(b" ");
+                h.num(it.cas);
+            }
+            h.put(b"\r\n");
+            out.put(h.bytes());
+            out.put_value(&it);
+        }
+        budget.keys_left = budget.keys_left.saturating_sub(1);
+        i = end;
+        while i < keys.len() && keys[i] == b' ' {
+            i += 1;
+        }
+        if i < keys.len() && budget.spent(out) {
+            if !*checked {
+                *checked = true;
+                let rest = keys[i..].split(|&b| b == b' ').filter(|k| !k.is_empty());
+                if let Some(bad) = rest.clone().position(|k| k.len() > KEY_MAX_LENGTH) {
+                    // memcached looks the keys before it up (counted, bumped, touched)
+                    // and then throws the replies away: no need to make them.
+                    for key in rest.take(bad) {
+                        let _ = lookup(key, mode, store);
+                    }
+                    return refuse(out);
+                }
+            }
+            return GetEnd::Paused(i);
+        }
+    }
+    GetEnd::Done
+}
+
+/// A reply line built on the stack: a `VALUE` header is at most 6 + 255 + 3 x 21 + 2
+/// bytes.
+struct Line {
+    buf: [u8; 328],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line {
+            buf: [0; 328],
+            len: 0,
+        }
+    }
+
+    fn put(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+
+    fn num(&mut self, mut v: u64) {
+        let start = self.len;
+        loop {
+            self.buf[self.len] = b'0' + (v % 10) as u8;
+            self.len += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.buf[start..self.len].reverse();
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -831,7 +1212,7 @@ enum StoreKind {
 }
 
 /// memcached's `complete_nread_ascii`.
-fn complete_data(pd: PendingData, out: &mut Vec<u8>, store: &mut Store) {
+fn complete_data(pd: PendingData, out: &mut dyn Output, store: &mut Store) {
     store.stats.cmd_set += 1;
     if pd.trailer != *b"\r\n" {
         out_string(out, pd.noreply, b"CLIENT_ERROR bad data chunk");
@@ -904,76 +1285,20 @@ impl<'a> Tokens<'a> {
     }
 }
 
-fn out_string(out: &mut Vec<u8>, noreply: bool, s: &[u8]) -> Flow {
+fn out_string(out: &mut dyn Output, noreply: bool, s: &[u8]) -> Flow {
     if !noreply {
-        out.extend_from_slice(s);
-        out.extend_from_slice(b"\r\n");
+        out.put(s);
+        out.put(b"\r\n");
     }
     Flow::Next
 }
 
-fn error(out: &mut Vec<u8>) -> Flow {
+fn error(out: &mut dyn Output) -> Flow {
     out_string(out, false, b"ERROR")
 }
 
-/// memcached's `process_get_command`: get, gets, gat, gats, bget.
-///
-/// An over-long key discards not only this command's values but every reply memcached
-/// has not yet written (its `conn_release_items`): `out` is cut back to `flushed`.
-fn process_get(
-    line: &[u8],
-    t: &Tokens<'_>,
-    return_cas: bool,
-    touch: bool,
-    out: &mut Vec<u8>,
-    store: &mut Store,
-    flushed: usize,
-) -> Flow {
-    let mut first_key = 1;
-    let mut exptime = None;
-    if touch {
-        match cnum::safe_strtol(t.get(1)) {
-            Some(e) => exptime = Some(store.exptime(e)),
-            None => return out_string(out, false, b"CLIENT_ERROR invalid exptime argument"),
-        }
-        first_key = 2;
-    }
-    // Re-tokenizing the rest of a long line yields the same tokens: all of them.
-    let keys = line
-        .split(|&b| b == b' ')
-        .filter(|k| !k.is_empty())
-        .skip(first_key);
-    for key in keys {
-        if key.len() > KEY_MAX_LENGTH {
-            out.truncate(flushed);
-            return out_string(out, false, b"CLIENT_ERROR bad command line format");
-        }
-        let item = match exptime {
-            Some(e) => store.get_and_touch(key, e),
-            None => store.get(key),
-        };
-        if let Some(it) = item {
-            out.extend_from_slice(b"VALUE ");
-            out.extend_from_slice(it.key);
-            out.push(b' ');
-            push_u64(out, u64::from(it.flags));
-            out.push(b' ');
-            push_u64(out, it.value.len() as u64);
-            if return_cas {
-                out.push(b' ');
-                push_u64(out, it.cas);
-            }
-            out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(it.value);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out.extend_from_slice(b"END\r\n");
-    Flow::Flush
-}
-
 /// memcached's `process_touch_command`.
-fn process_touch(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+fn process_touch(t: &Tokens<'_>, ntokens: usize, out: &mut dyn Output, store: &mut Store) -> Flow {
     if ntokens != 4 && ntokens != 5 {
         return error(out);
     }
@@ -998,7 +1323,7 @@ fn process_arithmetic(
     t: &Tokens<'_>,
     ntokens: usize,
     incr: bool,
-    out: &mut Vec<u8>,
+    out: &mut dyn Output,
     store: &mut Store,
 ) -> Flow {
     if ntokens != 4 && ntokens != 5 {
@@ -1032,7 +1357,7 @@ fn process_arithmetic(
 }
 
 /// memcached's `process_delete_command`.
-fn process_delete(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+fn process_delete(t: &Tokens<'_>, ntokens: usize, out: &mut dyn Output, store: &mut Store) -> Flow {
     if !(3..=5).contains(&ntokens) {
         return error(out);
     }
@@ -1065,7 +1390,7 @@ fn process_delete(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut
 fn process_verbosity(
     t: &Tokens<'_>,
     ntokens: usize,
-    out: &mut Vec<u8>,
+    out: &mut dyn Output,
     env: &dyn Environment,
 ) -> Flow {
     if ntokens != 3 && ntokens != 4 {
@@ -1080,7 +1405,12 @@ fn process_verbosity(
 }
 
 /// memcached's `process_flush_all_command`.
-fn process_flush_all(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+fn process_flush_all(
+    t: &Tokens<'_>,
+    ntokens: usize,
+    out: &mut dyn Output,
+    store: &mut Store,
+) -> Flow {
     if !(2..=4).contains(&ntokens) {
         return error(out);
     }
@@ -1098,7 +1428,12 @@ fn process_flush_all(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &
 }
 
 /// memcached's `process_memlimit_command`.
-fn process_memlimit(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &mut Store) -> Flow {
+fn process_memlimit(
+    t: &Tokens<'_>,
+    ntokens: usize,
+    out: &mut dyn Output,
+    store: &mut Store,
+) -> Flow {
     if ntokens != 3 && ntokens != 4 {
         return error(out);
     }
@@ -1128,7 +1463,7 @@ fn process_memlimit(t: &Tokens<'_>, ntokens: usize, out: &mut Vec<u8>, store: &m
 fn process_stats(
     t: &Tokens<'_>,
     ntokens: usize,
-    out: &mut Vec<u8>,
+    out: &mut dyn Output,
     store: &mut Store,
     env: &dyn Environment,
 ) -> Flow {
@@ -1152,41 +1487,45 @@ fn process_stats(
     }
 }
 
-fn stat_u64(out: &mut Vec<u8>, name: &str, v: u64) {
-    out.extend_from_slice(b"STAT ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
-    push_u64(out, v);
-    out.extend_from_slice(b"\r\n");
+fn stat_u64(out: &mut dyn Output, name: &str, v: u64) {
+    let mut l = Line::new();
+    l.put(b"STAT ");
+    l.put(name.as_bytes());
+    l.put(b" ");
+    l.num(v);
+    l.put(b"\r\n");
+    out.put(l.bytes());
 }
 
-fn stat_str(out: &mut Vec<u8>, name: &str, v: &[u8]) {
-    out.extend_from_slice(b"STAT ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(v);
-    out.extend_from_slice(b"\r\n");
+fn stat_str(out: &mut dyn Output, name: &str, v: &[u8]) {
+    out.put(b"STAT ");
+    out.put(name.as_bytes());
+    out.put(b" ");
+    out.put(v);
+    out.put(b"\r\n");
 }
 
 /// `%ld.%06ld`, as memcached prints rusage.
-fn stat_duration(out: &mut Vec<u8>, name: &str, d: Duration) {
-    out.extend_from_slice(b"STAT ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
-    push_u64(out, d.as_secs());
-    out.push(b'.');
+fn stat_duration(out: &mut dyn Output, name: &str, d: Duration) {
+    let mut l = Line::new();
+    l.put(b"STAT ");
+    l.put(name.as_bytes());
+    l.put(b" ");
+    l.num(d.as_secs());
+    l.put(b".");
     let micros = u64::from(d.subsec_micros());
     let (digits, start) = cnum::u64_digits(micros);
     for _ in 0..(6 - (20 - start)) {
-        out.push(b'0');
+        l.put(b"0");
     }
-    out.extend_from_slice(&digits[start..]);
-    out.extend_from_slice(b"\r\n");
+    l.put(&digits[start..]);
+    l.put(b"\r\n");
+    out.put(l.bytes());
 }
 
 /// The general `stats`: the fields of memcached 1.6's that this engine can report
 /// truthfully, in memcached's order.
-fn write_general_stats(out: &mut Vec<u8>, store: &Store, env: &dyn Environment) {
+fn write_general_stats(out: &mut dyn Output, store: &Store, env: &dyn Environment) {
     let p = env.server_stats();
     let s = store.stats();
     stat_u64(out, "pid", u64::from(p.pid));
@@ -1243,7 +1582,7 @@ fn write_general_stats(out: &mut Vec<u8>, store: &Store, env: &dyn Environment) 
     stat_u64(out, "evicted_unfetched", s.evicted_unfetched);
     stat_u64(out, "evictions", s.evictions);
     stat_u64(out, "reclaimed", s.reclaimed);
-    out.extend_from_slice(b"END\r\n");
+    out.put(b"END\r\n");
 }
 
 #[cfg(test)]
@@ -1403,6 +1742,96 @@ mod tests {
             }
         }
         assert_eq!(batches, [21, 20, 4]);
+    }
+
+    /// Runs `input` in `chunk`-byte reads through a connection with limits, writing
+    /// the replies (a `Replies`) after every call, as a server does.
+    fn run_limited(input: &[u8], chunk: usize, conn: Connection) -> (Vec<u8>, Store, usize) {
+        let (mut s, env) = engine();
+        let mut conn = conn;
+        let mut out = crate::output::Replies::new();
+        let mut written = Vec::new();
+        let mut pauses = 0;
+        'reads: for read in input.chunks(chunk) {
+            let mut rest = read;
+            loop {
+                let p = conn.process(rest, &mut out, &mut s, &env);
+                while !out.is_empty() {
+                    out.write_to(&mut written).unwrap();
+                }
+                rest = &rest[p.consumed..];
+                match p.next {
+                    Next::Read => break,
+                    Next::Yield => {}
+                    Next::Pause => pauses += 1,
+                    Next::Close(_) => break 'reads,
+                }
+            }
+        }
+        (written, s, pauses)
+    }
+
+    #[test]
+    fn limits_change_the_calls_not_the_bytes() {
+        let mut input = Vec::new();
+        input.extend_from_slice(b"set a 1 0 300\r\n");
+        input.extend(std::iter::repeat_n(b'a', 300));
+        input.extend_from_slice(b"\r\nset b 2 0 5\r\nbbbbb\r\n");
+        for i in 0..40 {
+            input.extend_from_slice(
+                format!("get a b x{i} a\r\ngets b a\r\ngat 0 a b\r\n").as_bytes(),
+            );
+            input.extend_from_slice(b"incr n 1\r\nversion\r\nstats detail dump\r\n");
+        }
+        input.extend_from_slice(b"get ");
+        for _ in 0..500 {
+            input.extend_from_slice(b"a b zz ");
+        }
+        input.extend_from_slice(b"\r\nget a b ");
+        input.extend(std::iter::repeat_n(b'k', 251));
+        input.extend_from_slice(b"\r\nget a\r\n");
+        let whole = run(&input);
+        let mut tail = b"END\r\nCLIENT_ERROR bad command line format\r\nVALUE a 1 300\r\n".to_vec();
+        tail.extend(std::iter::repeat_n(b'a', 300));
+        tail.extend_from_slice(b"\r\nEND\r\n");
+        assert!(whole.ends_with(&tail));
+        for chunk in [7, 1000, 16384] {
+            let (_, plain, _) = run_limited(&input, chunk, Connection::new());
+            for (limit, keys) in [
+                (0, usize::MAX),
+                (500, usize::MAX),
+                (usize::MAX, 1),
+                (4096, 3),
+            ] {
+                let conn = Connection::new()
+                    .with_output_limit(limit)
+                    .with_keys_per_call(keys);
+                let (got, s, pauses) = run_limited(&input, chunk, conn);
+                assert!(
+                    got == whole,
+                    "chunk {chunk}, limit {limit}, keys {keys}: bytes differ"
+                );
+                assert!(pauses > 0);
+                let (a, b) = (s.stats(), plain.stats());
+                assert_eq!(
+                    (
+                        a.get_hits,
+                        a.get_misses,
+                        a.touch_hits,
+                        a.conn_yields,
+                        a.bytes_written
+                    ),
+                    (
+                        b.get_hits,
+                        b.get_misses,
+                        b.touch_hits,
+                        b.conn_yields,
+                        b.bytes_written
+                    ),
+                    "chunk {chunk}, limit {limit}, keys {keys}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //! same sizes, with plain LRU eviction (memcached's slab allocator makes its real
 //! limit coarser; see the crate documentation).
 //!
+//! An item's bytes (key, value and the protocol's `\r\n`) are one reference-counted,
+//! immutable buffer: a reply can hold on to a value ([`ItemView::shared_value`], a
+//! [`SharedValue`]) instead of copying it, and the value stays valid after the item
+//! is replaced, deleted or evicted, until the last reply that refers to it is gone.
+//!
 //! ```
 //! use evloop_memcache_engine::store::{Store, StoreConfig, StoreMode, StoreOutcome, NewItem, Exptime};
 //! let mut store = Store::new(StoreConfig::default());
@@ -340,7 +345,7 @@ pub enum DeltaOutcome {
 /// assert_eq!((it.key, it.value, it.flags), (&b"k"[..], &b"v"[..], 1));
 /// assert!(it.cas > 0);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ItemView<'a> {
     /// The key.
     pub key: &'a [u8],
@@ -350,10 +355,81 @@ pub struct ItemView<'a> {
     pub flags: u32,
     /// The CAS unique: changes on every modification.
     pub cas: u64,
+    /// The item's buffer: key, value, `\r\n`.
+    data: &'a Arc<[u8]>,
 }
 
-/// An item ready to be stored: key and value in one buffer, so that storing it moves
-/// the buffer into the store without copying.
+impl fmt::Debug for ItemView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ItemView")
+            .field("key", &self.key.escape_ascii().to_string())
+            .field("value_len", &self.value.len())
+            .field("flags", &self.flags)
+            .field("cas", &self.cas)
+            .finish()
+    }
+}
+
+impl ItemView<'_> {
+    /// The value followed by `\r\n` (as a `get` reply sends it), shared with the
+    /// store: taking it copies nothing, it only counts one more reference to the
+    /// item's bytes.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::store::*;
+    /// let mut s = Store::new(StoreConfig::default());
+    /// s.store(StoreMode::Set, NewItem::new(b"k", b"old", 0, Exptime::NEVER));
+    /// let v = s.get(b"k").unwrap().shared_value();
+    /// s.store(StoreMode::Set, NewItem::new(b"k", b"new", 0, Exptime::NEVER));
+    /// assert_eq!(&*v, b"old\r\n"); // still the bytes it was taken from
+    /// ```
+    pub fn shared_value(&self) -> SharedValue {
+        SharedValue {
+            data: Arc::clone(self.data),
+            start: self.key.len(),
+        }
+    }
+}
+
+/// An item's value and its `\r\n`, shared with the store and immutable: cloning it
+/// counts a reference, it never copies the bytes. See [`ItemView::shared_value`].
+///
+/// ```
+/// use evloop_memcache_engine::store::*;
+/// let mut s = Store::new(StoreConfig::default());
+/// s.store(StoreMode::Set, NewItem::new(b"k", b"v", 0, Exptime::NEVER));
+/// let v = s.get(b"k").unwrap().shared_value();
+/// assert_eq!((v.len(), &v[..]), (3, &b"v\r\n"[..]));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedValue {
+    data: Arc<[u8]>,
+    start: usize,
+}
+
+impl std::ops::Deref for SharedValue {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+}
+
+impl AsRef<[u8]> for SharedValue {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for SharedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedValue")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// An item ready to be stored: key, value and `\r\n` in the one buffer the store keeps,
+/// so that storing it moves the buffer into the store without copying.
 ///
 /// ```
 /// use evloop_memcache_engine::store::{NewItem, Exptime};
@@ -361,12 +437,57 @@ pub struct ItemView<'a> {
 /// assert_eq!(item.key(), b"k");
 /// assert_eq!(item.value(), b"value");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct NewItem {
-    data: Vec<u8>,
+    /// Key, value, `\r\n`; not shared until it is stored (the protocol fills the value
+    /// in place as it arrives).
+    data: Arc<[u8]>,
+    /// Bytes of the value filled in so far.
+    filled: usize,
     key_len: usize,
     flags: u32,
     exptime: Exptime,
+}
+
+impl Clone for NewItem {
+    /// A copy of the bytes (a new item is never shared).
+    fn clone(&self) -> NewItem {
+        NewItem {
+            data: Arc::from(&self.data[..]),
+            ..*self
+        }
+    }
+}
+
+impl fmt::Debug for NewItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewItem")
+            .field("key", &self.key().escape_ascii().to_string())
+            .field("value_len", &self.value().len())
+            .field("flags", &self.flags)
+            .field("exptime", &self.exptime)
+            .finish()
+    }
+}
+
+/// An item's buffer: `key`, the `parts` of the value, `pad.1` bytes of `pad.0`, then
+/// `\r\n`. One allocation: zeroed (a `memset`), then written in place while it is not
+/// shared yet.
+fn item_bytes(key: &[u8], parts: &[&[u8]], pad: (u8, usize)) -> Arc<[u8]> {
+    let len = key.len() + parts.iter().map(|p| p.len()).sum::<usize>() + pad.1 + 2;
+    // Collecting an iterator of known length allocates once, in place.
+    let mut data: Arc<[u8]> = std::iter::repeat_n(0, len).collect();
+    let buf = Arc::get_mut(&mut data).expect("a new buffer is not shared");
+    let mut at = 0;
+    for p in std::iter::once(key).chain(parts.iter().copied()) {
+        buf[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    if pad.0 != 0 {
+        buf[at..at + pad.1].fill(pad.0);
+    }
+    buf[len - 2..].copy_from_slice(b"\r\n");
+    data
 }
 
 impl NewItem {
@@ -379,9 +500,13 @@ impl NewItem {
     /// assert_eq!((item.flags(), item.exptime()), (3, Exptime::at(10)));
     /// ```
     pub fn new(key: &[u8], value: &[u8], flags: u32, exptime: Exptime) -> NewItem {
-        let mut item = NewItem::with_capacity(key, value.len(), flags, exptime);
-        item.data.extend_from_slice(value);
-        item
+        NewItem::checked(
+            key,
+            item_bytes(key, &[value], (0, 0)),
+            value.len(),
+            flags,
+            exptime,
+        )
     }
 
     /// An item with `key` and room for a value of `value_len` bytes, to be filled by
@@ -392,23 +517,36 @@ impl NewItem {
         flags: u32,
         exptime: Exptime,
     ) -> NewItem {
+        let data = item_bytes(key, &[], (0, value_len));
+        NewItem::checked(key, data, 0, flags, exptime)
+    }
+
+    fn checked(
+        key: &[u8],
+        data: Arc<[u8]>,
+        filled: usize,
+        flags: u32,
+        exptime: Exptime,
+    ) -> NewItem {
         assert!(
             !key.is_empty() && key.len() <= usize::from(u8::MAX),
             "keys are 1 to 255 bytes"
         );
-        let mut data = Vec::with_capacity(key.len() + value_len);
-        data.extend_from_slice(key);
         NewItem {
             data,
+            filled,
             key_len: key.len(),
             flags,
             exptime,
         }
     }
 
-    /// The buffer the value is appended to.
-    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
-        &mut self.data
+    /// Appends bytes of the value, as they arrive; at most the value's length in all.
+    pub(crate) fn fill(&mut self, bytes: &[u8]) {
+        let start = self.key_len + self.filled;
+        let buf = Arc::get_mut(&mut self.data).expect("a new item is not shared");
+        buf[start..start + bytes.len()].copy_from_slice(bytes);
+        self.filled += bytes.len();
     }
 
     /// The key.
@@ -428,7 +566,7 @@ impl NewItem {
     /// assert_eq!(NewItem::new(b"a", b"b", 0, Exptime::NEVER).value(), b"b");
     /// ```
     pub fn value(&self) -> &[u8] {
-        &self.data[self.key_len..]
+        &self.data[self.key_len..self.data.len() - 2]
     }
 
     /// The client flags.
@@ -529,8 +667,9 @@ pub struct StoreStats {
 }
 
 struct Slot {
-    /// Key then value. Empty for a free slot.
-    data: Box<[u8]>,
+    /// Key, value and `\r\n`, shared with the replies that refer to the value. A free
+    /// slot holds the store's `empty` buffer (`\r\n` alone).
+    data: Arc<[u8]>,
     hash: u64,
     cas: u64,
     exptime: Exptime,
@@ -552,15 +691,11 @@ impl Slot {
     }
 
     fn value(&self) -> &[u8] {
-        &self.data[usize::from(self.key_len)..]
+        &self.data[usize::from(self.key_len)..self.data.len() - 2]
     }
 
     fn size(&self) -> usize {
-        Store::item_size(
-            usize::from(self.key_len),
-            self.flags,
-            self.data.len() - usize::from(self.key_len),
-        )
+        Store::item_size(usize::from(self.key_len), self.flags, self.value().len())
     }
 
     fn view(&self) -> ItemView<'_> {
@@ -569,6 +704,7 @@ impl Slot {
             value: self.value(),
             flags: self.flags,
             cas: self.cas,
+            data: &self.data,
         }
     }
 }
@@ -601,6 +737,8 @@ pub struct Store {
     /// `settings.oldest_live` as a unix time; 0 for none.
     oldest_live: u64,
     oldest_cas: u64,
+    /// What a free slot holds (so that freeing one allocates nothing).
+    empty: Arc<[u8]>,
     pub(crate) stats: StoreStats,
 }
 
@@ -648,6 +786,7 @@ impl Store {
             cas_id: 0,
             oldest_live: 0,
             oldest_cas: 0,
+            empty: Arc::from(&b"\r\n"[..]),
             stats: StoreStats::default(),
         }
     }
@@ -908,7 +1047,8 @@ impl Store {
         self.stats.curr_items -= 1;
         self.stats.bytes -= size as u64;
         let s = &mut self.slots[i as usize];
-        s.data = Box::default();
+        // The bytes live on while a reply refers to them.
+        s.data = Arc::clone(&self.empty);
         s.key_len = 0;
         s.chain = self.free;
         self.free = i;
@@ -948,9 +1088,10 @@ impl Store {
         }
     }
 
-    /// Links a new item at the LRU head, with a fresh CAS unique. Returns its slot.
-    fn link(&mut self, data: Box<[u8]>, key_len: usize, flags: u32, exptime: Exptime) -> u32 {
-        let size = Store::item_size(key_len, flags, data.len() - key_len) as u64;
+    /// Links a new item (key, value, `\r\n`) at the LRU head, with a fresh CAS unique.
+    /// Returns its slot.
+    fn link(&mut self, data: Arc<[u8]>, key_len: usize, flags: u32, exptime: Exptime) -> u32 {
+        let size = Store::item_size(key_len, flags, data.len() - key_len - 2) as u64;
         self.make_room(size);
         if self.stats.curr_items as usize >= self.buckets.len() + self.buckets.len() / 2 {
             self.grow();
@@ -1143,17 +1284,14 @@ impl Store {
                 if Store::item_size(key_len, flags, new_len) > self.config.item_size_max {
                     return StoreOutcome::NotStored;
                 }
-                let mut data = Vec::with_capacity(key_len + new_len);
-                data.extend_from_slice(s.key());
-                if mode == StoreMode::Append {
-                    data.extend_from_slice(s.value());
-                    data.extend_from_slice(item.value());
+                let parts = if mode == StoreMode::Append {
+                    [s.value(), item.value()]
                 } else {
-                    data.extend_from_slice(item.value());
-                    data.extend_from_slice(s.value());
-                }
+                    [item.value(), s.value()]
+                };
+                let data = item_bytes(s.key(), &parts, (0, 0));
                 self.unlink(old);
-                self.link(data.into_boxed_slice(), key_len, flags, exptime);
+                self.link(data, key_len, flags, exptime);
                 StoreOutcome::Stored
             }
         }
@@ -1165,8 +1303,9 @@ impl Store {
             key_len,
             flags,
             exptime,
+            ..
         } = item;
-        self.link(data.into_boxed_slice(), key_len, flags, exptime);
+        self.link(data, key_len, flags, exptime);
     }
 
     /// `incr`: adds `delta`, wrapping at 2^64.
@@ -1232,21 +1371,26 @@ impl Store {
         let (digits, start) = cnum::u64_digits(new);
         let digits = &digits[start..];
         if digits.len() <= value.len() {
+            let pad = value.len() - digits.len();
             let cas = self.next_cas();
             let s = &mut self.slots[i as usize];
             let k = usize::from(s.key_len);
-            let v = &mut s.data[k..];
-            v[..digits.len()].copy_from_slice(digits);
-            v[digits.len()..].fill(b' ');
+            if let Some(data) = Arc::get_mut(&mut s.data) {
+                let v = &mut data[k..k + digits.len() + pad];
+                v[..digits.len()].copy_from_slice(digits);
+                v[digits.len()..].fill(b' ');
+            } else {
+                // A reply still refers to the old value: the same bytes in a new
+                // buffer (memcached writes in place; a pending reply holds its copy).
+                s.data = item_bytes(&s.data[..k], &[digits], (b' ', pad));
+            }
             s.cas = cas;
             self.bump(i);
         } else {
             let (flags, exptime, key_len) = (s.flags, s.exptime, usize::from(s.key_len));
-            let mut data = Vec::with_capacity(key_len + digits.len());
-            data.extend_from_slice(s.key());
-            data.extend_from_slice(digits);
+            let data = item_bytes(s.key(), &[digits], (0, 0));
             self.unlink(i);
-            self.link(data.into_boxed_slice(), key_len, flags, exptime);
+            self.link(data, key_len, flags, exptime);
         }
         DeltaOutcome::Value(new)
     }

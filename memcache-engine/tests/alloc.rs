@@ -1,5 +1,6 @@
 //! The common paths allocate nothing once warm: `get`/`gets`/`gat`/`touch`/`incr`/
-//! `delete`/`version` parse in place and write into the reused output buffer; a
+//! `delete`/`version` parse in place and write into the reused output buffer (a
+//! `Vec<u8>`, or `Replies`, which refers to the values instead of copying them); a
 //! storage command allocates exactly its item. Counted with a counting global
 //! allocator, per thread (libtest runs tests on several threads).
 
@@ -7,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use evloop_memcache_engine::store::StoreConfig;
-use evloop_memcache_engine::{Connection, Next, ServerStats, Store};
+use evloop_memcache_engine::{Connection, Next, Output, Replies, ServerStats, Store};
 
 struct Counting;
 
@@ -58,7 +59,7 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-fn feed(conn: &mut Connection, input: &[u8], out: &mut Vec<u8>, store: &mut Store) {
+fn feed(conn: &mut Connection, input: &[u8], out: &mut impl Output, store: &mut Store) {
     let env = ServerStats::default();
     let mut rest = input;
     loop {
@@ -66,7 +67,8 @@ fn feed(conn: &mut Connection, input: &[u8], out: &mut Vec<u8>, store: &mut Stor
         rest = &rest[p.consumed..];
         match p.next {
             Next::Read => return,
-            Next::Yield => {}
+            // No limits are set: no pause (a pause is a yield that is not counted).
+            Next::Yield | Next::Pause => {}
             Next::Close(r) => panic!("closed: {r:?}"),
         }
     }
@@ -108,6 +110,39 @@ fn read_path_does_not_allocate() {
     });
     assert!(out.starts_with(b"END\r\n"));
     assert_eq!(misses, 0, "allocations on the read path, misses");
+}
+
+/// The same with the replies a server writes with `writev`: values are referred to
+/// (a reference count), never copied or allocated; a paused `get` keeps its keys in a
+/// reused buffer.
+#[test]
+fn read_path_with_shared_values_does_not_allocate() {
+    let mut store = Store::new(StoreConfig::default());
+    let mut conn = Connection::new()
+        .with_output_limit(16)
+        .with_keys_per_call(2);
+    let mut setup = Vec::new();
+    feed(
+        &mut conn,
+        b"set k1 0 0 5\r\nvalue\r\nset k2 7 0 3\r\nabc\r\nset n 0 0 2\r\n10\r\n",
+        &mut setup,
+        &mut store,
+    );
+    let mut out = Replies::new();
+    let mut written = 0;
+    let mut round = |conn: &mut Connection, out: &mut Replies, store: &mut Store| {
+        feed(conn, READS, out, store);
+        written = out.len();
+        out.advance(out.len()); // as if written
+    };
+    round(&mut conn, &mut out, &mut store);
+    let n = allocations_during(|| {
+        for _ in 0..1000 {
+            round(&mut conn, &mut out, &mut store);
+        }
+    });
+    assert!(written > 1000);
+    assert_eq!(n, 0, "allocations on the read path with shared values");
 }
 
 #[test]

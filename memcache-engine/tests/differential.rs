@@ -191,7 +191,8 @@ impl Target for EngineConn<'_> {
                 rest = &rest[p.consumed..];
                 match p.next {
                     Next::Read => break,
-                    Next::Yield => {}
+                    // No limits are set: no pause.
+                    Next::Yield | Next::Pause => {}
                     Next::Close(_) => self.closed = true,
                 }
             }
