@@ -16,7 +16,8 @@
 //! [`DefaultBackend`] is chosen at compile time: the platform's best mechanism, unless the
 //! `backend-poll`, `backend-select` or `backend-devpoll` cargo feature forces another. A
 //! program can also name any backend as a type parameter. The cross-thread wake is
-//! [`Waker`] (`src/waker/`).
+//! [`Waker`] (`src/waker/`). With the `fault-injection` feature, `fault::FaultInjecting`
+//! (`src/fault.rs`) wraps any backend and injects the failures an OS may produce.
 //!
 //! ```
 //! use evloop_backends::{Backend, DefaultBackend};
@@ -46,6 +47,8 @@
 ))]
 mod changelist;
 pub mod contract;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod sys;
 mod waker;
 

@@ -8,6 +8,9 @@
 //! | accept | `accept4(SOCK_NONBLOCK \| SOCK_CLOEXEC)` | same | `accept` + `fcntl` |
 //! | no `SIGPIPE` on a socket | (the caller ignores `SIGPIPE`) | same | also `SO_NOSIGPIPE` |
 //! | port sharing ([`PORT_SHARING`]) | `SO_REUSEPORT`, balanced | see [`PortSharing`] | `SO_REUSEPORT`, not balanced |
+//!
+//! With the `fault-injection` feature, `accept` may fail first with an injected `EMFILE`
+//! or `EAGAIN` (`evloop_backends::fault::before_accept`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -181,6 +184,8 @@ with_atomic_flags! {
 
     /// Accept one connection, non-blocking and close-on-exec.
     pub(crate) fn accept(fd: RawFd) -> io::Result<OwnedFd> {
+        #[cfg(feature = "fault-injection")]
+        evloop_backends::fault::before_accept()?;
         // SAFETY: plain syscall; null address pointers are allowed.
         own(unsafe {
             libc::accept4(
@@ -208,6 +213,8 @@ without_atomic_flags! {
     /// Between `accept` and `fcntl` a `fork` + `exec` in another thread could inherit
     /// the fd: the price of a system without `accept4`.
     pub(crate) fn accept(fd: RawFd) -> io::Result<OwnedFd> {
+        #[cfg(feature = "fault-injection")]
+        evloop_backends::fault::before_accept()?;
         // SAFETY: plain syscall; null address pointers are allowed.
         let c = own(unsafe { libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut()) })?;
         set_cloexec_nonblock(c.as_raw_fd())?;

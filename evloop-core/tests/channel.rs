@@ -310,3 +310,14 @@ fn no_lost_wakeup_under_contention() {
         }
     }
 }
+
+/// Every body again under epoll with injected EINTR and spurious wake-ups
+/// (`evloop_backends::fault`, the `fault-injection` feature; `.ci/faults`). A spurious
+/// wake-up returns no event, so it adds no dispatch: a burst is still one.
+#[cfg(all(
+    feature = "fault-injection",
+    any(target_os = "linux", target_os = "android")
+))]
+mod fault_epoll_channel {
+    channel_tests!(evloop_backends::fault::FaultInjecting<evloop_core::Epoll>);
+}

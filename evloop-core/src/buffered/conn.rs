@@ -311,6 +311,11 @@ const CONNECTING: u8 = 1 << 2;
 const PAUSED: u8 = 1 << 3;
 const FAILED: u8 = 1 << 4;
 const ERROR_REPORTED: u8 = 1 << 5;
+/// Output is waiting for the socket (a flush left more than the write low watermark).
+const WAITED: u8 = 1 << 6;
+/// A flush after the handlers drained waiting output: `DRAINED` is owed to the next
+/// dispatch (`BufSlab::update` asks for one).
+const DRAIN_OWED: u8 = 1 << 7;
 
 /// A buffered stream (libevent's bufferevent): bytes read from `S` land in the input
 /// [`Buffer`]; bytes queued in the output buffer are written when the stream is
@@ -665,7 +670,9 @@ impl<S> BufConn<S> {
     }
 
     /// Flush and close: stop reading; once everything queued (files included) is
-    /// written, the connection is closed (in a [`BufSlab`], removed and dropped).
+    /// written, the connection is closed (in a [`BufSlab`], removed and dropped). If
+    /// writing fails first, a `BufSlab` reports [`ERROR`](BufEvents::ERROR) to the
+    /// connection's handlers, then removes it.
     ///
     /// ```
     /// # use evloop_core::buffered::{BufConfig, BufConn};
@@ -821,21 +828,28 @@ impl<S: Read + Write + AsFd> BufConn<S> {
                 ev |= BufEvents::READ_TIMEOUT;
             }
         }
+        let low = self.cfg.write_low as u64;
         if ready.is_writable() && self.flags & CONNECTING == 0 && self.pending() > 0 {
             let before = self.pending();
             if let Err(e) = self.flush() {
                 self.fail(e);
-            } else if before > self.cfg.write_low as u64
-                && self.pending() <= self.cfg.write_low as u64
-            {
+            } else if before > low && self.pending() <= low {
                 ev |= BufEvents::DRAINED;
             }
+        }
+        if self.flags & DRAIN_OWED != 0 {
+            ev |= BufEvents::DRAINED;
+        }
+        if ev.is_drained() {
+            self.flags &= !(WAITED | DRAIN_OWED);
+        } else if self.pending() > low {
+            self.flags |= WAITED;
         }
         let read_bits = Ready::READABLE | Ready::READ_CLOSED | Ready::HUP | Ready::ERROR;
         if self.flags & FAILED == 0 && ready.intersects(read_bits) && wanted.is_readable() {
             let room = self.cfg.read_high.saturating_sub(self.input.len());
             loop {
-                match self.input.read_from(&mut self.stream, room) {
+                match read_once(&mut self.input, &mut self.stream, room) {
                     Ok(0) if room > 0 => {
                         self.flags |= EOF;
                         ev |= BufEvents::EOF;
@@ -885,7 +899,7 @@ impl<S: Read + Write + AsFd> BufConn<S> {
             };
             if limit > 0 {
                 let n = limit.min(self.output.len());
-                match self.stream.write(&self.output.as_slice()[..n]) {
+                match write_once(&mut self.stream, &self.output.as_slice()[..n]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(k) => {
                         self.output.consume(k);
@@ -952,7 +966,7 @@ impl<S: Read + Write + AsFd> BufConn<S> {
         let mut skip = 0;
         if self.pending() == 0 && self.flags & (CONNECTING | FAILED) == 0 && total > 0 {
             loop {
-                match self.stream.write_vectored(slices) {
+                match write_vectored_once(&mut self.stream, slices) {
                     Ok(n) => skip = n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -971,6 +985,43 @@ impl<S: Read + Write + AsFd> BufConn<S> {
         }
         Ok(())
     }
+}
+
+// The connection's reads and writes, one call each. With the `fault-injection` feature
+// each may first be shortened or fail (`evloop_backends::fault::before_read` and
+// `before_write`), on a thread armed by a `FaultInjecting` backend; without it they are
+// the plain calls.
+
+/// One read of at most `max` bytes into `input`.
+fn read_once<S: Read>(input: &mut Buffer, stream: &mut S, max: usize) -> io::Result<usize> {
+    #[cfg(feature = "fault-injection")]
+    let max = evloop_backends::fault::before_read(max)?;
+    input.read_from(stream, max)
+}
+
+/// One write of (a prefix of) `bytes`.
+fn write_once<S: Write>(stream: &mut S, bytes: &[u8]) -> io::Result<usize> {
+    #[cfg(feature = "fault-injection")]
+    let bytes = &bytes[..evloop_backends::fault::before_write(bytes.len())?];
+    stream.write(bytes)
+}
+
+/// One `writev` of (a prefix of) `slices`.
+fn write_vectored_once<S: Write>(stream: &mut S, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    #[cfg(feature = "fault-injection")]
+    {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let allowed = evloop_backends::fault::before_write(total)?;
+        if allowed < total {
+            // A short writev: a prefix, here of the first slice that has bytes.
+            let first = slices
+                .iter()
+                .find(|s| !s.is_empty())
+                .map_or(&[][..], |s| &s[..]);
+            return stream.write(&first[..allowed.min(first.len())]);
+        }
+    }
+    stream.write_vectored(slices)
 }
 
 fn so_error(fd: RawFd) -> io::Result<()> {
@@ -999,6 +1050,8 @@ fn so_error(fd: RawFd) -> io::Result<()> {
 fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
     let mut off = f.offset as libc::off_t;
     let count = f.remaining.min(1 << 30) as usize;
+    #[cfg(feature = "fault-injection")]
+    let count = evloop_backends::fault::before_write(count)?;
     // SAFETY: both fds are open (the stream's and the file's); `off` is a valid off_t.
     let n = unsafe { libc::sendfile(out, f.file.as_raw_fd(), &mut off, count) };
     if n < 0 {
@@ -1015,6 +1068,8 @@ fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
     let mut chunk = [0u8; 8192];
     let want = f.remaining.min(chunk.len() as u64) as usize;
+    #[cfg(feature = "fault-injection")]
+    let want = evloop_backends::fault::before_write(want)?;
     let got = f.file.read_at(&mut chunk[..want], f.offset)?;
     if got == 0 {
         return Ok(0);
@@ -1332,7 +1387,8 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
     /// it after writing to a connection other than the one being handled (the handled
     /// one is flushed after its handlers return), or after consuming its input outside
     /// its handlers. A failed write is reported to the connection's handlers as
-    /// [`ERROR`](BufEvents::ERROR) in the next dispatch.
+    /// [`ERROR`](BufEvents::ERROR) in the next dispatch, and output that had to wait and
+    /// drains here as [`DRAINED`](BufEvents::DRAINED).
     ///
     /// ```
     /// use evloop_core::*;
@@ -1352,8 +1408,19 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
     pub fn flush<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<()> {
         let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
         if conn.pending() > 0 && conn.flags & FAILED == 0 {
-            if let Err(e) = conn.flush() {
-                conn.fail(e);
+            let before = conn.pending();
+            match conn.flush() {
+                Err(e) => conn.fail(e),
+                Ok(()) => {
+                    // Output that had waited and drains here, after the handlers, is
+                    // reported as DRAINED by a dispatch of its own (see `update`).
+                    let low = conn.cfg.write_low as u64;
+                    if conn.pending() > low {
+                        conn.flags |= WAITED;
+                    } else if before > low && conn.flags & WAITED != 0 {
+                        conn.flags = (conn.flags & !WAITED) | DRAIN_OWED;
+                    }
+                }
             }
         }
         self.update(ctx, key)
@@ -1361,7 +1428,10 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
 
     /// Bring the loop's interest and timeout for `key` in line with the connection's
     /// state ([`BufConn::wanted`]); remove it if its flush-and-close is done; schedule a
-    /// dispatch to report a failure not yet reported.
+    /// dispatch to report a failure not yet reported, or a [`DRAINED`](BufEvents::DRAINED)
+    /// owed since waiting output drained in a flush after the handlers. A connection
+    /// whose flush-and-close failed is removed once its handlers were told
+    /// ([`ERROR`](BufEvents::ERROR)).
     ///
     /// ```
     /// use evloop_core::*;
@@ -1376,7 +1446,11 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
     /// ```
     pub fn update<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<()> {
         let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
-        if conn.is_done() {
+        // A failed one goes once its ERROR was dispatched: reported, and the handlers of
+        // that dispatch returned (`after_dispatch` clears `events`).
+        let failed = conn.flags & FAILED != 0;
+        let told = conn.flags & ERROR_REPORTED != 0 && conn.events.is_empty();
+        if conn.is_done() && (!failed || told) {
             let mut conn = self.slab.remove(ctx, key)?;
             let _ = conn.stream.flush();
             self.closed += 1;
@@ -1385,6 +1459,7 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
         let wanted = conn.wanted();
         let timeout = conn.wanted_timeout(wanted);
         let report = conn.flags & (FAILED | ERROR_REPORTED) == FAILED;
+        let drained = conn.flags & (FAILED | DRAIN_OWED) == DRAIN_OWED;
         let (old_i, old_t) = (conn.interest, conn.timeout);
         conn.interest = wanted;
         conn.timeout = timeout;
@@ -1398,6 +1473,8 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
         }
         if report {
             ctx.activate(id, Ready::ERROR)?;
+        } else if drained {
+            ctx.activate(id, Ready::WRITABLE)?;
         }
         Ok(())
     }
