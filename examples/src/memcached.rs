@@ -222,6 +222,21 @@ impl Environment for Shared {
     fn set_verbosity(&self, level: u32) {
         self.verbosity.store(level, Ordering::Relaxed);
     }
+
+    fn config(&self) -> Config {
+        self.config.clone()
+    }
+
+    fn verbosity(&self) -> u32 {
+        self.verbosity.load(Ordering::Relaxed)
+    }
+
+    // `shutdown` with -A: stop as on SIGINT (memcached raises SIGINT, or SIGUSR1 for
+    // `graceful`, which it also ends with; here both stop the loops).
+    fn shutdown(&self, _graceful: bool) {
+        // SAFETY: raise only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGINT) };
+    }
 }
 
 /// One client: its socket, its protocol state, and its buffers.

@@ -389,6 +389,20 @@ fn protocol_scripts() -> Vec<(String, Script)> {
         .into_iter()
         .map(|(n, s)| (n.to_owned(), s))
         .collect();
+    // The meta commands through the server: values referred to, not copied, and large
+    // meta gets across its 256 KiB output limit.
+    let big = vec![b'm'; 700_000];
+    v.push((
+        "meta commands".to_owned(),
+        sends_owned(vec![
+            b"ms a 3 T0 F5 c k O1\r\nabc\r\nmg a v f s t c k h O2\r\nmg a v q\r\nmg none v q k\r\nmn\r\n".to_vec(),
+            b"ma n N0 J10 v\r\nma n MD D3 v c\r\nmd n q\r\nmd n\r\nms Zm9v 2 b MA\r\nhi\r\nms Zm9v 2 b k\r\nhi\r\nmg Zm9v b k v\r\nme foo\r\n".to_vec(),
+            b"mg viv N30 v c\r\nmg viv v c\r\nmd viv I\r\nmg viv v c\r\nms viv 1 I C1\r\nx\r\nmg viv\r\n".to_vec(),
+            cat(&[b"ms big 700000\r\n", &big, b"\r\n"]),
+            b"mg big v\r\nmg big s v k\r\nmg big v q\r\nmn\r\nmg a v\r\nmg big v\r\nget big a\r\nmg big v\r\n".to_vec(),
+            b"set n 0 0 3\r\n100\r\nmg n v\r\nincr n 1\r\nma n MD D100 v\r\nget n\r\n".to_vec(),
+        ]),
+    ));
     // memcached processes 20 requests per read event (21 in the first batch), flushing
     // after each `get`; an abrupt close drops what it has not flushed.
     for n in [1usize, 20, 21, 22, 41, 62] {

@@ -58,6 +58,8 @@ pub struct Config {
     pub verbose: u32,
     /// `-u`: the user memcached would switch to. Recorded, not acted on.
     pub user: Option<String>,
+    /// `-A`: the `shutdown` command is allowed (memcached's `shutdown_command`).
+    pub enable_shutdown: bool,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             reqs_per_event: 20,
             verbose: 0,
             user: None,
+            enable_shutdown: false,
         }
     }
 }
@@ -179,6 +182,7 @@ pub fn usage() -> &'static str {
 -c, --conn-limit=<num>    max simultaneous connections (default: 1024)
 -v, --verbose             verbose (print errors/warnings while in event loop)
 -vv                       very verbose (also print client commands/responses)
+-A, --enable-shutdown     enable ascii \"shutdown\" command
 -h, --help                print this help and exit
 -V, --version             print version and exit
 -t, --threads=<num>       number of threads to use (default: 4)
@@ -199,6 +203,7 @@ const LONG: &[(&str, char)] = &[
     ("conn-limit", 'c'),
     ("verbose", 'v'),
     ("help", 'h'),
+    ("enable-shutdown", 'A'),
     ("version", 'V'),
     ("threads", 't'),
     ("max-reqs-per-event", 'R'),
@@ -280,7 +285,7 @@ where
         while j < chars.len() {
             let opt = chars[j];
             j += 1;
-            if !"pUlumcvhVtRI".contains(opt) {
+            if !"pUlumcvhVtRIA".contains(opt) {
                 return Err(ConfigError::new(format!("invalid option -- '{opt}'")));
             }
             if takes_value(opt) {
@@ -353,6 +358,7 @@ fn apply(
         }
         'I' => c.item_size_max = item_size(v),
         'v' => c.verbose += 1,
+        'A' => c.enable_shutdown = true,
         'h' => *help = true,
         'V' => *version = true,
         _ => unreachable!("unknown options are refused before"),

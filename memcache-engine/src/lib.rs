@@ -33,11 +33,13 @@
 //!   one LRU; memcached's slab allocator reaches its limit (and starts evicting)
 //!   earlier, per slab class. `stats bytes`, `curr_items`, `total_items` and
 //!   `evictions` are counted as memcached counts them, against that simpler limit.
-//! - Not implemented (they reply `ERROR`): the meta commands, `watch`, `lru`,
+//! - Not implemented (they reply `ERROR`): `watch`, `lru`,
 //!   `lru_crawler`, `slabs`, `extstore`, `refresh_certs`, and `stats` sub-commands
-//!   other than `reset` and `detail`; the binary protocol and UDP.
-//! - `stats` lists the general fields the engine can report truthfully (a subset of
-//!   memcached's, in memcached's order).
+//!   other than `reset`, `detail` and `settings`; the binary protocol (deprecated by
+//!   memcached) and UDP.
+//! - `stats` lists all of memcached 1.6.18's general fields, in its order; those that
+//!   have no meaning here (slab rebalancing, logger, libevent...) report memcached's
+//!   figures for the equivalent configuration.
 #![deny(missing_docs)]
 
 mod cnum;

@@ -25,7 +25,12 @@
 //! Commands: `set`, `add`, `replace`, `append`, `prepend`, `cas` (all with `noreply`),
 //! `get`, `gets`, `bget`, `gat`, `gats`, `touch`, `delete`, `incr`, `decr`,
 //! `flush_all`, `version`, `verbosity`, `stats`, `stats reset`, `stats detail`,
-//! `cache_memlimit`, `shutdown` (refused, as memcached without `-A`) and `quit`.
+//! `stats settings`, `cache_memlimit`, `shutdown` (refused unless the
+//! [`Environment`]'s configuration has `-A`; then it closes the connection and calls
+//! [`Environment::shutdown`]) and `quit`, and the
+//! meta commands `mg`, `ms`, `md`, `ma`, `mn` and `me` with all their flags and modes
+//! (see `meta.rs`), including `mg`'s hold on its item until its reply is written (an
+//! `incr`/`decr`/`ma` of it meanwhile makes a new item, as in memcached).
 //! Replies, including every error line, and the following details are memcached's:
 //!
 //! - the command line is tokenized on spaces only, cut at the first NUL, with one
@@ -63,9 +68,10 @@
 //!
 //! # What is not
 //!
-//! - The meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`), `watch`, `lru`,
-//!   `lru_crawler`, `slabs`, `extstore`, `refresh_certs` and the `stats` sub-commands
-//!   other than `reset` and `detail` are not implemented: they reply `ERROR`.
+//! - `watch`, `lru`, `lru_crawler`, `slabs`, `extstore`, `refresh_certs` and the
+//!   `stats` sub-commands other than `reset`, `detail` and `settings` (e.g. `items`,
+//!   `slabs`) are not implemented: they reply `ERROR`. Neither is the binary protocol
+//!   (deprecated by memcached).
 //!   `stats detail on|off` replies `OK` but collects nothing (`dump` lists nothing).
 //! - Where memcached's bytes depend on timing, the engine gives the timing-free
 //!   answer: `incr`/`decr` write a shorter result over the old value padded with
@@ -83,7 +89,11 @@
 use crate::cnum;
 use crate::output::Output;
 use crate::store::{DeltaOutcome, Exptime, ItemView, NewItem, Store, StoreMode, StoreOutcome};
+use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "meta.rs"]
+mod meta;
 
 /// The version string memcached 1.6 reports, used when the [`Environment`] does not
 /// supply its own.
@@ -114,6 +124,9 @@ const MAX_TOKENS: usize = 24;
 const LINE_LIMIT: usize = 2048;
 /// memcached's `READ_BUFFER_SIZE`: how much of a command line it can see at once.
 const READ_BUFFER_SIZE: usize = 16384;
+/// The `libevent` memcached 1.6.18 reports in Debian's build (`stats`): the engine uses
+/// no libevent, and reports memcached's.
+const LIBEVENT: &str = "2.1.12-stable";
 /// memcached's `MAX_VERBOSITY_LEVEL`.
 const MAX_VERBOSITY_LEVEL: u32 = 2;
 
@@ -234,6 +247,39 @@ pub trait Environment {
     fn set_verbosity(&self, level: u32) {
         let _ = level;
     }
+
+    /// The server's configuration, for `stats settings` and `shutdown` (`-A`); the
+    /// default is memcached's defaults.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+    /// assert!(!ServerStats::default().config().enable_shutdown);
+    /// ```
+    fn config(&self) -> crate::config::Config {
+        crate::config::Config::default()
+    }
+
+    /// The current verbosity (`stats settings`), as last set by `-v` or `verbosity`.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+    /// assert_eq!(ServerStats::default().verbosity(), 0);
+    /// ```
+    fn verbosity(&self) -> u32 {
+        0
+    }
+
+    /// `shutdown` (or `shutdown graceful`) was received and `-A` allows it: stop the
+    /// server, as memcached does on the SIGINT (SIGUSR1) it raises. The connection
+    /// is closed, without the replies not yet written.
+    ///
+    /// ```
+    /// use evloop_memcache_engine::protocol::{Environment, ServerStats};
+    /// ServerStats::default().shutdown(false); // the default does nothing
+    /// ```
+    fn shutdown(&self, graceful: bool) {
+        let _ = graceful;
+    }
 }
 
 impl Environment for ServerStats {
@@ -256,6 +302,9 @@ pub enum CloseReason {
     LineTooLong,
     /// The client spoke HTTP (an unknown command ending in `HTTP/...`).
     HttpRequest,
+    /// The client sent `shutdown` (allowed by `-A`): the server should stop (the
+    /// engine has called [`Environment::shutdown`]).
+    Shutdown,
 }
 
 /// What the server should do after [`Connection::process`].
@@ -312,6 +361,8 @@ struct PendingData {
     trailer: [u8; 2],
     trailer_len: usize,
     noreply: bool,
+    /// An `ms`: how to store and reply.
+    meta: Option<meta::MetaPending>,
 }
 
 #[derive(Debug)]
@@ -429,6 +480,12 @@ pub struct Connection {
     get_keys: Vec<u8>,
     output_limit: usize,
     keys_per_call: usize,
+    /// Items that `mg` replies memcached has not yet written refer to (memcached
+    /// holds a reference until it writes a reply).
+    held: Vec<Arc<[u8]>>,
+    /// What an `ms` noted of its flags for its reply (memcached stashes it in its
+    /// write buffer).
+    meta_stash: Vec<u8>,
 }
 
 impl Default for Connection {
@@ -456,6 +513,8 @@ impl Connection {
             get_keys: Vec::new(),
             output_limit: usize::MAX,
             keys_per_call: usize::MAX,
+            held: Vec::new(),
+            meta_stash: Vec::new(),
         }
     }
 
@@ -621,6 +680,11 @@ impl Connection {
         let len = input.len();
         let mut pos = 0;
         let mut ev = self.fresh_event(out.len());
+        // What was output before this call has been written, unless the call goes on
+        // after a pause (memcached's event goes on, holding its items).
+        if self.resume.is_none() {
+            self.held.clear();
+        }
         let mut budget = Budget {
             out_start: out.len(),
             output_limit: self.output_limit,
@@ -696,6 +760,7 @@ impl Connection {
                             if matches!(end, GetEnd::Done) {
                                 out.put(b"END\r\n");
                                 ev.flushed = out.len();
+                                self.held.clear();
                             }
                             self.state = State::Line;
                             ev.pending = true;
@@ -733,6 +798,7 @@ impl Connection {
                             Flow::Next => ev.pending = true,
                             Flow::Flush => {
                                 ev.flushed = out.len();
+                                self.held.clear();
                                 ev.pending = true;
                             }
                             Flow::Block => {}
@@ -783,6 +849,7 @@ impl Connection {
                     }
                     // memcached flushes its replies and reads again: a new event.
                     ev = self.fresh_event(out.len());
+                    self.held.clear();
                     window = self.read_window(pos, len);
                 }
                 State::Data(pd) => {
@@ -811,7 +878,10 @@ impl Connection {
                     let State::Data(pd) = std::mem::replace(&mut self.state, State::Line) else {
                         unreachable!()
                     };
-                    complete_data(pd, out, store);
+                    match pd.meta {
+                        Some(m) => meta::complete_ms(pd, m, &self.meta_stash, out, store),
+                        None => complete_data(pd, out, store),
+                    }
                     ev.pending = true;
                     window = window.max(pos);
                 }
@@ -881,8 +951,22 @@ impl Connection {
         }
         let cmd = t.get(0);
         match cmd[0] {
-            // The meta commands: not implemented.
-            b'm' if cmd.len() == 2 => error(out),
+            b'm' if cmd.len() == 2 => match cmd[1] {
+                b'g' => {
+                    budget.keys_left = budget.keys_left.saturating_sub(1);
+                    self.process_mg(&t, ntokens, out, store)
+                }
+                b's' => self.process_ms(&t, ntokens, out, store),
+                b'd' => self.process_md(&t, ntokens, out, store),
+                b'a' => self.process_ma(&t, ntokens, out, store),
+                b'e' => self.process_me(&t, ntokens, out, store),
+                // mn forces memcached to write its replies.
+                b'n' => {
+                    out_string(out, false, b"MN");
+                    Flow::Flush
+                }
+                _ => error(out),
+            },
             b'g' => {
                 if ntokens < 3 {
                     return error(out);
@@ -900,7 +984,7 @@ impl Connection {
             b's' => match cmd {
                 b"set" => self.process_update(&t, ntokens, StoreKind::Set, out, store),
                 b"stats" => process_stats(&t, ntokens, out, store, env),
-                b"shutdown" => out_string(out, false, b"ERROR: shutdown not enabled"),
+                b"shutdown" => process_shutdown(&t, ntokens, out, env),
                 _ => error(out),
             },
             b'a' => match cmd {
@@ -914,12 +998,18 @@ impl Connection {
                 _ => error(out),
             },
             b'i' => match cmd {
-                b"incr" => process_arithmetic(&t, ntokens, true, out, store),
+                b"incr" => {
+                    let held = self.held(store, t.get(1));
+                    process_arithmetic(&t, ntokens, true, held, out, store)
+                }
                 _ => error(out),
             },
             b'd' => match cmd {
                 b"delete" => process_delete(&t, ntokens, out, store),
-                b"decr" => process_arithmetic(&t, ntokens, false, out, store),
+                b"decr" => {
+                    let held = self.held(store, t.get(1));
+                    process_arithmetic(&t, ntokens, false, held, out, store)
+                }
                 _ => error(out),
             },
             b't' => match cmd {
@@ -1026,6 +1116,7 @@ impl Connection {
             trailer: [0; 2],
             trailer_len: 0,
             noreply,
+            meta: None,
         });
         Flow::Block
     }
@@ -1323,6 +1414,7 @@ fn process_arithmetic(
     t: &Tokens<'_>,
     ntokens: usize,
     incr: bool,
+    held: bool,
     out: &mut dyn Output,
     store: &mut Store,
 ) -> Flow {
@@ -1337,11 +1429,7 @@ fn process_arithmetic(
     let Some(delta) = cnum::safe_strtoull(t.get(2)) else {
         return out_string(out, noreply, b"CLIENT_ERROR invalid numeric delta argument");
     };
-    let result = if incr {
-        store.incr(key, delta)
-    } else {
-        store.decr(key, delta)
-    };
+    let result = store.delta_held(key, incr, delta, held);
     match result {
         DeltaOutcome::Value(v) => {
             let (digits, start) = cnum::u64_digits(v);
@@ -1459,6 +1547,27 @@ fn process_memlimit(
     }
 }
 
+/// memcached's `process_shutdown_command`.
+fn process_shutdown(
+    t: &Tokens<'_>,
+    ntokens: usize,
+    out: &mut dyn Output,
+    env: &dyn Environment,
+) -> Flow {
+    if !env.config().enable_shutdown {
+        return out_string(out, false, b"ERROR: shutdown not enabled");
+    }
+    if ntokens == 2 {
+        env.shutdown(false);
+        Flow::Close(CloseReason::Shutdown)
+    } else if ntokens == 3 && t.get(1) == b"graceful" {
+        env.shutdown(true);
+        Flow::Close(CloseReason::Shutdown)
+    } else {
+        out_string(out, false, b"CLIENT_ERROR invalid shutdown mode")
+    }
+}
+
 /// memcached's `process_stat`.
 fn process_stats(
     t: &Tokens<'_>,
@@ -1477,9 +1586,16 @@ fn process_stats(
             env.reset_stats();
             out_string(out, false, b"RESET")
         }
+        b"settings" => {
+            write_settings(out, store, env);
+            Flow::Next
+        }
         b"detail" => match t.get(2) {
             // Per-prefix statistics are not collected: "dump" lists none.
-            b"on" | b"off" if ntokens >= 4 => out_string(out, false, b"OK"),
+            b"on" | b"off" if ntokens >= 4 => {
+                store.detail_enabled = t.get(2) == b"on";
+                out_string(out, false, b"OK")
+            }
             b"dump" if ntokens >= 4 => out_string(out, false, b"END"),
             _ => out_string(out, false, b"CLIENT_ERROR usage: stats detail on|off|dump"),
         },
@@ -1523,8 +1639,111 @@ fn stat_duration(out: &mut dyn Output, name: &str, d: Duration) {
     out.put(l.bytes());
 }
 
-/// The general `stats`: the fields of memcached 1.6's that this engine can report
-/// truthfully, in memcached's order.
+/// `stats settings`: memcached 1.6.18's list. Settings without meaning here report
+/// what memcached reports when run as the engine works: one LRU and no background
+/// threads (`-o no_lru_maintainer,no_lru_crawler`), no UDP workers of its own, no TLS,
+/// no extstore in use, memcached's default slab classes.
+fn write_settings(out: &mut dyn Output, store: &Store, env: &dyn Environment) {
+    let c = env.config();
+    let s = |out: &mut dyn Output, name: &str, v: &str| stat_str(out, name, v.as_bytes());
+    stat_u64(out, "maxbytes", store.config().memory_limit);
+    stat_u64(out, "maxconns", u64::from(c.max_connections));
+    stat_u64(out, "tcpport", u64::from(c.port));
+    stat_u64(out, "udpport", u64::from(c.udp_port));
+    if c.listen.is_empty() {
+        s(out, "inter", "NULL");
+    } else {
+        s(out, "inter", &c.listen.join(","));
+    }
+    stat_u64(out, "verbosity", u64::from(env.verbosity()));
+    stat_u64(out, "oldest", store.oldest_live_rel());
+    s(out, "evictions", "on");
+    s(out, "domain_socket", "NULL");
+    s(out, "umask", "700");
+    s(
+        out,
+        "shutdown_command",
+        if c.enable_shutdown { "yes" } else { "no" },
+    );
+    s(out, "growth_factor", "1.25");
+    s(out, "chunk_size", "48");
+    stat_u64(out, "num_threads", u64::from(c.threads));
+    stat_u64(out, "num_threads_per_udp", u64::from(c.threads));
+    s(out, "stat_key_prefix", ":");
+    s(
+        out,
+        "detail_enabled",
+        if store.detail_enabled { "yes" } else { "no" },
+    );
+    stat_u64(out, "reqs_per_event", u64::from(c.reqs_per_event));
+    s(out, "cas_enabled", "yes");
+    s(out, "tcp_backlog", "1024");
+    s(out, "binding_protocol", "auto-negotiate");
+    s(out, "auth_enabled_sasl", "no");
+    s(out, "auth_enabled_ascii", "no");
+    stat_u64(out, "item_size_max", store.config().item_size_max as u64);
+    for (name, v) in [
+        ("maxconns_fast", "yes"),
+        ("hashpower_init", "0"),
+        ("slab_reassign", "yes"),
+        ("slab_automove", "1"),
+        ("slab_automove_ratio", "0.80"),
+        ("slab_automove_window", "30"),
+        ("slab_chunk_max", "524288"),
+        ("lru_crawler", "no"),
+        ("lru_crawler_sleep", "100"),
+        ("lru_crawler_tocrawl", "0"),
+        ("tail_repair_time", "0"),
+        ("flush_enabled", "yes"),
+        ("dump_enabled", "yes"),
+        ("hash_algorithm", "murmur3"),
+        ("lru_maintainer_thread", "no"),
+        ("lru_segmented", "no"),
+        ("hot_lru_pct", "20"),
+        ("warm_lru_pct", "40"),
+        ("hot_max_factor", "0.20"),
+        ("warm_max_factor", "2.00"),
+        ("temp_lru", "no"),
+        ("temporary_ttl", "61"),
+        ("idle_timeout", "0"),
+        ("watcher_logbuf_size", "262144"),
+        ("worker_logbuf_size", "65536"),
+        ("read_buf_mem_limit", "0"),
+        ("track_sizes", "no"),
+        ("inline_ascii_response", "no"),
+        ("ext_item_size", "512"),
+        ("ext_item_age", "4294967295"),
+        ("ext_low_ttl", "0"),
+        ("ext_recache_rate", "2000"),
+        ("ext_wbuf_size", "4194304"),
+        ("ext_compact_under", "0"),
+        ("ext_drop_under", "0"),
+        ("ext_max_sleep", "1000000"),
+        ("ext_max_frag", "0.80"),
+        ("slab_automove_freeratio", "0.010"),
+        ("ext_drop_unread", "no"),
+        ("ssl_enabled", "no"),
+        ("ssl_chain_cert", "(null)"),
+        ("ssl_key", "(null)"),
+        ("ssl_verify_mode", "0"),
+        ("ssl_keyformat", "1"),
+        ("ssl_ciphers", "NULL"),
+        ("ssl_ca_cert", "NULL"),
+        ("ssl_wbuf_size", "16384"),
+        ("ssl_session_cache", "no"),
+        ("ssl_kernel_tls", "no"),
+        ("ssl_min_version", "tlsv1.2"),
+        ("num_napi_ids", "(null)"),
+        ("memory_file", "(null)"),
+    ] {
+        s(out, name, v);
+    }
+    out.put(b"END\r\n");
+}
+
+/// The general `stats`: memcached 1.6.18's fields in its order; those without meaning
+/// here report memcached's figures for the equivalent configuration (see the book's
+/// memcached chapter).
 fn write_general_stats(out: &mut dyn Output, store: &Store, env: &dyn Environment) {
     let p = env.server_stats();
     let s = store.stats();
@@ -1532,6 +1751,7 @@ fn write_general_stats(out: &mut dyn Output, store: &Store, env: &dyn Environmen
     stat_u64(out, "uptime", p.uptime);
     stat_u64(out, "time", store.now());
     stat_str(out, "version", env.version().as_bytes());
+    stat_str(out, "libevent", LIBEVENT.as_bytes());
     stat_u64(out, "pointer_size", u64::from(usize::BITS));
     stat_duration(out, "rusage_user", p.rusage_user);
     stat_duration(out, "rusage_system", p.rusage_system);
@@ -1540,11 +1760,26 @@ fn write_general_stats(out: &mut dyn Output, store: &Store, env: &dyn Environmen
     stat_u64(out, "total_connections", p.total_connections);
     stat_u64(out, "rejected_connections", p.rejected_connections);
     stat_u64(out, "connection_structures", p.connection_structures);
+    // memcached's response objects and read buffers: its figures for one client
+    // asking for stats (the engine's buffers are the server's own).
+    for (name, v) in [
+        ("response_obj_oom", 0),
+        ("response_obj_count", 1),
+        ("response_obj_bytes", 16384),
+        ("read_buf_count", 2),
+        ("read_buf_bytes", 32768),
+        ("read_buf_bytes_free", 0),
+        ("read_buf_oom", 0),
+    ] {
+        stat_u64(out, name, v);
+    }
+    // memcached reserves 5 descriptors per worker thread.
+    stat_u64(out, "reserved_fds", 5 * u64::from(p.threads));
     stat_u64(out, "cmd_get", s.cmd_get);
     stat_u64(out, "cmd_set", s.cmd_set);
     stat_u64(out, "cmd_flush", s.cmd_flush);
     stat_u64(out, "cmd_touch", s.cmd_touch);
-    stat_u64(out, "cmd_meta", 0);
+    stat_u64(out, "cmd_meta", s.meta_cmds);
     stat_u64(out, "get_hits", s.get_hits);
     stat_u64(out, "get_misses", s.get_misses);
     stat_u64(out, "get_expired", s.get_expired);
@@ -1569,19 +1804,47 @@ fn write_general_stats(out: &mut dyn Output, store: &Store, env: &dyn Environmen
     stat_u64(out, "limit_maxbytes", store.config().memory_limit);
     stat_u64(out, "accepting_conns", u64::from(p.accepting_conns));
     stat_u64(out, "listen_disabled_num", p.listen_disabled_num);
+    stat_u64(out, "time_in_listen_disabled_us", 0);
     stat_u64(out, "threads", u64::from(p.threads));
     stat_u64(out, "conn_yields", s.conn_yields);
     let (power, bytes) = store.hash_table_size();
     stat_u64(out, "hash_power_level", u64::from(power));
     stat_u64(out, "hash_bytes", bytes as u64);
     stat_u64(out, "hash_is_expanding", 0);
+    // No slab rebalancing, logger, NAPI or io_uring here: memcached's figures when
+    // they are idle.
+    for name in [
+        "slab_reassign_rescues",
+        "slab_reassign_chunk_rescues",
+        "slab_reassign_evictions_nomem",
+        "slab_reassign_inline_reclaim",
+        "slab_reassign_busy_items",
+        "slab_reassign_busy_deletes",
+        "slab_reassign_running",
+        "slabs_moved",
+        "malloc_fails",
+        "log_worker_dropped",
+        "log_worker_written",
+        "log_watcher_skipped",
+        "log_watcher_sent",
+        "log_watchers",
+        "unexpected_napi_ids",
+        "round_robin_fallback",
+    ] {
+        stat_u64(out, name, 0);
+    }
     stat_u64(out, "bytes", s.bytes);
     stat_u64(out, "curr_items", s.curr_items);
     stat_u64(out, "total_items", s.total_items);
+    stat_u64(out, "slab_global_page_pool", 0);
     stat_u64(out, "expired_unfetched", s.expired_unfetched);
     stat_u64(out, "evicted_unfetched", s.evicted_unfetched);
     stat_u64(out, "evictions", s.evictions);
     stat_u64(out, "reclaimed", s.reclaimed);
+    // No LRU crawler.
+    stat_u64(out, "crawler_reclaimed", 0);
+    stat_u64(out, "crawler_items_checked", 0);
+    stat_u64(out, "lrutail_reflocked", 0);
     out.put(b"END\r\n");
 }
 
@@ -1782,6 +2045,7 @@ mod tests {
                 format!("get a b x{i} a\r\ngets b a\r\ngat 0 a b\r\n").as_bytes(),
             );
             input.extend_from_slice(b"incr n 1\r\nversion\r\nstats detail dump\r\n");
+            input.extend_from_slice(b"mg a v\r\nmg b v k c\r\nmg zz v q\r\nma n v\r\nmn\r\n");
         }
         input.extend_from_slice(b"get ");
         for _ in 0..500 {
@@ -1834,12 +2098,64 @@ mod tests {
         }
     }
 
+    /// An `mg` reply holds its item until memcached writes it: a pause (which memcached
+    /// does not make) keeps the hold, so `ma` makes a new, unpadded item either way.
+    #[test]
+    fn pauses_keep_meta_gets_holds() {
+        let input =
+            b"set m 0 0 3\r\n100\r\nmg m v\r\nmg m v\r\nmg m v\r\nma m MD D99 v\r\nget m\r\n";
+        let whole = run(input);
+        assert!(whole.ends_with(b"VALUE m 0 1\r\n1\r\nEND\r\n"));
+        for (limit, keys) in [(0, usize::MAX), (usize::MAX, 1)] {
+            let conn = Connection::new()
+                .with_output_limit(limit)
+                .with_keys_per_call(keys);
+            let (got, _, pauses) = run_limited(input, input.len(), conn);
+            assert!(pauses >= 2);
+            assert_eq!(got, whole);
+        }
+    }
+
     #[test]
     fn abrupt_close_drops_unflushed_replies() {
         let mut input = b"get a\r\n".to_vec();
         input.extend(b"version\r\n".repeat(3));
         input.extend(b"GET / HTTP/1.1\r\n");
         assert_eq!(run(&input), b"END\r\n");
+    }
+
+    #[test]
+    fn meta_times_follow_the_clock() {
+        let clock = Arc::new(ManualClock::new(1_700_000_000));
+        let mut s = Store::with_clock(StoreConfig::default(), clock.clone());
+        let env = ServerStats::default();
+        let mut conn = Connection::new();
+        let mut say = |input: &[u8], s: &mut Store| {
+            let mut out = Vec::new();
+            conn.process(input, &mut out, s, &env);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            say(b"ms k 1 T100\r\nx\r\nmg k t l h\r\n", &mut s),
+            "HD\r\nHD t100 l0 h0\r\n"
+        );
+        clock.advance(30);
+        assert_eq!(say(b"mg k t l h\r\n", &mut s), "HD t70 l30 h1\r\n");
+        assert_eq!(
+            say(b"me k\r\n", &mut s),
+            "ME k exp=-70 la=30 cas=1 fetch=yes cls=1 size=61\r\n"
+        );
+        assert_eq!(
+            say(b"mg k T0 t\r\nma k T10 t\r\n", &mut s),
+            "HD t-1\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+        );
+        // Past its TTL the item is gone; a recache token is won below R's TTL.
+        assert_eq!(
+            say(b"ms n 2 T50\r\n10\r\nmg n R60 t\r\nmg n R60\r\n", &mut s),
+            "HD\r\nHD t50 W\r\nHD Z\r\n"
+        );
+        clock.advance(50);
+        assert_eq!(say(b"mg n\r\nme n\r\n", &mut s), "EN\r\nEN\r\n");
     }
 
     #[test]

@@ -656,6 +656,8 @@ pub struct StoreStats {
     pub total_items: u64,
     /// Bytes of the items stored now (a gauge), counted as [`Store::item_size`].
     pub bytes: u64,
+    /// `me` commands (memcached's `cmd_meta`).
+    pub meta_cmds: u64,
     /// Expired items removed that were never fetched.
     pub expired_unfetched: u64,
     /// Evicted items that were never fetched.
@@ -679,6 +681,8 @@ struct Slot {
     /// 0 for a free slot.
     key_len: u8,
     fetched: bool,
+    /// The meta protocol's item bits (`META_*`).
+    meta: u8,
     /// Next slot in the hash chain, or in the free list.
     chain: u32,
     prev: u32,
@@ -739,6 +743,8 @@ pub struct Store {
     oldest_cas: u64,
     /// What a free slot holds (so that freeing one allocates nothing).
     empty: Arc<[u8]>,
+    /// `stats detail on` (memcached's `settings.detail_enabled`).
+    pub(crate) detail_enabled: bool,
     pub(crate) stats: StoreStats,
 }
 
@@ -787,6 +793,7 @@ impl Store {
             oldest_live: 0,
             oldest_cas: 0,
             empty: Arc::from(&b"\r\n"[..]),
+            detail_enabled: false,
             stats: StoreStats::default(),
         }
     }
@@ -1108,6 +1115,7 @@ impl Store {
             flags,
             key_len: key_len as u8,
             fetched: false,
+            meta: 0,
             chain: NIL,
             prev: NIL,
             next: NIL,
@@ -1297,7 +1305,7 @@ impl Store {
         }
     }
 
-    fn link_new(&mut self, item: NewItem) {
+    fn link_new(&mut self, item: NewItem) -> u32 {
         let NewItem {
             data,
             key_len,
@@ -1305,7 +1313,7 @@ impl Store {
             exptime,
             ..
         } = item;
-        self.link(data, key_len, flags, exptime);
+        self.link(data, key_len, flags, exptime)
     }
 
     /// `incr`: adds `delta`, wrapping at 2^64.
@@ -1341,6 +1349,19 @@ impl Store {
     }
 
     fn add_delta(&mut self, key: &[u8], incr: bool, delta: u64) -> DeltaOutcome {
+        self.delta_held(key, incr, delta, false)
+    }
+
+    /// `incr`/`decr`; `held`: a reply memcached has not yet written refers to the
+    /// item (an `mg` earlier in the same batch), so memcached makes a new item instead
+    /// of writing in place.
+    pub(crate) fn delta_held(
+        &mut self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        held: bool,
+    ) -> DeltaOutcome {
         let i = self.lookup(key);
         if i == NIL {
             if incr {
@@ -1350,14 +1371,27 @@ impl Store {
             }
             return DeltaOutcome::NotFound;
         }
+        match self.add_delta_at(i, incr, delta, held) {
+            Some((v, _, _)) => DeltaOutcome::Value(v),
+            None => DeltaOutcome::NonNumeric,
+        }
+    }
+
+    /// The delta on a live item: the new value, its slot, whether in place. `None`
+    /// if not numeric.
+    fn add_delta_at(
+        &mut self,
+        i: u32,
+        incr: bool,
+        delta: u64,
+        held: bool,
+    ) -> Option<(u64, u32, bool)> {
         let s = &self.slots[i as usize];
         let value = s.value();
         if value.is_empty() {
-            return DeltaOutcome::NonNumeric;
+            return None;
         }
-        let Some(old) = cnum::safe_strtoull(value) else {
-            return DeltaOutcome::NonNumeric;
-        };
+        let old = cnum::safe_strtoull(value)?;
         let new = if incr {
             old.wrapping_add(delta)
         } else {
@@ -1370,7 +1404,7 @@ impl Store {
         }
         let (digits, start) = cnum::u64_digits(new);
         let digits = &digits[start..];
-        if digits.len() <= value.len() {
+        if digits.len() <= value.len() && !held {
             let pad = value.len() - digits.len();
             let cas = self.next_cas();
             let s = &mut self.slots[i as usize];
@@ -1386,13 +1420,14 @@ impl Store {
             }
             s.cas = cas;
             self.bump(i);
+            Some((new, i, true))
         } else {
             let (flags, exptime, key_len) = (s.flags, s.exptime, usize::from(s.key_len));
             let data = item_bytes(s.key(), &[digits], (0, 0));
             self.unlink(i);
-            self.link(data, key_len, flags, exptime);
+            let j = self.link(data, key_len, flags, exptime);
+            Some((new, j, false))
         }
-        DeltaOutcome::Value(new)
     }
 
     /// `flush_all [delay]` (with the delay already parsed, as memcached's `int32`):
@@ -1456,6 +1491,297 @@ impl Store {
             removed += 1;
         }
         removed
+    }
+}
+
+/// memcached's `ITEM_STALE`: invalidated by `md <key> I` or stored by `ms` with `I`
+/// and a lower CAS.
+pub(crate) const META_STALE: u8 = 1;
+/// memcached's `ITEM_TOKEN_SENT`: a client won the right to recache the item.
+pub(crate) const META_TOKEN_SENT: u8 = 2;
+/// memcached's `ITEM_KEY_BINARY`: stored with a base64 key (`b`).
+pub(crate) const META_KEY_BINARY: u8 = 4;
+
+/// What the meta commands read of an item besides its [`ItemView`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetaInfo {
+    pub(crate) exptime: Exptime,
+    /// When the item was linked (unix seconds).
+    pub(crate) time: u64,
+    pub(crate) fetched: bool,
+    pub(crate) bits: u8,
+}
+
+/// The storage modes of `ms` (memcached's `NREAD_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetaStore {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    Cas,
+}
+
+/// The result of `ma`'s delta.
+pub(crate) enum MetaDelta {
+    NotFound,
+    NonNumeric,
+    CasMismatch,
+    /// The new value, the item's slot (after the delta), and whether it was
+    /// written in place (else memcached's `ma` goes on with the old, unlinked item,
+    /// whose CAS it sets to the new one's).
+    Value(u64, u32, bool),
+}
+
+/// The meta commands' access to items: by slot, without the classic commands'
+/// counting.
+impl Store {
+    /// memcached's `do_item_get` without bump or counting (expired and flushed items
+    /// are removed and counted).
+    pub(crate) fn meta_lookup(&mut self, key: &[u8]) -> Option<u32> {
+        let i = self.lookup(key);
+        (i != NIL).then_some(i)
+    }
+
+    pub(crate) fn meta_view(&self, i: u32) -> ItemView<'_> {
+        self.slots[i as usize].view()
+    }
+
+    pub(crate) fn meta_info(&self, i: u32) -> MetaInfo {
+        let s = &self.slots[i as usize];
+        MetaInfo {
+            exptime: s.exptime,
+            time: s.time,
+            fetched: s.fetched,
+            bits: s.meta,
+        }
+    }
+
+    pub(crate) fn meta_set_exptime(&mut self, i: u32, e: Exptime) {
+        self.slots[i as usize].exptime = e;
+    }
+
+    pub(crate) fn meta_set_bits(&mut self, i: u32, bits: u8) {
+        self.slots[i as usize].meta = bits;
+    }
+
+    /// A new CAS unique for the item (memcached's `ITEM_set_cas(it, get_cas_id())`).
+    pub(crate) fn meta_new_cas(&mut self, i: u32) {
+        let cas = self.next_cas();
+        self.slots[i as usize].cas = cas;
+    }
+
+    /// memcached's `do_item_bump`: LRU bump, marked fetched.
+    pub(crate) fn meta_bump(&mut self, i: u32) {
+        self.bump(i);
+        self.slots[i as usize].fetched = true;
+    }
+
+    /// Unlinks the item (an `md` hit).
+    pub(crate) fn meta_unlink(&mut self, i: u32) {
+        self.unlink(i);
+    }
+
+    /// Links an empty item with flags 0 that never expires (`mg`'s `N`).
+    pub(crate) fn meta_vivify(&mut self, key: &[u8]) -> u32 {
+        let data = item_bytes(key, &[], (0, 0));
+        self.link(data, key.len(), 0, Exptime::NEVER)
+    }
+
+    /// The seconds left until `e` as memcached prints them (`rel_time_t`
+    /// arithmetic, wrapping), `None` for never.
+    pub(crate) fn meta_ttl(&self, e: Exptime) -> Option<u32> {
+        let unix = match e {
+            Exptime::NEVER => return None,
+            Exptime::EXPIRED => self.started + 1,
+            Exptime(u) => u,
+        };
+        Some(unix.wrapping_sub(self.now()) as u32)
+    }
+
+    /// memcached's `do_store_item` for `ms`: `req_cas` 0 is no CAS; `set_stale`
+    /// lets a lower CAS store a stale item (`I`). The outcome and, when stored, the
+    /// new item's slot.
+    pub(crate) fn meta_store(
+        &mut self,
+        comm: MetaStore,
+        item: NewItem,
+        req_cas: u64,
+        set_stale: bool,
+        key_binary: bool,
+    ) -> (StoreOutcome, u32) {
+        let bits = if key_binary { META_KEY_BINARY } else { 0 };
+        let old = self.lookup(item.key());
+        if old == NIL {
+            return match comm {
+                MetaStore::Set | MetaStore::Add => {
+                    let i = self.link_new(item);
+                    self.slots[i as usize].meta = bits;
+                    (StoreOutcome::Stored, i)
+                }
+                MetaStore::Cas => {
+                    self.stats.cas_misses += 1;
+                    (StoreOutcome::NotFound, NIL)
+                }
+                _ => (StoreOutcome::NotStored, NIL),
+            };
+        }
+        let (old_cas, old_exptime, old_bits) = {
+            let s = &self.slots[old as usize];
+            (s.cas, s.exptime, s.meta)
+        };
+        #[derive(PartialEq)]
+        enum Res {
+            None,
+            Match,
+            Stale,
+            Badval,
+        }
+        let res = if req_cas == 0 {
+            Res::None
+        } else if req_cas == old_cas {
+            Res::Match
+        } else if set_stale && req_cas < old_cas {
+            Res::Stale
+        } else {
+            Res::Badval
+        };
+        match comm {
+            MetaStore::Add => {
+                self.bump(old);
+                (StoreOutcome::NotStored, NIL)
+            }
+            MetaStore::Cas => match res {
+                Res::Match | Res::Stale => {
+                    self.stats.cas_hits += 1;
+                    let mut item = item;
+                    let mut bits = bits;
+                    if res == Res::Stale {
+                        item.exptime = old_exptime;
+                        bits |= META_STALE | (old_bits & META_TOKEN_SENT);
+                    }
+                    self.unlink(old);
+                    let i = self.link_new(item);
+                    self.slots[i as usize].meta = bits;
+                    (StoreOutcome::Stored, i)
+                }
+                _ => {
+                    self.stats.cas_badval += 1;
+                    (StoreOutcome::Exists, NIL)
+                }
+            },
+            MetaStore::Append | MetaStore::Prepend => {
+                if res != Res::None && res != Res::Match {
+                    return (StoreOutcome::Exists, NIL);
+                }
+                let mode = if comm == MetaStore::Append {
+                    StoreMode::Append
+                } else {
+                    StoreMode::Prepend
+                };
+                let key = self.slots[old as usize].key().to_vec();
+                let outcome = self.store(mode, item);
+                let i = if outcome == StoreOutcome::Stored {
+                    self.find(&key, self.hash(&key))
+                } else {
+                    NIL
+                };
+                (outcome, i)
+            }
+            MetaStore::Set | MetaStore::Replace => {
+                self.unlink(old);
+                let i = self.link_new(item);
+                self.slots[i as usize].meta = bits;
+                (StoreOutcome::Stored, i)
+            }
+        }
+    }
+
+    /// memcached's `do_add_delta` with `ma`'s CAS check. `held`: a reply memcached
+    /// has not yet written refers to the item, so it makes a new item instead of
+    /// writing in place.
+    pub(crate) fn meta_delta(
+        &mut self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        req_cas: u64,
+        held: bool,
+    ) -> MetaDelta {
+        let i = self.lookup(key);
+        if i == NIL {
+            return MetaDelta::NotFound;
+        }
+        let s = &self.slots[i as usize];
+        if s.value().is_empty() {
+            return MetaDelta::NonNumeric;
+        }
+        if req_cas != 0 && s.cas != req_cas {
+            return MetaDelta::CasMismatch;
+        }
+        match self.add_delta_at(i, incr, delta, held) {
+            Some((v, j, in_place)) => MetaDelta::Value(v, j, in_place),
+            None => MetaDelta::NonNumeric,
+        }
+    }
+
+    /// memcached's `ITEM_clsid`: the slab class of an item of `size` bytes
+    /// ([`Store::item_size`]) with memcached's default slab classes (`-n 48`,
+    /// `-f 1.25`, 512 KiB largest chunk); a chunked item reports the largest.
+    pub(crate) fn slab_class(size: usize) -> u32 {
+        const CHUNK_MAX: usize = 512 * 1024;
+        // A chunked item reports the largest class (that of its chunks).
+        let size = size.min(CHUNK_MAX);
+        let mut class_size: usize = 96;
+        let mut class = 1;
+        loop {
+            if class_size as f64 >= CHUNK_MAX as f64 / 1.25 {
+                // The largest class holds CHUNK_MAX.
+                return class;
+            }
+            class_size = class_size.next_multiple_of(8);
+            if size <= class_size {
+                return class;
+            }
+            class_size = (class_size as f64 * 1.25) as usize;
+            class += 1;
+        }
+    }
+
+    /// The seconds since the item was linked, as memcached's `current_time -
+    /// it->time`.
+    pub(crate) fn meta_age(&self, time: u64) -> u32 {
+        self.now().wrapping_sub(time) as u32
+    }
+
+    /// memcached's `current_time - it->exptime` (`me`'s `exp=`), -1 for never.
+    pub(crate) fn meta_exp_age(&self, e: Exptime) -> i32 {
+        match self.meta_ttl(e) {
+            None => -1,
+            Some(ttl) => (ttl as i32).wrapping_neg(),
+        }
+    }
+
+    /// memcached's `settings.oldest_live` (`stats settings`' `oldest`): the relative
+    /// time before which items are flushed, 0 if none.
+    pub(crate) fn oldest_live_rel(&self) -> u64 {
+        if self.oldest_live == 0 {
+            0
+        } else {
+            self.oldest_live.saturating_sub(self.started)
+        }
+    }
+
+    /// The buffer of `key`'s item, live or not, without side effects.
+    pub(crate) fn meta_peek(&self, key: &[u8]) -> Option<&Arc<[u8]>> {
+        let i = self.find(key, self.hash(key));
+        (i != NIL).then(|| &self.slots[i as usize].data)
+    }
+
+    /// The item's buffer, to tell whether a reply refers to it.
+    pub(crate) fn meta_data(&self, i: u32) -> &Arc<[u8]> {
+        &self.slots[i as usize].data
     }
 }
 

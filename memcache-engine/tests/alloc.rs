@@ -76,7 +76,9 @@ fn feed(conn: &mut Connection, input: &[u8], out: &mut impl Output, store: &mut 
 
 const READS: &[u8] = b"get k1 k2 missing\r\ngets k1 k2\r\ngat 0 k1\r\ngats 0 k2\r\n\
 touch k1 0\r\nincr n 1\r\ndecr n 1\r\ndelete missing\r\nversion\r\nverbosity 1\r\n\
-bogus\r\n\r\nget k\x01\r\nincr k1 1\r\nstats\r\n";
+bogus\r\n\r\nget k\x01\r\nincr k1 1\r\nstats\r\n\
+mg k1 v f c k s t h l O1\r\nmg missing v q k\r\nmg k2 v T0\r\nmg k1 s\r\nmn\r\n\
+md missing q\r\nma n\r\nma n MD v c\r\nma missing\r\nme k1\r\nmg a2V5 b k\r\n";
 
 #[test]
 fn read_path_does_not_allocate() {
