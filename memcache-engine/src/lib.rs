@@ -33,10 +33,21 @@
 //!   one LRU; memcached's slab allocator reaches its limit (and starts evicting)
 //!   earlier, per slab class. `stats bytes`, `curr_items`, `total_items` and
 //!   `evictions` are counted as memcached counts them, against that simpler limit.
+//! - `stats items` and `stats slabs` report memcached's slab classes (its defaults,
+//!   `-n 48 -f 1.25`, 1 MiB pages, items above 512 KiB chunked): the items of each
+//!   class, their bytes, the chunks they use and the pages memcached would have taken
+//!   for them, and the per-class counters, as memcached does without its LRU
+//!   maintainer and crawler. Approximations: `age` (memcached also resets an item's
+//!   time when it is fetched more than 60 s after the last reset); while memory is
+//!   short, `evicted`, `reclaimed` and the pages (memcached evicts per class, and
+//!   takes no more pages than `-m` allows, where the engine evicts from one LRU);
+//!   expired and flushed items stay counted until they are fetched or evicted
+//!   (memcached also reclaims those at the tail of a class when it stores into it);
+//!   and chunks a pending reply still holds are counted free at once.
 //! - Not implemented (they reply `ERROR`): `watch`, `lru`,
 //!   `lru_crawler`, `slabs`, `extstore`, `refresh_certs`, and `stats` sub-commands
-//!   other than `reset`, `detail` and `settings`; the binary protocol (deprecated by
-//!   memcached) and UDP.
+//!   other than `reset`, `detail`, `settings`, `items` and `slabs`; the binary
+//!   protocol (deprecated by memcached) and UDP.
 //! - `stats` lists all of memcached 1.6.18's general fields, in its order; those that
 //!   have no meaning here (slab rebalancing, logger, libevent...) report memcached's
 //!   figures for the equivalent configuration.
@@ -46,6 +57,7 @@ mod cnum;
 pub mod config;
 pub mod output;
 pub mod protocol;
+mod slabs;
 pub mod store;
 
 pub use config::{parse_args, Command, Config, ConfigError};

@@ -407,13 +407,7 @@ impl Connection {
         if !of.no_update {
             store.meta_bump(i);
         }
-        if ttl_set {
-            store.stats.cmd_touch += 1;
-            store.stats.touch_hits += 1;
-        } else {
-            store.stats.cmd_get += 1;
-            store.stats.get_hits += 1;
-        }
+        store.meta_count_hit(i, ttl_set);
         Flow::Next
     }
 
@@ -490,7 +484,7 @@ impl Connection {
             store.stats.store_too_large += 1;
             b"SERVER_ERROR object too large for cache"
         } else if size as u64 > store.config().memory_limit {
-            store.stats.store_no_memory += 1;
+            store.count_no_memory(size);
             b"SERVER_ERROR out of memory storing object"
         } else {
             b""
@@ -562,7 +556,6 @@ impl Connection {
                     skip = of.no_reply;
                     l.buf[..2].copy_from_slice(b"HD");
                 } else {
-                    store.stats.delete_hits += 1;
                     store.meta_unlink(i);
                     skip = of.no_reply;
                     l.buf[..2].copy_from_slice(b"HD");
@@ -759,7 +752,7 @@ impl Connection {
                     b" fetch=no cls="
                 });
                 let size = Store::item_size(it.key.len(), it.flags, it.value.len());
-                l.num(u64::from(Store::slab_class(size)));
+                l.num(crate::slabs::class_of(size) as u64);
                 l.put(b" size=");
                 l.num(size as u64);
                 l.put(b"\r\n");
@@ -797,8 +790,9 @@ pub(super) fn complete_ms(
     out: &mut dyn Output,
     store: &mut Store,
 ) {
-    store.stats.cmd_set += 1;
-    if pd.trailer != *b"\r\n" {
+    let valid = pd.trailer == *b"\r\n";
+    store.count_set(&pd.item, valid);
+    if !valid {
         errstring(out, b"CLIENT_ERROR bad data chunk");
         return;
     }

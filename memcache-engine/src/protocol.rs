@@ -25,7 +25,9 @@
 //! Commands: `set`, `add`, `replace`, `append`, `prepend`, `cas` (all with `noreply`),
 //! `get`, `gets`, `bget`, `gat`, `gats`, `touch`, `delete`, `incr`, `decr`,
 //! `flush_all`, `version`, `verbosity`, `stats`, `stats reset`, `stats detail`,
-//! `stats settings`, `cache_memlimit`, `shutdown` (refused unless the
+//! `stats settings`, `stats items`, `stats slabs` (memcached's per-class figures
+//! for its default slab classes; see the crate documentation for the few that are
+//! approximations), `cache_memlimit`, `shutdown` (refused unless the
 //! [`Environment`]'s configuration has `-A`; then it closes the connection and calls
 //! [`Environment::shutdown`]) and `quit`, and the
 //! meta commands `mg`, `ms`, `md`, `ma`, `mn` and `me` with all their flags and modes
@@ -69,9 +71,9 @@
 //! # What is not
 //!
 //! - `watch`, `lru`, `lru_crawler`, `slabs`, `extstore`, `refresh_certs` and the
-//!   `stats` sub-commands other than `reset`, `detail` and `settings` (e.g. `items`,
-//!   `slabs`) are not implemented: they reply `ERROR`. Neither is the binary protocol
-//!   (deprecated by memcached).
+//!   `stats` sub-commands other than `reset`, `detail`, `settings`, `items` and
+//!   `slabs` (e.g. `sizes`, `conns`) are not implemented: they reply `ERROR`.
+//!   Neither is the binary protocol (deprecated by memcached).
 //!   `stats detail on|off` replies `OK` but collects nothing (`dump` lists nothing).
 //! - Where memcached's bytes depend on timing, the engine gives the timing-free
 //!   answer: `incr`/`decr` write a shorter result over the old value padded with
@@ -88,6 +90,7 @@
 
 use crate::cnum;
 use crate::output::Output;
+use crate::slabs;
 use crate::store::{DeltaOutcome, Exptime, ItemView, NewItem, Store, StoreMode, StoreOutcome};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1087,7 +1090,7 @@ impl Connection {
             store.stats.store_too_large += 1;
             b"SERVER_ERROR object too large for cache"
         } else if size as u64 > store.config().memory_limit {
-            store.stats.store_no_memory += 1;
+            store.count_no_memory(size);
             b"SERVER_ERROR out of memory storing object"
         } else {
             b""
@@ -1304,8 +1307,9 @@ enum StoreKind {
 
 /// memcached's `complete_nread_ascii`.
 fn complete_data(pd: PendingData, out: &mut dyn Output, store: &mut Store) {
-    store.stats.cmd_set += 1;
-    if pd.trailer != *b"\r\n" {
+    let valid = pd.trailer == *b"\r\n";
+    store.count_set(&pd.item, valid);
+    if !valid {
         out_string(out, pd.noreply, b"CLIENT_ERROR bad data chunk");
         return;
     }
@@ -1590,6 +1594,14 @@ fn process_stats(
             write_settings(out, store, env);
             Flow::Next
         }
+        b"items" => {
+            write_item_stats(out, store);
+            Flow::Next
+        }
+        b"slabs" => {
+            write_slab_stats(out, store);
+            Flow::Next
+        }
         b"detail" => match t.get(2) {
             // Per-prefix statistics are not collected: "dump" lists none.
             b"on" | b"off" if ntokens >= 4 => {
@@ -1619,6 +1631,85 @@ fn stat_str(out: &mut dyn Output, name: &str, v: &[u8]) {
     out.put(b" ");
     out.put(v);
     out.put(b"\r\n");
+}
+
+/// `STAT <prefix><class>:<name> <v>`: a per-class figure.
+fn stat_class(out: &mut dyn Output, prefix: &[u8], class: usize, name: &str, v: u64) {
+    let mut l = Line::new();
+    l.put(b"STAT ");
+    l.put(prefix);
+    l.num(class as u64);
+    l.put(b":");
+    l.put(name.as_bytes());
+    l.put(b" ");
+    l.num(v);
+    l.put(b"\r\n");
+    out.put(l.bytes());
+}
+
+/// `stats items`: memcached 1.6.18's `item_stats` for each class with items, as it
+/// prints them without the LRU maintainer (one LRU per class: no `number_hot`,
+/// `age_hot`, `moves_*`...). No LRU tail is ever locked or repaired, and there is no
+/// crawler: those fields are 0, as memcached's in this configuration.
+fn write_item_stats(out: &mut dyn Output, store: &Store) {
+    let ages = store.slab_ages();
+    for (class, c) in store.slab_classes().iter().enumerate() {
+        if c.items == 0 {
+            continue;
+        }
+        let n = &c.counters;
+        let mut stat = |name: &str, v: u64| stat_class(out, b"items:", class, name, v);
+        stat("number", c.items);
+        stat("age", u64::from(ages[class]));
+        stat("mem_requested", c.mem_requested);
+        stat("evicted", n.evicted);
+        stat("evicted_nonzero", n.evicted_nonzero);
+        stat("evicted_time", u64::from(n.evicted_time));
+        stat("outofmemory", n.outofmemory);
+        stat("tailrepairs", 0);
+        stat("reclaimed", n.reclaimed);
+        stat("expired_unfetched", n.expired_unfetched);
+        stat("evicted_unfetched", n.evicted_unfetched);
+        stat("crawler_reclaimed", 0);
+        stat("crawler_items_checked", 0);
+        stat("lrutail_reflocked", 0);
+    }
+    out.put(b"END\r\n");
+}
+
+/// `stats slabs`: memcached 1.6.18's `do_slabs_stats` for each class that has taken
+/// pages, then `active_slabs` and `total_malloced` (the pages, of 1 MiB).
+fn write_slab_stats(out: &mut dyn Output, store: &Store) {
+    let mut active = 0;
+    let mut pages = 0;
+    for (class, c) in store.slab_classes().iter().enumerate() {
+        if c.pages == 0 {
+            continue;
+        }
+        active += 1;
+        pages += c.pages;
+        let per_page = slabs::chunks_per_page(class);
+        let n = &c.counters;
+        let mut stat = |name: &str, v: u64| stat_class(out, b"", class, name, v);
+        stat("chunk_size", slabs::chunk_size(class) as u64);
+        stat("chunks_per_page", per_page);
+        stat("total_pages", c.pages);
+        stat("total_chunks", c.pages * per_page);
+        stat("used_chunks", c.used_chunks);
+        stat("free_chunks", c.pages * per_page - c.used_chunks);
+        stat("free_chunks_end", 0);
+        stat("get_hits", n.get_hits);
+        stat("cmd_set", n.cmd_set);
+        stat("delete_hits", n.delete_hits);
+        stat("incr_hits", n.incr_hits);
+        stat("decr_hits", n.decr_hits);
+        stat("cas_hits", n.cas_hits);
+        stat("cas_badval", n.cas_badval);
+        stat("touch_hits", n.touch_hits);
+    }
+    stat_u64(out, "active_slabs", active);
+    stat_u64(out, "total_malloced", pages * slabs::PAGE_SIZE as u64);
+    out.put(b"END\r\n");
 }
 
 /// `%ld.%06ld`, as memcached prints rusage.
@@ -2156,6 +2247,110 @@ mod tests {
         );
         clock.advance(50);
         assert_eq!(say(b"mg n\r\nme n\r\n", &mut s), "EN\r\nEN\r\n");
+    }
+
+    /// `stats items` and `stats slabs` as memcached 1.6.18 prints them (run with
+    /// `-o no_lru_maintainer,no_lru_crawler`), on a manual clock.
+    #[test]
+    fn stats_items_and_slabs_format() {
+        let clock = Arc::new(ManualClock::new(1_700_000_000));
+        let mut s = Store::with_clock(StoreConfig::default(), clock.clone());
+        let env = ServerStats::default();
+        let mut conn = Connection::new();
+        let mut say = |input: &[u8], s: &mut Store| {
+            let mut out = Vec::new();
+            conn.process(input, &mut out, s, &env);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            say(b"stats items\r\nstats slabs\r\n", &mut s),
+            "END\r\nSTAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n"
+        );
+        // "a" is 61 bytes (class 1); "b", 1,060 (class 12). A refused `add` still
+        // took a chunk in class 4 (152 to 192 bytes) for its data.
+        say(b"set a 0 0 1\r\n1\r\nset b 0 0 1000\r\n", &mut s);
+        say(&[b'x'; 1000], &mut s);
+        say(b"\r\nadd a 0 0 100\r\n", &mut s);
+        say(&[b'y'; 100], &mut s);
+        say(b"\r\n", &mut s);
+        clock.advance(7);
+        assert_eq!(
+            say(
+                b"get a b nokey\r\nincr a 1\r\ntouch b 0\r\ndelete b\r\n",
+                &mut s
+            ),
+            format!(
+                "VALUE a 0 1\r\n1\r\nVALUE b 0 1000\r\n{}\r\nEND\r\n2\r\nTOUCHED\r\nDELETED\r\n",
+                "x".repeat(1000)
+            )
+        );
+        let fields = |prefix: &str, values: &[(&str, u64)]| {
+            values
+                .iter()
+                .map(|(n, v)| format!("STAT {prefix}{n} {v}\r\n"))
+                .collect::<String>()
+        };
+        let items = fields(
+            "items:1:",
+            &[
+                ("number", 1),
+                ("age", 7),
+                ("mem_requested", 61),
+                ("evicted", 0),
+                ("evicted_nonzero", 0),
+                ("evicted_time", 0),
+                ("outofmemory", 0),
+                ("tailrepairs", 0),
+                ("reclaimed", 0),
+                ("expired_unfetched", 0),
+                ("evicted_unfetched", 0),
+                ("crawler_reclaimed", 0),
+                ("crawler_items_checked", 0),
+                ("lrutail_reflocked", 0),
+            ],
+        );
+        assert_eq!(say(b"stats items\r\n", &mut s), items.clone() + "END\r\n");
+        let class = |class: usize, size: u64, per_page: u64, used: u64, counts: [u64; 8]| {
+            let mut v = vec![
+                ("chunk_size", size),
+                ("chunks_per_page", per_page),
+                ("total_pages", 1),
+                ("total_chunks", per_page),
+                ("used_chunks", used),
+                ("free_chunks", per_page - used),
+                ("free_chunks_end", 0),
+            ];
+            let names = [
+                "get_hits",
+                "cmd_set",
+                "delete_hits",
+                "incr_hits",
+                "decr_hits",
+                "cas_hits",
+                "cas_badval",
+                "touch_hits",
+            ];
+            v.extend(names.into_iter().zip(counts));
+            fields(&format!("{class}:"), &v)
+        };
+        let slabs = class(1, 96, 10922, 1, [1, 1, 0, 1, 0, 0, 0, 0])
+            + &class(4, 192, 5461, 0, [0, 1, 0, 0, 0, 0, 0, 0])
+            + &class(12, 1184, 885, 0, [1, 1, 1, 0, 0, 0, 0, 1])
+            + "STAT active_slabs 3\r\nSTAT total_malloced 3145728\r\nEND\r\n";
+        assert_eq!(say(b"stats slabs\r\n", &mut s), slabs);
+        // Any further token is ignored, as in memcached; `stats reset` zeroes the
+        // counters, not the items, chunks and pages.
+        assert_eq!(say(b"stats items x y\r\n", &mut s), items + "END\r\n");
+        let reset = say(b"stats reset\r\nstats slabs\r\n", &mut s);
+        assert_eq!(
+            reset,
+            "RESET\r\n".to_owned()
+                + &class(1, 96, 10922, 1, [0; 8])
+                + &class(4, 192, 5461, 0, [0; 8])
+                + &class(12, 1184, 885, 0, [0; 8])
+                + "STAT active_slabs 3\r\nSTAT total_malloced 3145728\r\nEND\r\n"
+        );
+        assert_eq!(say(b"stats nosuch\r\n", &mut s), "ERROR\r\n");
     }
 
     #[test]

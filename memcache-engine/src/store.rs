@@ -9,7 +9,10 @@
 //! `-I`: a 48-byte header, the key and a NUL, 4 bytes of flags when they are not 0, the
 //! value with its `\r\n`, and an 8-byte CAS. The memory limit (`-m`) is applied to the
 //! same sizes, with plain LRU eviction (memcached's slab allocator makes its real
-//! limit coarser; see the crate documentation).
+//! limit coarser; see the crate documentation). For `stats items` and `stats slabs`,
+//! the store also keeps the figures of memcached's slab classes: the items of each
+//! class, the chunks they use and the pages memcached would have taken for them, and
+//! the per-class counters (`slabs.rs`).
 //!
 //! An item's bytes (key, value and the protocol's `\r\n`) are one reference-counted,
 //! immutable buffer: a reply can hold on to a value ([`ItemView::shared_value`], a
@@ -33,6 +36,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cnum;
+use crate::slabs::{self, ClassCounters, SlabClass, Slabs};
 
 /// The longest relative expiry memcached accepts: 30 days, in seconds. Larger
 /// expiry values are absolute unix times.
@@ -541,6 +545,17 @@ impl NewItem {
         }
     }
 
+    /// What [`slabs::for_each_chunk`] needs to tell memcached's chunks for it, read
+    /// from a client: key length, flags, value length, [`slabs::READ`].
+    pub(crate) fn chunks(&self) -> (usize, u32, usize, u32) {
+        (
+            self.key_len,
+            self.flags,
+            self.data.len() - self.key_len - 2,
+            slabs::READ,
+        )
+    }
+
     /// Appends bytes of the value, as they arrive; at most the value's length in all.
     pub(crate) fn fill(&mut self, bytes: &[u8]) {
         let start = self.key_len + self.filled;
@@ -658,7 +673,9 @@ pub struct StoreStats {
     pub bytes: u64,
     /// `me` commands (memcached's `cmd_meta`).
     pub meta_cmds: u64,
-    /// Expired items removed that were never fetched.
+    /// Expired or flushed items reclaimed (to make room, or by
+    /// [`Store::reclaim_expired`]) that were never fetched. A fetch that finds an item
+    /// expired counts only `get_expired`, as in memcached.
     pub expired_unfetched: u64,
     /// Evicted items that were never fetched.
     pub evicted_unfetched: u64,
@@ -683,6 +700,10 @@ struct Slot {
     fetched: bool,
     /// The meta protocol's item bits (`META_*`).
     meta: u8,
+    /// memcached's slab class for the item.
+    class: u8,
+    /// How memcached cut a chunked item's data (see [`slabs::for_each_chunk`]).
+    first_part: u32,
     /// Next slot in the hash chain, or in the free list.
     chain: u32,
     prev: u32,
@@ -746,6 +767,8 @@ pub struct Store {
     /// `stats detail on` (memcached's `settings.detail_enabled`).
     pub(crate) detail_enabled: bool,
     pub(crate) stats: StoreStats,
+    /// Per slab class: items, chunks, pages and counters (`stats items`, `stats slabs`).
+    slabs: Slabs,
 }
 
 impl fmt::Debug for Store {
@@ -795,6 +818,7 @@ impl Store {
             empty: Arc::from(&b"\r\n"[..]),
             detail_enabled: false,
             stats: StoreStats::default(),
+            slabs: Slabs::new(),
         }
     }
 
@@ -891,6 +915,7 @@ impl Store {
             bytes,
             ..StoreStats::default()
         };
+        self.slabs.reset_counters();
     }
 
     /// The size of the hash table's bucket array: `(hash_power_level, hash_bytes)`.
@@ -981,10 +1006,9 @@ impl Store {
             return NIL;
         }
         if s.exptime.is_expired(now) {
+            // memcached's `do_item_get` counts no `expired_unfetched` here (only
+            // its LRU's reclaims do).
             self.stats.get_expired += 1;
-            if !s.fetched {
-                self.stats.expired_unfetched += 1;
-            }
             self.unlink(i);
             return NIL;
         }
@@ -1036,6 +1060,17 @@ impl Store {
             let s = &self.slots[i as usize];
             (s.hash, s.size())
         };
+        // Its slab class: the item, and its chunks back on their free lists.
+        let s = &self.slots[i as usize];
+        let class = usize::from(s.class);
+        self.slabs.unlink(class, size);
+        if size <= slabs::CHUNK_MAX {
+            self.slabs.free(class);
+        } else {
+            let (key_len, flags, value_len) = (usize::from(s.key_len), s.flags, s.value().len());
+            let first_part = s.first_part;
+            self.free_chunks(key_len, flags, value_len, first_part);
+        }
         let b = hash as usize & (self.buckets.len() - 1);
         let mut cur = self.buckets[b];
         if cur == i {
@@ -1061,21 +1096,107 @@ impl Store {
         self.free = i;
     }
 
+    /// The slab-class counters of the item in slot `i`.
+    fn class_counters(&mut self, i: u32) -> &mut ClassCounters {
+        self.slabs
+            .counters(usize::from(self.slots[i as usize].class))
+    }
+
+    /// Takes memcached's chunks for an item (see [`slabs::for_each_chunk`]).
+    fn alloc_chunks(&mut self, key_len: usize, flags: u32, value_len: usize, first_part: u32) {
+        let slabs = &mut self.slabs;
+        slabs::for_each_chunk(key_len, flags, value_len, first_part, |c| slabs.alloc(c));
+    }
+
+    /// Gives back an item's chunks.
+    fn free_chunks(&mut self, key_len: usize, flags: u32, value_len: usize, first_part: u32) {
+        let slabs = &mut self.slabs;
+        slabs::for_each_chunk(key_len, flags, value_len, first_part, |c| slabs.free(c));
+    }
+
+    /// Items memcached holds in chunks for a moment besides the linked ones (the data
+    /// block of a storage command, a new item before the old one is unlinked): the
+    /// pages the classes need for them. Each is `(key_len, flags, value_len,
+    /// first_part)`.
+    fn peak(&mut self, items: &[(usize, u32, usize, u32)]) {
+        for &(k, f, v, p) in items {
+            self.alloc_chunks(k, f, v, p);
+        }
+        for &(k, f, v, p) in items {
+            self.free_chunks(k, f, v, p);
+        }
+    }
+
+    /// A storage command's data block is read (memcached's `complete_nread`): counts
+    /// `cmd_set`, in the class of the item. `stored` false: it will not be (a bad
+    /// data chunk); memcached held it in its chunks all the same.
+    pub(crate) fn count_set(&mut self, item: &NewItem, stored: bool) {
+        let (k, f, v, p) = item.chunks();
+        self.stats.cmd_set += 1;
+        self.slabs
+            .counters(slabs::class_of(Store::item_size(k, f, v)))
+            .cmd_set += 1;
+        if !stored {
+            self.peak(&[(k, f, v, p)]);
+        }
+    }
+
+    /// A storage command refused for lack of memory (`SERVER_ERROR out of memory
+    /// storing object`), for an item of `size` bytes.
+    pub(crate) fn count_no_memory(&mut self, size: usize) {
+        self.stats.store_no_memory += 1;
+        self.slabs.counters(slabs::class_of(size)).outofmemory += 1;
+    }
+
+    /// The slab classes' figures, indexed by class (0 is unused).
+    pub(crate) fn slab_classes(&self) -> &[SlabClass] {
+        self.slabs.classes()
+    }
+
+    /// Per class, the seconds since the oldest time of its items (memcached's `age`:
+    /// `current_time - tails[class]->time`), 0 for a class without items.
+    pub(crate) fn slab_ages(&self) -> [u32; slabs::LARGEST + 1] {
+        let mut oldest = [u64::MAX; slabs::LARGEST + 1];
+        for s in self.slots.iter().filter(|s| s.key_len != 0) {
+            let o = &mut oldest[usize::from(s.class)];
+            *o = (*o).min(s.time);
+        }
+        let now = self.now();
+        oldest.map(|t| {
+            if t == u64::MAX {
+                0
+            } else {
+                now.wrapping_sub(t) as u32
+            }
+        })
+    }
+
     /// Evicts from the LRU tail until `size` more bytes fit under the limit.
     fn make_room(&mut self, size: u64) {
         let now = self.now();
         while self.stats.bytes + size > self.config.memory_limit && self.lru_tail != NIL {
             let i = self.lru_tail;
             let s = &self.slots[i as usize];
-            if s.exptime.is_expired(now) || self.is_flushed(s, now) {
+            let expired = s.exptime.is_expired(now) || self.is_flushed(s, now);
+            let c = self.slabs.counters(usize::from(s.class));
+            if expired {
                 self.stats.reclaimed += 1;
+                c.reclaimed += 1;
                 if !s.fetched {
                     self.stats.expired_unfetched += 1;
+                    c.expired_unfetched += 1;
                 }
             } else {
                 self.stats.evictions += 1;
+                c.evicted += 1;
+                // memcached's `current_time - it->time`.
+                c.evicted_time = now.wrapping_sub(s.time) as u32;
+                if s.exptime != Exptime::NEVER {
+                    c.evicted_nonzero += 1;
+                }
                 if !s.fetched {
                     self.stats.evicted_unfetched += 1;
+                    c.evicted_unfetched += 1;
                 }
             }
             self.unlink(i);
@@ -1095,11 +1216,28 @@ impl Store {
         }
     }
 
-    /// Links a new item (key, value, `\r\n`) at the LRU head, with a fresh CAS unique.
-    /// Returns its slot.
-    fn link(&mut self, data: Arc<[u8]>, key_len: usize, flags: u32, exptime: Exptime) -> u32 {
-        let size = Store::item_size(key_len, flags, data.len() - key_len - 2) as u64;
+    /// Links a new item (key, value, `\r\n`) at the LRU head, with a fresh CAS unique,
+    /// in memcached's chunks (`first_part`: see [`slabs::for_each_chunk`]). Returns its
+    /// slot.
+    fn link(
+        &mut self,
+        data: Arc<[u8]>,
+        key_len: usize,
+        flags: u32,
+        exptime: Exptime,
+        first_part: u32,
+    ) -> u32 {
+        let value_len = data.len() - key_len - 2;
+        let size = Store::item_size(key_len, flags, value_len);
+        let class = slabs::class_of(size);
+        let size = size as u64;
         self.make_room(size);
+        self.slabs.link(class, size as usize);
+        if size as usize <= slabs::CHUNK_MAX {
+            self.slabs.alloc(class);
+        } else {
+            self.alloc_chunks(key_len, flags, value_len, first_part);
+        }
         if self.stats.curr_items as usize >= self.buckets.len() + self.buckets.len() / 2 {
             self.grow();
         }
@@ -1116,6 +1254,8 @@ impl Store {
             key_len: key_len as u8,
             fetched: false,
             meta: 0,
+            class: class as u8,
+            first_part,
             chain: NIL,
             prev: NIL,
             next: NIL,
@@ -1158,6 +1298,7 @@ impl Store {
         self.stats.get_hits += 1;
         self.bump(i);
         let s = &mut self.slots[i as usize];
+        self.slabs.counters(usize::from(s.class)).get_hits += 1;
         s.fetched = true;
         Some(s.view())
     }
@@ -1183,6 +1324,7 @@ impl Store {
         self.stats.touch_hits += 1;
         self.bump(i);
         let s = &mut self.slots[i as usize];
+        self.slabs.counters(usize::from(s.class)).touch_hits += 1;
         s.fetched = true;
         s.exptime = exptime;
         Some(s.view())
@@ -1215,6 +1357,7 @@ impl Store {
             false
         } else {
             self.stats.delete_hits += 1;
+            self.class_counters(i).delete_hits += 1;
             self.unlink(i);
             true
         }
@@ -1248,6 +1391,8 @@ impl Store {
     /// assert_eq!(s.store(StoreMode::Cas(cas.2), NewItem::new(b"k", b"z", 0, Exptime::NEVER)), StoreOutcome::Stored);
     /// ```
     pub fn store(&mut self, mode: StoreMode, item: NewItem) -> StoreOutcome {
+        // memcached holds the new item in its chunks before it looks up the old one.
+        self.peak(&[item.chunks()]);
         let old = self.lookup(item.key());
         if old == NIL {
             return match mode {
@@ -1277,11 +1422,13 @@ impl Store {
             StoreMode::Cas(cas) => {
                 if cas != 0 && cas == self.slots[old as usize].cas {
                     self.stats.cas_hits += 1;
+                    self.class_counters(old).cas_hits += 1;
                     self.unlink(old);
                     self.link_new(item);
                     StoreOutcome::Stored
                 } else {
                     self.stats.cas_badval += 1;
+                    self.class_counters(old).cas_badval += 1;
                     StoreOutcome::Exists
                 }
             }
@@ -1297,9 +1444,14 @@ impl Store {
                 } else {
                     [item.value(), s.value()]
                 };
+                // A chunked result is copied in two parts: see `for_each_chunk`.
+                let first_part = parts[0].len().min(slabs::READ as usize - 1) as u32;
                 let data = item_bytes(s.key(), &parts, (0, 0));
+                // memcached allocates the new item while the old one and the
+                // appended data are still in their chunks.
+                self.peak(&[item.chunks(), (key_len, flags, new_len, first_part)]);
                 self.unlink(old);
-                self.link(data, key_len, flags, exptime);
+                self.link(data, key_len, flags, exptime, first_part);
                 StoreOutcome::Stored
             }
         }
@@ -1313,7 +1465,7 @@ impl Store {
             exptime,
             ..
         } = item;
-        self.link(data, key_len, flags, exptime)
+        self.link(data, key_len, flags, exptime, slabs::READ)
     }
 
     /// `incr`: adds `delta`, wrapping at 2^64.
@@ -1397,10 +1549,13 @@ impl Store {
         } else {
             old.saturating_sub(delta)
         };
+        let c = self.slabs.counters(usize::from(s.class));
         if incr {
             self.stats.incr_hits += 1;
+            c.incr_hits += 1;
         } else {
             self.stats.decr_hits += 1;
+            c.decr_hits += 1;
         }
         let (digits, start) = cnum::u64_digits(new);
         let digits = &digits[start..];
@@ -1424,8 +1579,10 @@ impl Store {
         } else {
             let (flags, exptime, key_len) = (s.flags, s.exptime, usize::from(s.key_len));
             let data = item_bytes(s.key(), &[digits], (0, 0));
+            // memcached allocates the new item before it unlinks the old one.
+            self.peak(&[(key_len, flags, digits.len(), slabs::READ)]);
             self.unlink(i);
-            let j = self.link(data, key_len, flags, exptime);
+            let j = self.link(data, key_len, flags, exptime, slabs::READ);
             Some((new, j, false))
         }
     }
@@ -1486,6 +1643,7 @@ impl Store {
             }
             if !s.fetched {
                 self.stats.expired_unfetched += 1;
+                self.slabs.counters(usize::from(s.class)).expired_unfetched += 1;
             }
             self.unlink(i);
             removed += 1;
@@ -1578,15 +1736,33 @@ impl Store {
         self.slots[i as usize].fetched = true;
     }
 
-    /// Unlinks the item (an `md` hit).
+    /// Unlinks the item: an `md` hit, counted.
     pub(crate) fn meta_unlink(&mut self, i: u32) {
+        self.stats.delete_hits += 1;
+        self.class_counters(i).delete_hits += 1;
         self.unlink(i);
+    }
+
+    /// Counts an `mg` hit: a touch with `T`, else a get.
+    pub(crate) fn meta_count_hit(&mut self, i: u32, touch: bool) {
+        let c = self
+            .slabs
+            .counters(usize::from(self.slots[i as usize].class));
+        if touch {
+            self.stats.cmd_touch += 1;
+            self.stats.touch_hits += 1;
+            c.touch_hits += 1;
+        } else {
+            self.stats.cmd_get += 1;
+            self.stats.get_hits += 1;
+            c.get_hits += 1;
+        }
     }
 
     /// Links an empty item with flags 0 that never expires (`mg`'s `N`).
     pub(crate) fn meta_vivify(&mut self, key: &[u8]) -> u32 {
         let data = item_bytes(key, &[], (0, 0));
-        self.link(data, key.len(), 0, Exptime::NEVER)
+        self.link(data, key.len(), 0, Exptime::NEVER, slabs::READ)
     }
 
     /// The seconds left until `e` as memcached prints them (`rel_time_t`
@@ -1612,6 +1788,7 @@ impl Store {
         key_binary: bool,
     ) -> (StoreOutcome, u32) {
         let bits = if key_binary { META_KEY_BINARY } else { 0 };
+        self.peak(&[item.chunks()]);
         let old = self.lookup(item.key());
         if old == NIL {
             return match comm {
@@ -1655,6 +1832,7 @@ impl Store {
             MetaStore::Cas => match res {
                 Res::Match | Res::Stale => {
                     self.stats.cas_hits += 1;
+                    self.class_counters(old).cas_hits += 1;
                     let mut item = item;
                     let mut bits = bits;
                     if res == Res::Stale {
@@ -1668,6 +1846,7 @@ impl Store {
                 }
                 _ => {
                     self.stats.cas_badval += 1;
+                    self.class_counters(old).cas_badval += 1;
                     (StoreOutcome::Exists, NIL)
                 }
             },
@@ -1723,29 +1902,6 @@ impl Store {
         match self.add_delta_at(i, incr, delta, held) {
             Some((v, j, in_place)) => MetaDelta::Value(v, j, in_place),
             None => MetaDelta::NonNumeric,
-        }
-    }
-
-    /// memcached's `ITEM_clsid`: the slab class of an item of `size` bytes
-    /// ([`Store::item_size`]) with memcached's default slab classes (`-n 48`,
-    /// `-f 1.25`, 512 KiB largest chunk); a chunked item reports the largest.
-    pub(crate) fn slab_class(size: usize) -> u32 {
-        const CHUNK_MAX: usize = 512 * 1024;
-        // A chunked item reports the largest class (that of its chunks).
-        let size = size.min(CHUNK_MAX);
-        let mut class_size: usize = 96;
-        let mut class = 1;
-        loop {
-            if class_size as f64 >= CHUNK_MAX as f64 / 1.25 {
-                // The largest class holds CHUNK_MAX.
-                return class;
-            }
-            class_size = class_size.next_multiple_of(8);
-            if size <= class_size {
-                return class;
-            }
-            class_size = (class_size as f64 * 1.25) as usize;
-            class += 1;
         }
     }
 
@@ -1968,6 +2124,243 @@ mod tests {
         set(&mut s, b"n", b"12 abc", Exptime::NEVER);
         s.incr(b"n", 1);
         assert_eq!(s.get(b"n").unwrap().value, b"13    ");
+    }
+
+    fn class(s: &Store, class: usize) -> SlabClass {
+        s.slab_classes()[class]
+    }
+
+    /// Chunks in use per class, for the classes that have pages.
+    fn used(s: &Store) -> Vec<(usize, u64)> {
+        (1..=slabs::LARGEST)
+            .filter(|&c| class(s, c).pages > 0)
+            .map(|c| (c, class(s, c).used_chunks))
+            .collect()
+    }
+
+    #[test]
+    fn counters_count_in_the_items_class() {
+        let (mut s, _) = store_at(1_000_000);
+        set(&mut s, b"a", b"9", Exptime::NEVER); // 61 bytes: class 1
+        set(&mut s, b"b", &[b'x'; 1000], Exptime::NEVER); // 1,060 bytes: class 12
+        assert_eq!((class(&s, 1).items, class(&s, 1).mem_requested), (1, 61));
+        assert_eq!(
+            (class(&s, 12).items, class(&s, 12).mem_requested),
+            (1, 1060)
+        );
+        assert!(s.get(b"a").is_some() && s.get(b"b").is_some() && s.get(b"c").is_none());
+        // "9" + 1 is longer: a new item, in the same class.
+        assert_eq!(s.incr(b"a", 1), DeltaOutcome::Value(10));
+        assert_eq!(s.decr(b"a", 1), DeltaOutcome::Value(9));
+        assert!(s.touch(b"b", Exptime::NEVER));
+        let cas = s.get(b"b").unwrap().cas;
+        // A bad CAS counts in the old item's class; so does a good one, whose new
+        // item (class 1) replaces it.
+        let small = || NewItem::new(b"b", b"y", 0, Exptime::NEVER);
+        assert_eq!(
+            s.store(StoreMode::Cas(cas + 1), small()),
+            StoreOutcome::Exists
+        );
+        assert_eq!(s.store(StoreMode::Cas(cas), small()), StoreOutcome::Stored);
+        assert!(s.delete(b"a"));
+        let c1 = class(&s, 1).counters;
+        let c12 = class(&s, 12).counters;
+        assert_eq!(
+            (c1.get_hits, c1.incr_hits, c1.decr_hits, c1.delete_hits),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(
+            (c12.get_hits, c12.touch_hits, c12.cas_badval, c12.cas_hits),
+            (2, 1, 1, 1)
+        );
+        assert_eq!((class(&s, 1).items, class(&s, 12).items), (1, 0));
+        assert_eq!(used(&s), [(1, 1), (12, 0)]);
+        // `stats reset`: the counters go, the items, chunks and pages stay.
+        s.reset_stats();
+        assert_eq!(class(&s, 1).counters, ClassCounters::default());
+        assert_eq!((class(&s, 1).items, class(&s, 1).pages), (1, 1));
+        assert_eq!(class(&s, 12).pages, 1);
+    }
+
+    #[test]
+    fn pages_are_taken_as_memcached_takes_them() {
+        let (mut s, _) = store_at(1_000_000);
+        let v = vec![b'x'; 400_000]; // class 39: 2 chunks a page
+        set(&mut s, b"h1", &v, Exptime::NEVER);
+        set(&mut s, b"h2", &v, Exptime::NEVER);
+        assert_eq!((class(&s, 39).pages, class(&s, 39).used_chunks), (1, 2));
+        // The new "h1" is in its chunk before the old one is freed: a third chunk.
+        set(&mut s, b"h1", &v, Exptime::NEVER);
+        assert_eq!((class(&s, 39).pages, class(&s, 39).used_chunks), (2, 2));
+        // Pages are never given back.
+        assert!(s.delete(b"h1") && s.delete(b"h2"));
+        assert_eq!((class(&s, 39).pages, class(&s, 39).used_chunks), (2, 0));
+        // A refused command's data took a chunk too (here a page of class 17).
+        let item = NewItem::new(b"nokey", &[b'r'; 3000], 0, Exptime::NEVER);
+        assert_eq!(s.store(StoreMode::Replace, item), StoreOutcome::NotStored);
+        assert_eq!(used(&s), [(17, 0), (39, 0)]);
+    }
+
+    #[test]
+    fn chunked_items_take_chunks_in_several_classes() {
+        let (mut s, _) = store_at(1_000_000);
+        set(&mut s, b"k", &vec![b'v'; 600_000], Exptime::NEVER);
+        // A header in class 2, 524,240 bytes in class 39, the rest in class 31; the
+        // item counts in class 39.
+        assert_eq!(used(&s), [(2, 1), (31, 1), (39, 1)]);
+        assert_eq!(
+            (class(&s, 39).items, class(&s, 39).mem_requested),
+            (1, Store::item_size(1, 0, 600_000) as u64)
+        );
+        // An append copies the two values into new chunks, with empty ones where a
+        // copy ends on a full chunk (class 1).
+        s.store(
+            StoreMode::Append,
+            NewItem::new(b"k", b"0123456789", 0, Exptime::NEVER),
+        );
+        assert_eq!(used(&s), [(1, 3), (2, 1), (31, 1), (39, 1)]);
+        assert!(s.delete(b"k"));
+        assert_eq!(used(&s), [(1, 0), (2, 0), (31, 0), (39, 0)]);
+        assert_eq!(class(&s, 39).items, 0);
+    }
+
+    #[test]
+    fn evictions_count_in_the_evicted_items_class() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let size = Store::item_size(2, 0, 100) as u64; // 161 bytes: class 4
+        let mut s = Store::with_clock(
+            StoreConfig {
+                memory_limit: size * 2,
+                item_size_max: 1 << 20,
+            },
+            clock.clone(),
+        );
+        let e = s.exptime(1000);
+        set(&mut s, b"k1", &[b'x'; 100], e);
+        set(&mut s, b"k2", &[b'x'; 100], Exptime::NEVER);
+        assert!(s.get(b"k2").is_some());
+        clock.advance(5);
+        set(&mut s, b"k3", &[b'x'; 100], Exptime::NEVER); // evicts k1
+        set(&mut s, b"k4", &[b'x'; 100], Exptime::NEVER); // evicts k2
+        let c = class(&s, 4).counters;
+        assert_eq!(
+            (
+                c.evicted,
+                c.evicted_nonzero,
+                c.evicted_unfetched,
+                c.evicted_time
+            ),
+            (2, 1, 1, 5)
+        );
+        // An expired item at the LRU tail is reclaimed, not evicted.
+        let e = s.exptime(1);
+        set(&mut s, b"k5", &[b'x'; 100], e); // evicts k3
+        set(&mut s, b"k6", &[b'x'; 100], Exptime::NEVER); // evicts k4
+        clock.advance(1);
+        set(&mut s, b"k7", &[b'x'; 100], Exptime::NEVER); // reclaims k5
+        let c = class(&s, 4).counters;
+        assert_eq!((c.evicted, c.reclaimed, c.expired_unfetched), (4, 1, 1));
+        assert_eq!(class(&s, 4).items, 2);
+    }
+
+    #[test]
+    fn ages_are_since_each_classs_oldest_item() {
+        let (mut s, clock) = store_at(1_000_000);
+        set(&mut s, b"a", b"1", Exptime::NEVER);
+        clock.advance(5);
+        set(&mut s, b"b", b"1", Exptime::NEVER);
+        set(&mut s, b"c", &[b'x'; 1000], Exptime::NEVER);
+        clock.advance(2);
+        let ages = s.slab_ages();
+        assert_eq!((ages[1], ages[12], ages[2]), (7, 2, 0));
+        assert!(s.delete(b"a"));
+        assert_eq!(s.slab_ages()[1], 2);
+    }
+
+    /// The per-class figures agree with the items stored, whatever happened to them:
+    /// a random mix of commands, chunked items and evictions, then everything deleted.
+    #[test]
+    fn slab_figures_follow_the_items() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let mut s = Store::with_clock(
+            StoreConfig {
+                memory_limit: 3 << 20,
+                item_size_max: 1 << 20,
+            },
+            clock.clone(),
+        );
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // Around the largest chunk, and past it by a chunk's worth and more.
+        let sizes = [
+            0, 1, 40, 1000, 100_000, 524_150, 524_230, 600_000, 1_048_400,
+        ];
+        for _ in 0..300 {
+            let key = format!("k{}", next(12));
+            let len = sizes[next(sizes.len() as u64) as usize] + next(100) as usize;
+            let value = vec![b'7'; len];
+            let item = NewItem::new(key.as_bytes(), &value, next(2) as u32, Exptime::NEVER);
+            match next(8) {
+                0 => drop(s.store(StoreMode::Append, item)),
+                1 => drop(s.store(StoreMode::Prepend, item)),
+                2 => drop(s.incr(key.as_bytes(), 1 << next(64))),
+                3 => drop(s.delete(key.as_bytes())),
+                4 => drop(s.store(StoreMode::Add, item)),
+                _ => drop(s.store(StoreMode::Set, item)),
+            }
+            if next(100) == 0 {
+                clock.advance(1);
+            }
+        }
+        let mut expected = vec![(0u64, 0u64, 0u64); slabs::LARGEST + 1];
+        for slot in s.slots.iter().filter(|slot| slot.key_len != 0) {
+            let (k, f, v) = (usize::from(slot.key_len), slot.flags, slot.value().len());
+            let e = &mut expected[slabs::class_of(slot.size())];
+            e.0 += 1;
+            e.1 += slot.size() as u64;
+            slabs::for_each_chunk(k, f, v, slot.first_part, |c| expected[c].2 += 1);
+        }
+        for (c, e) in expected.iter().enumerate().skip(1) {
+            let got = class(&s, c);
+            assert_eq!(
+                (got.items, got.mem_requested, got.used_chunks),
+                *e,
+                "class {c}"
+            );
+            assert!(got.used_chunks <= got.pages * slabs::chunks_per_page(c));
+        }
+        assert!(s.stats().evictions > 0, "the limit was reached");
+        let keys: Vec<Vec<u8>> = s
+            .slots
+            .iter()
+            .filter(|slot| slot.key_len != 0)
+            .map(|slot| slot.key().to_vec())
+            .collect();
+        for k in keys {
+            assert!(s.delete(&k));
+        }
+        assert!(s
+            .slab_classes()
+            .iter()
+            .all(|c| c.items == 0 && c.mem_requested == 0 && c.used_chunks == 0));
+    }
+
+    #[test]
+    fn fetching_an_expired_item_counts_no_expired_unfetched() {
+        // memcached counts `expired_unfetched` when its LRU reclaims an item, not
+        // when a fetch finds it expired.
+        let (mut s, clock) = store_at(1_000_000);
+        let e = s.exptime(1);
+        set(&mut s, b"k", b"v", e);
+        clock.advance(1);
+        assert!(s.get(b"k").is_none());
+        assert_eq!((s.stats().get_expired, s.stats().expired_unfetched), (1, 0));
+        assert_eq!(class(&s, 1).items, 0);
     }
 
     #[test]
