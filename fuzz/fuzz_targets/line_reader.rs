@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let mut consumed = 0;
     while fed < rest.len() || !b.is_empty() {
         let n = chunk.min(rest.len() - fed).min(b.free());
-        b.extend(&rest[fed..fed + n]).expect("extend within free space");
+        b.extend(&rest[fed..fed + n])
+            .expect("extend within free space");
         fed += n;
         loop {
             let before = b.len();
@@ -37,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                     lines.push(line.to_vec());
                     let used = before - b.len();
-                    assert!(used > lines.last().unwrap().len(), "an end of line was consumed");
+                    assert!(
+                        used > lines.last().unwrap().len(),
+                        "an end of line was consumed"
+                    );
                     consumed += used;
                 }
                 Ok(None) => break,

@@ -2189,6 +2189,25 @@ mod tests {
         }
     }
 
+    /// Found by the fuzzer: an abrupt close (here an HTTP request line) drops the replies
+    /// memcached had not flushed, but a pause before it (three `mg` with a key budget of
+    /// three) has written them already. With limits the replies may run further than
+    /// memcached's, never differ from them.
+    #[test]
+    fn abrupt_close_after_a_pause_keeps_what_the_pause_wrote() {
+        let mut input = b"y\nm\n)g\nmg\n\n\x8a\x98\n)g\nm\nmg\n)g\nmg\n".to_vec();
+        input.extend_from_slice(b"\nmg\nT\xca\x98\n\x8a\x98 HTTP/\x00\n \n\n");
+        let (plain, _, pauses) = run_limited(&input, 1153, Connection::new());
+        assert_eq!(pauses, 0);
+        // memcached flushed nothing before the close.
+        assert_eq!(plain, b"");
+        let (limited, _, pauses) =
+            run_limited(&input, 1153, Connection::new().with_keys_per_call(3));
+        assert_eq!(pauses, 1);
+        assert_eq!(limited, b"ERROR\r\n".repeat(11));
+        assert!(limited.starts_with(&plain));
+    }
+
     /// An `mg` reply holds its item until memcached writes it: a pause (which memcached
     /// does not make) keeps the hold, so `ma` makes a new, unpadded item either way.
     #[test]
