@@ -41,11 +41,13 @@
 //! # Scope, seed and rates
 //!
 //! Faults are decided per thread: each thread has its own generator (a xorshift, seeded
-//! from the configuration's seed when the thread's first live [`FaultInjecting`] is
-//! created, or when [`set_thread_config`] is called), so a single-threaded test sees the
-//! same faults at the same points on every run with the same seed. The socket hooks
-//! inject only on a thread where a [`FaultInjecting`] backend is alive ([`is_armed`]):
-//! other loops and tests in the same process are left alone.
+//! from the configuration's seed when the thread is armed by its first live
+//! [`FaultInjecting`], or when [`set_thread_config`] is called), so a single-threaded
+//! test sees the same faults at the same points on every run with the same seed. The
+//! socket hooks inject only on a thread where a [`FaultInjecting`] backend is alive
+//! ([`is_armed`]): the thread that created it, and from its first wait on another thread
+//! (a loop built on one thread and run on another) that one instead. Other loops and
+//! tests in the same process are left alone.
 //!
 //! The configuration is the thread's own ([`set_thread_config`]) if it has one, else
 //! [`Config::from_env`]:
@@ -78,9 +80,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Once, OnceLock};
-use std::thread::{self, ThreadId};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::contract::{Backend, BackendEvent, Interest};
@@ -421,8 +422,6 @@ struct ThreadState {
     config: Cell<Option<Config>>,
     /// xorshift64* state (never zero).
     rng: Cell<u64>,
-    /// Live `FaultInjecting` backends created on this thread.
-    armed: Cell<u32>,
     counts: Cell<[u64; 8]>,
 }
 
@@ -431,13 +430,18 @@ thread_local! {
         ThreadState {
             config: Cell::new(None),
             rng: Cell::new(0),
-            armed: Cell::new(0),
             counts: Cell::new([0; 8]),
         }
     };
 }
 
 static TOTALS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+thread_local! {
+    /// Live `FaultInjecting` backends that arm this thread. Shared with them: a backend
+    /// that moves on to another thread (or is dropped there) disarms this one from there.
+    static ARMED: Arc<AtomicU32> = Arc::new(AtomicU32::new(0));
+}
 
 fn env_config() -> Config {
     static ENV: OnceLock<Config> = OnceLock::new();
@@ -504,34 +508,51 @@ fn some_of(max: usize) -> usize {
     1 + (r >> 11) as usize % max
 }
 
-fn arm() {
-    let _ = STATE.try_with(|s| {
-        let depth = s.armed.get();
-        if depth == 0 {
-            s.rng.set(seed_state(config_of(s).seed));
-        }
-        s.armed.set(depth + 1);
-    });
+/// Arm the calling thread for one more backend (seeding its generator if it was not
+/// armed); returns the thread's count, which the backend decrements to disarm it, from
+/// whichever thread it is on then.
+fn arm() -> Option<Arc<AtomicU32>> {
+    let armed = ARMED.try_with(Arc::clone).ok()?;
+    if armed.fetch_add(1, Ordering::Relaxed) == 0 {
+        let _ = STATE.try_with(|s| s.rng.set(seed_state(config_of(s).seed)));
+    }
     report_at_exit_if_asked();
+    Some(armed)
 }
 
-fn disarm() {
-    let _ = STATE.try_with(|s| s.armed.set(s.armed.get().saturating_sub(1)));
+fn disarm(armed: Option<Arc<AtomicU32>>) {
+    if let Some(armed) = armed {
+        armed.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
-/// Whether the calling thread has a live [`FaultInjecting`] backend, so that the socket
-/// hooks ([`before_read`], [`before_write`], [`before_accept`]) inject faults here.
+/// Whether the calling thread has a live [`FaultInjecting`] backend (created here and not
+/// waited on elsewhere since, or last waited on here), so that the socket hooks
+/// ([`before_read`], [`before_write`], [`before_accept`]) inject faults here.
 ///
 /// ```
 /// use evloop_backends::{fault, Backend, Poll};
+/// use std::time::Duration;
 /// assert!(!fault::is_armed());
 /// let b = fault::FaultInjecting::<Poll>::new(8).unwrap();
 /// assert!(fault::is_armed());
+/// // Built here, run on another thread: that thread is armed once it waits.
+/// let b = std::thread::spawn(move || {
+///     let mut b = b;
+///     b.wait(Some(Duration::ZERO)).unwrap();
+///     assert!(fault::is_armed());
+///     b
+/// })
+/// .join()
+/// .unwrap();
+/// assert!(!fault::is_armed());
 /// drop(b);
 /// assert!(!fault::is_armed());
 /// ```
 pub fn is_armed() -> bool {
-    STATE.try_with(|s| s.armed.get() > 0).unwrap_or(false)
+    ARMED
+        .try_with(|a| a.load(Ordering::Relaxed) > 0)
+        .unwrap_or(false)
 }
 
 /// Give the calling thread its own configuration (`None`: back to
@@ -720,9 +741,9 @@ pub fn before_accept() -> io::Result<()> {
 /// A [`Backend`] that delegates to `B` and injects `eintr` and `spurious` into
 /// [`wait`](Backend::wait) and `enomem` into [`register`](Backend::register), at points
 /// chosen by the calling thread's generator (see the [module docs](self)). While it is
-/// alive, the thread that created it is [armed](is_armed): evloop-core's socket I/O on
-/// that thread gets the socket faults too. (A backend dropped on another thread leaves
-/// its own armed until that thread ends.)
+/// alive, the thread that created it, or from its first wait on another thread that one,
+/// is [armed](is_armed): evloop-core's socket I/O on the thread that runs the loop gets
+/// the socket faults too.
 ///
 /// It answers for `B` in everything else: the same [`NAME`](Backend::NAME), edge
 /// support and fd limit, so code that asks the backend's constants keeps its answers.
@@ -739,8 +760,9 @@ pub fn before_accept() -> io::Result<()> {
 pub struct FaultInjecting<B> {
     inner: B,
     waits: u64,
-    /// The thread armed by `new`, disarmed by `drop` (when dropped there).
-    home: ThreadId,
+    /// The count of the thread it arms (by `new`, then by `wait` on another thread),
+    /// decremented when it moves on and by `drop`.
+    armed: Option<Arc<AtomicU32>>,
 }
 
 impl<B> FaultInjecting<B> {
@@ -778,11 +800,20 @@ impl<B> fmt::Debug for FaultInjecting<B> {
     }
 }
 
+impl<B> FaultInjecting<B> {
+    /// Arm the calling thread instead of the one armed so far, if it is another one.
+    fn follow_thread(&mut self) {
+        let here = ARMED.try_with(|a| self.armed.as_ref().is_some_and(|mine| Arc::ptr_eq(a, mine)));
+        if here == Ok(false) {
+            disarm(self.armed.take());
+            self.armed = arm();
+        }
+    }
+}
+
 impl<B> Drop for FaultInjecting<B> {
     fn drop(&mut self) {
-        if thread::current().id() == self.home {
-            disarm();
-        }
+        disarm(self.armed.take());
     }
 }
 
@@ -793,11 +824,10 @@ impl<B: Backend> Backend for FaultInjecting<B> {
 
     fn new(event_capacity: usize) -> io::Result<Self> {
         let inner = B::new(event_capacity)?;
-        arm();
         Ok(FaultInjecting {
             inner,
             waits: 0,
-            home: thread::current().id(),
+            armed: arm(),
         })
     }
 
@@ -829,6 +859,8 @@ impl<B: Backend> Backend for FaultInjecting<B> {
 
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         self.waits += 1;
+        // The loop runs here: its socket I/O is this thread's.
+        self.follow_thread();
         // A zero timeout is a poll: nothing to wake early from, nothing to interrupt.
         if timeout != Some(Duration::ZERO) {
             if decide(Fault::Spurious) {
@@ -880,6 +912,7 @@ impl<B: Backend> Backend for FaultInjecting<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::thread;
 
     #[test]
     fn the_generator_is_reproducible_and_rates_are_roughly_kept() {
@@ -897,6 +930,41 @@ mod tests {
         assert!((800..1200).contains(&short), "{short} of 4000 at 25%");
         assert!(a.iter().all(|&n| (1..=1000).contains(&n)));
         set_thread_config(None);
+    }
+
+    /// A loop built on one thread and run on another (a server built, then moved to its
+    /// own thread) gets its socket faults where it runs: the thread that waits on the
+    /// backend is the armed one, and the thread it left is not any more.
+    #[test]
+    fn the_thread_that_waits_is_armed() {
+        let b = FaultInjecting::<crate::Poll>::new(1).unwrap();
+        assert!(is_armed());
+        let (b, there) = thread::spawn(move || {
+            let mut b = b;
+            let before = is_armed();
+            set_thread_config(Some(Config::new(5).with_rate(Fault::ShortRead, MILLION)));
+            b.wait(Some(Duration::ZERO)).unwrap();
+            let after = is_armed();
+            let n = before_read(100).unwrap();
+            set_thread_config(None);
+            (b, (before, after, n))
+        })
+        .join()
+        .unwrap();
+        assert!(!there.0, "not armed before it waits there");
+        assert!(there.1, "the thread that waits on the backend is armed");
+        assert!(
+            there.2 < 100,
+            "so its socket I/O gets the faults ({})",
+            there.2
+        );
+        assert!(!is_armed(), "the thread it left is not armed any more");
+        drop(b);
+        assert!(!is_armed());
+        // Dropped on another thread, it disarms the thread it armed.
+        let b = FaultInjecting::<crate::Poll>::new(1).unwrap();
+        thread::spawn(move || drop(b)).join().unwrap();
+        assert!(!is_armed());
     }
 
     #[test]

@@ -285,6 +285,12 @@ impl Conn {
             self.out = Replies::with_capacity(OUT_SIZE, 64);
         }
         let spare = self.input.spare_capacity_mut();
+        // With the `fault-injection` feature: a short read, `EAGAIN` or a reset first.
+        #[cfg(feature = "fault-injection")]
+        let spare = {
+            let len = evloop::backends::fault::before_read(spare.len())?;
+            &mut spare[..len]
+        };
         // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `input`;
         // read(2) writes at most that many and returns how many it wrote.
         let n = unsafe {
@@ -308,7 +314,11 @@ impl Conn {
     /// waits until this is written.)
     fn flush(&mut self) -> Flush {
         while !self.out.is_empty() {
-            match self.out.write_to(&mut &self.stream) {
+            #[cfg(not(feature = "fault-injection"))]
+            let written = self.out.write_to(&mut &self.stream);
+            #[cfg(feature = "fault-injection")]
+            let written = self.out.write_to(&mut faults::Hooked(&self.stream));
+            match written {
                 Ok(0) => return Flush::Failed,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Flush::Blocked,
@@ -329,9 +339,22 @@ enum Flush {
     Failed,
 }
 
+/// The backend of the server's loops: the platform's default; with the `fault-injection`
+/// feature (tests, `.ci/faults`), the default wrapped in `FaultInjecting` (waits
+/// interrupted or woken early, registrations refused), and the connections' reads and
+/// writes and the accepts ask its socket hooks first.
+#[cfg(not(feature = "fault-injection"))]
+pub type ServerBackend = DefaultBackend;
+/// The backend of the server's loops: with the `fault-injection` feature, the default
+/// wrapped in `FaultInjecting`.
+#[cfg(feature = "fault-injection")]
+pub type ServerBackend = evloop::backends::fault::FaultInjecting<DefaultBackend>;
+#[cfg(feature = "fault-injection")]
+mod faults;
+
 /// The server: its listeners, its connections, and the [`Shared`] store and
 /// statistics.
-#[event_machine(timers = 16)]
+#[event_machine(timers = 16, backend = ServerBackend)]
 pub struct Memcached {
     listeners: Slab<TcpListener>,
     conns: Slab<Conn>,
@@ -537,7 +560,11 @@ impl Memcached {
             let Some(listener) = self.listeners.get(key) else {
                 return;
             };
-            match listener.accept() {
+            #[cfg(not(feature = "fault-injection"))]
+            let accepted = listener.accept();
+            #[cfg(feature = "fault-injection")]
+            let accepted = faults::accept(listener);
+            match accepted {
                 Ok((stream, _)) => {
                     if self.shared.curr_connections() >= self.max_conns {
                         // memcached's "maxconns_fast": tell the client and hang up.
@@ -669,11 +696,24 @@ impl Memcached {
 /// A built server for `config`: run it with [`EventLoop::run`] (on this thread or
 /// another); stop it with the handle's `wake()`.
 pub fn server(config: &Config) -> io::Result<(EventLoop<Memcached>, WakeHandle)> {
-    let mut el = Memcached::bind(config)?
-        .event_loop()
-        .map_err(io::Error::other)?;
+    let mut el = listening(Memcached::bind(config)?).map_err(io::Error::other)?;
     let stop = el.ctx().wake_handle();
     Ok((el, stop))
+}
+
+/// The loop of `m`, built: its setup watches the listeners (`#[on_start]`). If one could
+/// not be watched (the kernel refused, as it may for lack of memory; the handler says
+/// so), an error, as memcached will not run without one of its listeners ("failed to
+/// create listening connection"), instead of a server that accepts nothing.
+fn listening(m: Memcached) -> evloop::Result<EventLoop<Memcached>> {
+    let el = m.event_loop()?;
+    let m = el.machine();
+    if m.listeners.len() < m.addrs.len() {
+        return Err(evloop::Error::Io(io::Error::other(
+            "failed to create listening connection",
+        )));
+    }
+    Ok(el)
 }
 
 /// `RLIMIT_NOFILE` could not be raised to what `-c` needs: memcached's
@@ -761,7 +801,7 @@ pub fn spawn_workers(config: &Config) -> io::Result<(Workers<Memcached>, Vec<Soc
                     .collect::<io::Result<Vec<_>>>()?;
                 Ok(Memcached::from_listeners(listeners, shared.clone())?)
             },
-            Memcached::event_loop,
+            listening,
         )
         .map_err(io::Error::other)?;
     Ok((workers, addrs))

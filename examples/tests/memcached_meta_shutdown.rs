@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const CHILD: &str = "EVLOOP_MEMCACHED_CHILD";
@@ -27,10 +28,11 @@ fn child_server() {
     std::process::exit(code);
 }
 
-/// The example in a child process with `flags`, killed on drop; its address.
+/// The example in a child process with `flags`, stopped on drop; its address.
 struct Server {
     child: Child,
     addr: SocketAddr,
+    drain: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -45,9 +47,14 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let drain = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Its fault counts under `.ci/faults` (`EVLOOP_FAULT_REPORT`), past
+                // libtest's capture.
+                if line.starts_with("evloop-fault-counts:") {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                }
                 if let Some(i) = line.find("listening on ") {
                     let a = line[i + 13..].split_whitespace().next().unwrap_or("");
                     if let Ok(a) = a.parse::<SocketAddr>() {
@@ -57,7 +64,11 @@ impl Server {
             }
         });
         let addr = rx.recv_timeout(DEADLINE).expect("the server listens");
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            drain: Some(drain),
+        }
     }
 
     /// Sends `request` and reads until `reply` has arrived or the server closes.
@@ -92,8 +103,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM, so that it exits as it does on a stop (and reports what faults it
+        // injected); SIGKILL if it has not within the deadline.
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill only sends a signal, to our own child, not yet reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.exit_code();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
     }
 }
 

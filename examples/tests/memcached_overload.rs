@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const CHILD: &str = "EVLOOP_MEMCACHED_CHILD";
@@ -58,12 +59,13 @@ impl Log {
     }
 }
 
-/// The example in a child process, killed on drop.
+/// The example in a child process, stopped on drop.
 struct Server {
     child: Child,
     pid: i32,
     log: Arc<Log>,
     addr: Option<SocketAddr>,
+    drain: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -92,9 +94,14 @@ impl Server {
         let l = log.clone();
         // Drains stderr as fast as the child writes it (a full pipe would block a
         // spinning server and hide the spin).
-        std::thread::spawn(move || {
+        let drain = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Its fault counts under `.ci/faults` (`EVLOOP_FAULT_REPORT`), past
+                // libtest's capture.
+                if line.starts_with("evloop-fault-counts:") {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                }
                 l.lines.fetch_add(1, Ordering::Relaxed);
                 if line.contains("Too many open files") {
                     l.fd_errors.fetch_add(1, Ordering::Relaxed);
@@ -119,6 +126,7 @@ impl Server {
                 pid,
                 log,
                 addr: None,
+                drain: Some(drain),
             },
             rx,
         )
@@ -215,8 +223,21 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM, so that it exits as it does on a stop (and reports what faults it
+        // injected); SIGKILL if it has not within the deadline.
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill only sends a signal, to our own child, not yet reaped.
+            unsafe { libc::kill(self.pid, libc::SIGTERM) };
+            let deadline = Instant::now() + DEADLINE;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
     }
 }
 
