@@ -574,6 +574,17 @@ impl Memcached {
                             .fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
+                    if <ServerBackend as Backend>::MAX_FD
+                        .is_some_and(|max| stream.as_raw_fd() > max)
+                    {
+                        // The backend cannot watch this fd (select(2) past FD_SETSIZE):
+                        // to the client, as to memcached's, the server is full.
+                        let _ = (&stream).write(TOO_MANY);
+                        self.shared
+                            .rejected_connections
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
