@@ -6,6 +6,7 @@
 use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use evloop::buffered::{BufConfig, BufConn, BufEvents, BufSlab, Eol, LineTooLong};
@@ -13,6 +14,17 @@ use evloop::prelude::*;
 
 /// Fails the test if the loop runs this long.
 const GUARD_MS: u64 = 10_000;
+
+/// The 2000-connection test holds about 4000 fds: while it runs, a test beside it (the
+/// harness runs them on parallel threads) would get fd numbers past select(2)'s
+/// FD_SETSIZE, which the select backend refuses, as documented. It takes this lock to
+/// write, every other test to read.
+static FDS: RwLock<()> = RwLock::new(());
+
+/// For a test that needs few fds: waits while the 2000-connection test runs.
+fn few_fds() -> RwLockReadGuard<'static, ()> {
+    FDS.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The backend of every machine here: the default one, or with the `fault-injection`
 /// feature the default one with injected faults (EINTR and spurious wake-ups in its
@@ -100,6 +112,7 @@ impl Lines {
 
 #[test]
 fn handler_gets_lines_then_eof_after_all_data_then_connection_closes() {
+    let _few = few_fds();
     let mut el = Lines::new(BufConfig::default()).event_loop().unwrap();
     let (a, mut client) = UnixStream::pair().unwrap();
     let (m, ctx) = el.parts();
@@ -128,6 +141,7 @@ fn handler_gets_lines_then_eof_after_all_data_then_connection_closes() {
 
 #[test]
 fn a_line_longer_than_the_buffer_is_an_error_the_handler_sees() {
+    let _few = few_fds();
     let mut el = Lines::new(BufConfig::new(16, 256)).event_loop().unwrap();
     let (a, mut client) = UnixStream::pair().unwrap();
     let (m, ctx) = el.parts();
@@ -183,6 +197,7 @@ impl Echo {
 
 #[test]
 fn output_above_its_high_watermark_pauses_reading_and_drains_back() {
+    let _few = few_fds();
     // Output 4 KiB with a high watermark of 2 KiB; input 1 KiB.
     let cfg = BufConfig::new(1024, 4096).write_watermarks(0, 2048);
     let mut el = Echo {
@@ -296,6 +311,7 @@ impl Idle {
 
 #[test]
 fn read_timeout_reaches_the_timeout_handler() {
+    let _few = few_fds();
     let mut el = Idle {
         conns: BufSlab::with_capacity(4, BufConfig::default()),
         timeouts: Vec::new(),
@@ -333,6 +349,7 @@ impl Stuck {
 
 #[test]
 fn write_timeout_when_the_peer_stops_reading() {
+    let _few = few_fds();
     let cfg = BufConfig::new(64, 1 << 20)
         .read_timeout(Some(Duration::from_secs(10)))
         .write_timeout(Some(Duration::from_millis(30)));
@@ -400,6 +417,7 @@ impl Client {
 
 #[test]
 fn nonblocking_connect_reports_connected_and_sends_what_was_queued() {
+    let _few = few_fds();
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap();
     let mut el = Client {
@@ -432,6 +450,7 @@ fn nonblocking_connect_reports_connected_and_sends_what_was_queued() {
 
 #[test]
 fn refused_connect_is_an_error_event() {
+    let _few = few_fds();
     // A port that was just free: nobody listens there.
     let addr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -484,6 +503,7 @@ impl Files {
 
 #[test]
 fn writev_then_sendfile_then_copied_bytes_arrive_in_order() {
+    let _few = few_fds();
     let path = std::env::temp_dir().join(format!("evloop-sendfile-{}", std::process::id()));
     let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&path, &body).unwrap();
@@ -539,6 +559,7 @@ impl Mixed {
 
 #[test]
 fn plain_and_buffered_collections_side_by_side() {
+    let _few = few_fds();
     let mut el = Mixed {
         raw: Slab::with_capacity(4),
         buffered: BufSlab::with_capacity(4, BufConfig::default()),
@@ -598,6 +619,7 @@ impl<B: Backend> Crowd<B> {
 
 #[test]
 fn a_collection_sized_at_run_time_takes_2000_connections() {
+    let _many = FDS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     match <TestBackend as Backend>::MAX_FD {
         Some(max) if max < 5000 => crowd_of_2000::<evloop::Poll>(),
         _ => crowd_of_2000::<TestBackend>(),
