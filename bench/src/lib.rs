@@ -107,7 +107,7 @@ pub const NATIVE_BACKEND: &str = if cfg!(any(target_os = "linux", target_os = "a
 
 /// The usage text printed on a usage error or for `-h`.
 pub const USAGE: &str = "usage: PROG [-n pipes] [-a active] [-w writes] [-t] [-i iterations] \
-[-b epoll|kqueue|event_ports|devpoll|poll|select] [--api trait|macro|raw]";
+[-b epoll|uring|kqueue|event_ports|devpoll|poll|select] [--api trait|macro|raw]";
 
 impl Options {
     /// Parses options from an argument list that does *not* include the program name.

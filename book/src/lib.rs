@@ -30,6 +30,9 @@ pub struct TheLoopByHand;
 #[doc = include_str!("backends.md")]
 pub struct Backends;
 
+#[doc = include_str!("io-uring.md")]
+pub struct IoUring;
+
 #[doc = include_str!("timers.md")]
 pub struct Timers;
 

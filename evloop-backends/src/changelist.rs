@@ -121,6 +121,38 @@ impl ChangeList {
         self.changes.clear();
     }
 
+    /// The kernel no longer holds what it held for `fd` (a one-shot request completed, a
+    /// request failed): record `NONE`, and with `queue` put the fd in the change list so
+    /// the next drain hands its wish to the backend again. For the completion-based
+    /// backend (io_uring), where "the kernel's state" is an armed request.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn reset_kernel(&mut self, fd: RawFd, queue: bool) {
+        let Some(st) = self.fds.get_mut(fd as usize).filter(|s| s.registered) else {
+            return;
+        };
+        st.kernel = Interest::NONE;
+        if queue && !st.queued && st.want != st.kernel {
+            st.queued = true;
+            self.changes.push(fd);
+        }
+    }
+
+    /// [`reset_kernel`](Self::reset_kernel) with `queue` for every registered fd (after
+    /// the kernel may have dropped completions: every registration is armed afresh).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn reset_all(&mut self) {
+        for (fd, st) in self.fds.iter_mut().enumerate() {
+            if !st.registered {
+                continue;
+            }
+            st.kernel = Interest::NONE;
+            if !st.queued && !st.want.is_empty() {
+                st.queued = true;
+                self.changes.push(fd as RawFd);
+            }
+        }
+    }
+
     /// Every registered fd with its wanted state (for re-registration after fork).
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (RawFd, &mut FdState)> {
         self.fds

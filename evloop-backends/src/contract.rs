@@ -53,32 +53,40 @@
 //! # Where backends differ
 //!
 //! The rules above hold under every backend; the conformance suite, the backend contract
-//! tests and the whole test suite run under each Linux backend (`.ci/run` runs
-//! `cargo test --workspace` once per `backend-*` feature). What a mechanism cannot do is
+//! tests and the whole test suite run under each Linux backend, io_uring included
+//! (`.ci/run` runs `cargo test --workspace` once per `backend-*` feature). What a mechanism cannot do is
 //! a constant of [`Backend`], so code and tests can ask instead of guessing:
 //!
 //! | difference | constant | backends |
 //! |---|---|---|
 //! | highest fd that can be watched | [`Backend::MAX_FD`] | `select`: `FD_SETSIZE - 1`; registering a larger fd is an `InvalidInput` error (a server then closes the connection it cannot watch); every other backend: no limit |
-//! | edge-triggered delivery | [`Backend::NATIVE_EDGE`] | epoll, kqueue: native; poll, select, event ports, /dev/poll: delivered level-triggered, a superset that is still correct for code that drains until `WouldBlock` |
-//! | an fd to embed the loop in another | [`Backend::pollable_fd`] | epoll, kqueue, event ports: `Some`; poll, select, /dev/poll: `None` |
+//! | edge-triggered delivery | [`Backend::NATIVE_EDGE`] | epoll, kqueue, io_uring (multishot `POLL_ADD`): native; poll, select, event ports, /dev/poll: delivered level-triggered, a superset that is still correct for code that drains until `WouldBlock` |
+//! | an fd to embed the loop in another | [`Backend::pollable_fd`] | epoll, kqueue, event ports, io_uring (the ring fd): `Some`; poll, select, /dev/poll: `None` |
 //!
 //! And, with no constant because code needs no branch for them:
 //!
-//! * `PEER_CLOSED`: native under epoll (EPOLLRDHUP), kqueue (EV_EOF) and Linux poll
-//!   (POLLRDHUP); select emulates it for stream sockets watched for `READ` (a one-byte
+//! * `PEER_CLOSED`: native under epoll (EPOLLRDHUP), io_uring and Linux poll (POLLRDHUP)
+//!   and kqueue (EV_EOF); select emulates it for stream sockets watched for `READ` (a one-byte
 //!   peek at EOF). Elsewhere a closed peer shows up as readable with EOF, then `HUP`.
 //! * A write-only watch hears a hang-up everywhere: select(2) has no hang-up bit, so the
 //!   select backend asks `poll(2)` for `POLLHUP`/`POLLERR` when a write-only fd is reported
 //!   writable (one extra syscall per such report).
 //! * Regular files: epoll refuses them at registration (`EPERM`, reported by the call);
-//!   poll and select accept them and report them always ready.
+//!   io_uring, poll and select accept them and report them always ready.
 //! * `HUP` on a socket watched only for reading: kqueue's read filter cannot tell a half
 //!   close from a full one, so there a closed peer shows up as `READABLE` (plus
 //!   `READ_CLOSED` if asked for) and `read` returns 0; `HUP` comes with a write watch.
 //! * An fd closed while registered is dropped silently by epoll, kqueue and event ports (the
 //!   kernel forgets it), and reported once as `ERROR`, then parked, by poll, select and
-//!   /dev/poll. None of them spins.
+//!   /dev/poll. io_uring's armed poll request holds the file, so the watch outlives the
+//!   fd number until the request next completes; re-arming it then finds the number
+//!   closed, which is reported once as `ERROR`, then parked. None of them spins.
+//! * `PRIORITY`: io_uring reports `POLLPRI` only when it comes without `POLLIN` (the
+//!   wake-up hint it passes on for arriving socket data claims `POLLPRI` every time).
+//! * When the kernel refuses the mechanism: only io_uring can be refused on a system that
+//!   has it (seccomp profiles, `kernel.io_uring_disabled`, kernels before 5.13);
+//!   `Uring::new` then fails with an error that says so, and `UringOrEpoll` falls back
+//!   to epoll.
 //!
 //! # Waking and forking
 //!
@@ -488,7 +496,7 @@ pub struct BackendEvent {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an evloop backend",
     label = "not a backend",
-    note = "use `evloop::DefaultBackend` (chosen for the target), or one by name: `evloop::Epoll` (Linux), `evloop::Kqueue` (macOS, BSDs), `evloop::EventPorts` or `evloop::DevPoll` (illumos, Solaris), `evloop::Poll`, `evloop::Select`"
+    note = "use `evloop::DefaultBackend` (chosen for the target), or one by name: `evloop::Epoll`, `evloop::Uring` or `evloop::UringOrEpoll` (Linux), `evloop::Kqueue` (macOS, BSDs), `evloop::EventPorts` or `evloop::DevPoll` (illumos, Solaris), `evloop::Poll`, `evloop::Select`"
 )]
 pub trait Backend: Sized {
     /// A short name: `"epoll"`, `"poll"`, `"select"`.

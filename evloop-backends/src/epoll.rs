@@ -362,6 +362,14 @@ impl Backend for Epoll {
     }
 }
 
+impl std::fmt::Debug for Epoll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Epoll")
+            .field("registered", &self.len())
+            .finish()
+    }
+}
+
 impl Epoll {
     #[cold]
     fn failed_event(&self, i: usize) -> BackendEvent {

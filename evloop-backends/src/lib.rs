@@ -7,6 +7,7 @@
 //! | backend | file | where |
 //! |---|---|---|
 //! | `Epoll` | `src/epoll.rs` | Linux, Android (default there) |
+//! | `Uring`, `UringOrEpoll` | `src/uring/` | Linux 5.13 or later (`backend-uring` feature, or by type; `UringOrEpoll` falls back to epoll where io_uring is refused) |
 //! | `Kqueue` | `src/kqueue/` | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly (default there) |
 //! | `EventPorts` | `src/event_ports/` | illumos, Solaris (default there) |
 //! | `DevPoll` | `src/devpoll/` | illumos, Solaris (`backend-devpoll` feature, or by type) |
@@ -14,7 +15,8 @@
 //! | [`Select`] | `src/select.rs` | every Unix (fds below `FD_SETSIZE`) |
 //!
 //! [`DefaultBackend`] is chosen at compile time: the platform's best mechanism, unless the
-//! `backend-poll`, `backend-select` or `backend-devpoll` cargo feature forces another. A
+//! `backend-poll`, `backend-select`, `backend-uring` or `backend-devpoll` cargo feature
+//! forces another. A
 //! program can also name any backend as a type parameter. The cross-thread wake is
 //! [`Waker`] (`src/waker/`). With the `fault-injection` feature, `fault::FaultInjecting`
 //! (`src/fault.rs`) wraps any backend and injects the failures an OS may produce.
@@ -54,6 +56,8 @@ mod waker;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
+#[cfg(target_os = "linux")]
+mod uring;
 // Each of these folders holds the backend (compiled for its targets) and its pure logic
 // (record translation and decoding, compiled for its targets and for tests everywhere).
 mod devpoll;
@@ -84,22 +88,26 @@ pub use kqueue::Kqueue;
 pub use poll::Poll;
 pub use select::Select;
 pub use sys::open_file_limit;
+#[cfg(target_os = "linux")]
+pub use uring::{Uring, UringOrEpoll};
 pub use waker::{wake_raw, Waker};
 
 /// The backend used when a program names none: chosen by `#[cfg]` for the target, or
 /// forced by a `backend-*` feature (`backend-select` wins over `backend-poll`, which wins
-/// over `backend-devpoll`).
+/// over `backend-uring` and `backend-devpoll`; those two apply to different targets, each
+/// ignored elsewhere).
 ///
 /// | target | default |
 /// |---|---|
-/// | Linux, Android | `Epoll` |
+/// | Linux | `Epoll` (`Uring` with `backend-uring`) |
+/// | Android | `Epoll` |
 /// | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly | `Kqueue` |
 /// | illumos, Solaris | `EventPorts` (`DevPoll` with `backend-devpoll`) |
 /// | any other Unix | [`Poll`] |
 ///
 /// ```
 /// use evloop_backends::{Backend, DefaultBackend};
-/// # #[cfg(all(target_os = "linux", not(any(feature = "backend-poll", feature = "backend-select"))))]
+/// # #[cfg(all(target_os = "linux", not(any(feature = "backend-poll", feature = "backend-select", feature = "backend-uring"))))]
 /// assert_eq!(DefaultBackend::NAME, "epoll");
 /// ```
 #[cfg(feature = "backend-select")]
@@ -119,8 +127,17 @@ pub type DefaultBackend = DevPoll;
 
 /// The backend used when a program names none (see the first definition).
 #[cfg(all(
-    any(target_os = "linux", target_os = "android"),
+    target_os = "linux",
+    feature = "backend-uring",
     not(any(feature = "backend-poll", feature = "backend-select"))
+))]
+pub type DefaultBackend = Uring;
+
+/// The backend used when a program names none (see the first definition).
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    not(any(feature = "backend-poll", feature = "backend-select")),
+    not(all(target_os = "linux", feature = "backend-uring"))
 ))]
 pub type DefaultBackend = Epoll;
 
@@ -196,6 +213,8 @@ const EXPECTED_DEFAULT: &str = if cfg!(feature = "backend-select") {
     "select"
 } else if cfg!(feature = "backend-poll") {
     "poll"
+} else if cfg!(all(target_os = "linux", feature = "backend-uring")) {
+    "io_uring"
 } else if cfg!(any(target_os = "linux", target_os = "android")) {
     "epoll"
 } else if cfg!(any(

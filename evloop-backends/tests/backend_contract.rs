@@ -1,7 +1,8 @@
 //! The backend contract (`evloop_backends::contract`), checked against every backend.
 //!
 //! Each test body below is generic over `B: Backend`; `backend_tests!` instantiates it
-//! once per backend the target has, in modules `epoll_contract` (Linux), `poll_contract`,
+//! once per backend the target has, in modules `epoll_contract` and `uring_contract`
+//! (Linux), `poll_contract`,
 //! `select_contract`, `kqueue_contract` (macOS, iOS, the BSDs), `event_ports_contract`
 //! and `devpoll_contract` (illumos, Solaris), so
 //! `cargo test -p evloop-backends --test backend_contract poll_contract::` runs one
@@ -79,6 +80,11 @@ macro_rules! backend_tests {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll_contract {
     backend_tests!(evloop_backends::Epoll);
+}
+
+#[cfg(target_os = "linux")]
+mod uring_contract {
+    backend_tests!(evloop_backends::Uring);
 }
 
 mod poll_contract {

@@ -72,6 +72,8 @@ pub use evloop_backends::Kqueue;
 pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select};
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
 pub use evloop_backends::{DevPoll, EventPorts};
+#[cfg(target_os = "linux")]
+pub use evloop_backends::{Uring, UringOrEpoll};
 pub use listener::{AcceptError, AcceptReport, Accepted, Listener, ListenerBuilder, ListenerStats};
 pub use machine::{Event, Machine};
 pub use signal::{can_watch_signal, realtime_signals, signal_number, SIGNALS};

@@ -485,6 +485,8 @@ macro_rules! backend_cases {
 backend_cases! {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     "epoll" => evloop_core::Epoll;
+    #[cfg(target_os = "linux")]
+    "uring" => evloop_core::Uring;
     "poll" => evloop_core::Poll;
     "select" => evloop_core::Select;
     #[cfg(any(

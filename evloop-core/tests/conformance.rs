@@ -3,7 +3,7 @@
 //! Every test in `suite/` is a generic function over `B: Backend`. The macro below
 //! instantiates each of them in one module per backend the target has, so the test
 //! names say which backend they ran under (`epoll_suite::read_fires_while_unread`,
-//! `poll_suite::...`, `select_suite::...`, `kqueue_suite::...`, `event_ports_suite::...`,
+//! `uring_suite::...`, `poll_suite::...`, `select_suite::...`, `kqueue_suite::...`, `event_ports_suite::...`,
 //! `devpoll_suite::...`), as libevent's test.sh runs its whole regression suite under
 //! each backend in turn. Adding a backend is one module at the end.
 //!
@@ -157,6 +157,11 @@ macro_rules! conformance_tests {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll_suite {
     conformance_tests!(evloop_core::Epoll);
+}
+
+#[cfg(target_os = "linux")]
+mod uring_suite {
+    conformance_tests!(evloop_core::Uring);
 }
 
 mod poll_suite {

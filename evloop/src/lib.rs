@@ -103,6 +103,8 @@ pub mod prelude {
     };
     #[cfg(any(target_os = "illumos", target_os = "solaris"))]
     pub use crate::{DevPoll, EventPorts};
+    #[cfg(target_os = "linux")]
+    pub use crate::{Uring, UringOrEpoll};
 }
 
 /// The attribute reference, compiled and run as doctests here (the macro crate cannot run

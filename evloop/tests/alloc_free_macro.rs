@@ -371,6 +371,8 @@ macro_rules! backend_cases {
 backend_cases! {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     "epoll" => evloop::Epoll;
+    #[cfg(target_os = "linux")]
+    "uring" => evloop::Uring;
     "poll" => evloop::Poll;
     "select" => evloop::Select;
     #[cfg(any(

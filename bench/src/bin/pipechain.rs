@@ -9,7 +9,7 @@
 //! * `--api raw`: by hand with no collection at all (the token is the pipe index): the
 //!   leanest form, to show what a `Slab` costs.
 //!
-//! `-b epoll|poll|select` picks the backend, by type parameter.
+//! `-b epoll|uring|poll|select` picks the backend, by type parameter.
 
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -327,6 +327,8 @@ fn main() {
         "event_ports" => run_api::<evloop::EventPorts>(&opts),
         #[cfg(any(target_os = "illumos", target_os = "solaris"))]
         "devpoll" => run_api::<evloop::DevPoll>(&opts),
+        #[cfg(target_os = "linux")]
+        "uring" => run_api::<evloop::Uring>(&opts),
         "poll" => run_api::<evloop::Poll>(&opts),
         "select" => run_api::<evloop::Select>(&opts),
         other => evloop_bench::usage_error(&format!(
