@@ -51,5 +51,8 @@ pub struct Listeners;
 #[doc = include_str!("one-loop-per-core.md")]
 pub struct OneLoopPerCore;
 
+#[doc = include_str!("migrating.md")]
+pub struct ComingFromLibeventAndLibev;
+
 #[doc = include_str!("memcached.md")]
 pub struct AMemcachedServer;
