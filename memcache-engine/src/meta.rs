@@ -3,7 +3,9 @@
 //! builds its status line in one buffer, as memcached does, so that an error met
 //! half-way (an over-long opaque) replaces it.
 
-use super::{error, out_string, Connection, Flow, PendingData, State, Tokens, KEY_MAX_LENGTH};
+use super::{
+    error, out_string, Connection, Flow, PendingData, StackLine, State, Tokens, KEY_MAX_LENGTH,
+};
 use crate::cnum;
 use crate::output::Output;
 use crate::store::{
@@ -182,29 +184,9 @@ fn preparse(
 }
 
 /// A status line built on the stack (memcached's write buffer).
-struct MetaLine {
-    buf: [u8; 1024],
-    len: usize,
-}
+type MetaLine = StackLine<1024>;
 
-impl MetaLine {
-    fn new() -> MetaLine {
-        MetaLine {
-            buf: [0; 1024],
-            len: 0,
-        }
-    }
-
-    fn put(&mut self, b: &[u8]) {
-        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
-        self.len += b.len();
-    }
-
-    fn num(&mut self, v: u64) {
-        let (d, s) = cnum::u64_digits(v);
-        self.put(&d[s..]);
-    }
-
+impl StackLine<1024> {
     /// memcached's `META_CHAR`.
     fn flag(&mut self, c: u8) {
         self.put(&[b' ', c]);
@@ -239,10 +221,26 @@ impl MetaLine {
             Some(t) => self.num(u64::from(t)),
         }
     }
+}
 
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+/// The checks `mg`, `md` and `ma` open with, in memcached's order: the reply if one
+/// fails. `too_long` is the command's own wording (memcached's `mg` says "are too long").
+fn opening_checks(
+    t: &Tokens<'_>,
+    ntokens: usize,
+    out: &mut dyn Output,
+    too_long: &'static [u8],
+) -> Option<Flow> {
+    if ntokens < 3 {
+        return Some(error(out));
     }
+    if t.get(1).len() > KEY_MAX_LENGTH {
+        return Some(errstring(out, BAD_FORMAT));
+    }
+    if ntokens > MAX_OPT_LENGTH {
+        return Some(errstring(out, too_long));
+    }
+    None
 }
 
 /// memcached's `out_errstring`: shown even with `q`.
@@ -283,14 +281,10 @@ impl Connection {
         out: &mut dyn Output,
         store: &mut Store,
     ) -> Flow {
-        if ntokens < 3 {
-            return error(out);
-        }
-        if t.get(1).len() > KEY_MAX_LENGTH {
-            return errstring(out, BAD_FORMAT);
-        }
-        if ntokens > MAX_OPT_LENGTH {
-            return errstring(out, b"CLIENT_ERROR options flags are too long");
+        if let Some(refused) =
+            opening_checks(t, ntokens, out, b"CLIENT_ERROR options flags are too long")
+        {
+            return refused;
         }
         let mut errstr: &'static [u8] = BAD_FORMAT;
         let mut key = Key::new(t.get(1));
@@ -520,14 +514,10 @@ impl Connection {
         out: &mut dyn Output,
         store: &mut Store,
     ) -> Flow {
-        if ntokens < 3 {
-            return error(out);
-        }
-        if t.get(1).len() > KEY_MAX_LENGTH {
-            return errstring(out, BAD_FORMAT);
-        }
-        if ntokens > MAX_OPT_LENGTH {
-            return errstring(out, b"CLIENT_ERROR options flags too long");
+        if let Some(refused) =
+            opening_checks(t, ntokens, out, b"CLIENT_ERROR options flags too long")
+        {
+            return refused;
         }
         let mut errstr: &'static [u8] = BAD_FORMAT;
         let mut key = Key::new(t.get(1));
@@ -581,14 +571,10 @@ impl Connection {
         out: &mut dyn Output,
         store: &mut Store,
     ) -> Flow {
-        if ntokens < 3 {
-            return error(out);
-        }
-        if t.get(1).len() > KEY_MAX_LENGTH {
-            return errstring(out, BAD_FORMAT);
-        }
-        if ntokens > MAX_OPT_LENGTH {
-            return errstring(out, b"CLIENT_ERROR options flags too long");
+        if let Some(refused) =
+            opening_checks(t, ntokens, out, b"CLIENT_ERROR options flags too long")
+        {
+            return refused;
         }
         let mut errstr: &'static [u8] = BAD_FORMAT;
         let mut key = Key::new(t.get(1));

@@ -1257,17 +1257,17 @@ fn get_keys(
     GetEnd::Done
 }
 
-/// A reply line built on the stack: a `VALUE` header is at most 6 + 255 + 3 x 21 + 2
-/// bytes.
-struct Line {
-    buf: [u8; 328],
+/// A reply line built on the stack, `N` bytes at most: the classic commands' lines
+/// ([`Line`]) and the meta commands' (`meta::MetaLine`).
+struct StackLine<const N: usize> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl Line {
-    fn new() -> Line {
-        Line {
-            buf: [0; 328],
+impl<const N: usize> StackLine<N> {
+    fn new() -> StackLine<N> {
+        StackLine {
+            buf: [0; N],
             len: 0,
         }
     }
@@ -1277,23 +1277,18 @@ impl Line {
         self.len += b.len();
     }
 
-    fn num(&mut self, mut v: u64) {
-        let start = self.len;
-        loop {
-            self.buf[self.len] = b'0' + (v % 10) as u8;
-            self.len += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.buf[start..self.len].reverse();
+    fn num(&mut self, v: u64) {
+        let (d, s) = cnum::u64_digits(v);
+        self.put(&d[s..]);
     }
 
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
+
+/// A classic reply line: a `VALUE` header is at most 6 + 255 + 3 x 21 + 2 bytes.
+type Line = StackLine<328>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StoreKind {
