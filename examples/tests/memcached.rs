@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,17 @@ use evloop::{EventLoop, Exit, WakeHandle};
 use evloop_examples::memcached::{self, Memcached};
 use evloop_memcache_engine::{parse_args, Command, Config, Store};
 use memcache::{Client, MemcacheError};
+
+/// `connection_limit_of_5000_is_honoured` holds thousands of fds: while it runs, a server
+/// started by a test beside it (the harness runs them on parallel threads) would get fd
+/// numbers past select(2)'s FD_SETSIZE, which the select backend refuses, as documented.
+/// It takes this lock to write, every other test to read.
+static FDS: RwLock<()> = RwLock::new(());
+
+/// For a test that needs few fds: waits while the 5000-connection test runs.
+fn few_fds() -> RwLockReadGuard<'static, ()> {
+    FDS.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A server running on its own thread, stopped (and checked) on drop.
 struct Server {
@@ -94,6 +106,7 @@ fn read_until(s: &mut TcpStream, end: &[u8]) -> Vec<u8> {
 
 #[test]
 fn storage_commands() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let c = server.client();
     c.set("a", "1", 0).unwrap();
@@ -129,6 +142,7 @@ fn storage_commands() {
 
 #[test]
 fn cas_incr_decr_touch() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let c = server.client();
     c.set("k", "v1", 0).unwrap();
@@ -164,6 +178,7 @@ fn cas_incr_decr_touch() {
 
 #[test]
 fn flush_stats_version() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let c = server.client();
     for i in 0..10 {
@@ -202,6 +217,7 @@ fn flush_stats_version() {
 
 #[test]
 fn many_keys_and_multi_get() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let c = server.client();
     for i in 0..5000 {
@@ -224,6 +240,7 @@ fn many_keys_and_multi_get() {
 
 #[test]
 fn values_at_the_item_size_limit() {
+    let _few = few_fds();
     for (flags, limit) in [(&[][..], 1usize << 20), (&["-I", "2m"][..], 2 << 20)] {
         let server = Server::start(flags);
         let c = server.client();
@@ -253,6 +270,7 @@ fn values_at_the_item_size_limit() {
 
 #[test]
 fn concurrent_clients() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -276,6 +294,7 @@ fn concurrent_clients() {
 
 #[test]
 fn connection_limit_refuses_politely() {
+    let _few = few_fds();
     let server = Server::start(&["-c", "2"]);
     let mut a = server.raw();
     let mut b = server.raw();
@@ -305,6 +324,7 @@ fn connection_limit_refuses_politely() {
 /// 5001st refused politely.
 #[test]
 fn connection_limit_of_5000_is_honoured() {
+    let _many = FDS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     let server = Server::start(&["-c", "5000"]);
     // A backend that cannot watch every fd number (select(2): below FD_SETSIZE) serves
     // the connections it can watch and tells the others the server is full, as
@@ -356,6 +376,7 @@ fn stat(s: &mut TcpStream, name: &str) -> String {
 
 #[test]
 fn a_client_that_does_not_read_stalls_nobody() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let c = server.client();
     let value = vec![b'v'; 500_000];
@@ -386,6 +407,7 @@ fn a_client_that_does_not_read_stalls_nobody() {
 
 #[test]
 fn malformed_commands_do_not_disturb_others() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let c = server.client();
     c.set("k", "good", 0).unwrap();
@@ -406,6 +428,7 @@ fn malformed_commands_do_not_disturb_others() {
 
 #[test]
 fn quit_closes_after_replying() {
+    let _few = few_fds();
     let server = Server::start(&[]);
     let mut s = server.raw();
     s.write_all(b"set q 0 0 1\r\nx\r\nget q\r\nquit\r\nget q\r\n")
@@ -417,6 +440,7 @@ fn quit_closes_after_replying() {
 
 #[test]
 fn pipelined_requests_beyond_the_per_event_budget() {
+    let _few = few_fds();
     // 1000 requests in one write: the connection yields every 20 (memcached's -R) and
     // every reply comes, in order.
     let server = Server::start(&["-R", "20"]);
@@ -446,6 +470,7 @@ fn pipelined_requests_beyond_the_per_event_budget() {
 
 #[test]
 fn worker_threads_share_one_store() {
+    let _few = few_fds();
     // `-t 3`: three loops on one `SharedPort` (SO_REUSEPORT listeners where the kernel
     // balances), one store.
     let Command::Run(config) = parse_args(["-p", "0", "-t", "3", "-U", "0"]).unwrap() else {
