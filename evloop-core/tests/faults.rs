@@ -380,8 +380,11 @@ fn random_registration_failures_leave_a_consistent_loop() {
             }
             // Remove one now and then: the model follows.
             if i % 7 == 0 && !live.is_empty() {
-                let (id, ..) = live.swap_remove(0);
+                // The socket stays open until it is removed (the contract): closed first,
+                // its number could already name another test's file.
+                let (id, _, s, peer) = live.swap_remove(0);
                 el.ctx().remove(id).unwrap();
+                drop((s, peer));
             }
             assert_eq!(el.ctx().source_count(), live.len());
             assert_eq!(el.ctx().backend().len(), live.len() + 1); // + the wake fd
