@@ -2229,17 +2229,26 @@ mod tests {
         assert_eq!(run(&input), b"END\r\n");
     }
 
+    /// A store on a manual clock (at 1,700,000,000 s), and the clock to move.
+    fn clocked() -> (Arc<ManualClock>, Store) {
+        let clock = Arc::new(ManualClock::new(1_700_000_000));
+        let s = Store::with_clock(StoreConfig::default(), clock.clone());
+        (clock, s)
+    }
+
+    /// The replies of `conn` to `input`, as text.
+    fn say_on(conn: &mut Connection, input: &[u8], s: &mut Store, env: &ServerStats) -> String {
+        let mut out = Vec::new();
+        conn.process(input, &mut out, s, env);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn meta_times_follow_the_clock() {
-        let clock = Arc::new(ManualClock::new(1_700_000_000));
-        let mut s = Store::with_clock(StoreConfig::default(), clock.clone());
+        let (clock, mut s) = clocked();
         let env = ServerStats::default();
         let mut conn = Connection::new();
-        let mut say = |input: &[u8], s: &mut Store| {
-            let mut out = Vec::new();
-            conn.process(input, &mut out, s, &env);
-            String::from_utf8(out).unwrap()
-        };
+        let mut say = |input: &[u8], s: &mut Store| say_on(&mut conn, input, s, &env);
         assert_eq!(
             say(b"ms k 1 T100\r\nx\r\nmg k t l h\r\n", &mut s),
             "HD\r\nHD t100 l0 h0\r\n"
@@ -2267,15 +2276,10 @@ mod tests {
     /// `-o no_lru_maintainer,no_lru_crawler`), on a manual clock.
     #[test]
     fn stats_items_and_slabs_format() {
-        let clock = Arc::new(ManualClock::new(1_700_000_000));
-        let mut s = Store::with_clock(StoreConfig::default(), clock.clone());
+        let (clock, mut s) = clocked();
         let env = ServerStats::default();
         let mut conn = Connection::new();
-        let mut say = |input: &[u8], s: &mut Store| {
-            let mut out = Vec::new();
-            conn.process(input, &mut out, s, &env);
-            String::from_utf8(out).unwrap()
-        };
+        let mut say = |input: &[u8], s: &mut Store| say_on(&mut conn, input, s, &env);
         assert_eq!(
             say(b"stats items\r\nstats slabs\r\n", &mut s),
             "END\r\nSTAT active_slabs 0\r\nSTAT total_malloced 0\r\nEND\r\n"
