@@ -4,7 +4,8 @@
 #
 # Implementations, all speaking the same flags and printing the same SUMMARY line:
 #   evloop     target/release/pipechain -b epoll   (this project; more backends via
-#              EXTRA_EVLOOP_BACKENDS="poll select", shown as evloop-poll, evloop-select)
+#              EXTRA_EVLOOP_BACKENDS="uring poll select", shown as evloop-uring, ...;
+#              the counting modes --callgrind and --strace include them too)
 #   libev      bench/out/pipechain_libev           (libev 4, bench/c/pipechain_libev.c)
 #   libevent   bench/out/pipechain_libevent        (libevent 2.1, bench/c/pipechain_libevent.c)
 #   mio        target/release/pipechain-mio        (mio 1.x, bench/src/bin/pipechain_mio.rs)
@@ -286,9 +287,12 @@ MARGINAL_ITERS=5
 
 # all implementations for the counting modes
 count_impls() {
-    local impls=(libev libevent mio raw-epoll)
-    [ $HAVE_EVLOOP = 1 ] && impls=(evloop "${impls[@]}")
-    echo "${impls[@]}"
+    local impls=(libev libevent mio raw-epoll) evs=() b
+    if [ $HAVE_EVLOOP = 1 ]; then
+        evs=(evloop)
+        for b in ${EXTRA_EVLOOP_BACKENDS:-}; do evs+=("evloop-$b"); done
+    fi
+    echo "${evs[@]}" "${impls[@]}"
 }
 
 # callgrind_ir NAME ARGS...: total Ir of one run under callgrind ("-" on failure).

@@ -88,6 +88,32 @@
 //!   `Uring::new` then fails with an error that says so, and `UringOrEpoll` falls back
 //!   to epoll.
 //!
+//! # Completion I/O
+//!
+//! A readiness backend tells the caller when a socket can be read or written, and the
+//! caller makes the `read`/`write` calls. A completion backend (io_uring:
+//! [`Backend::completion_io`] is `true`) can do a socket's I/O itself, so a request and
+//! its reply cost no syscall of their own: the whole iteration's I/O rides on the one
+//! `io_uring_enter` that waits. A registration opts in with [`Interest::COMPLETION`]:
+//!
+//! * `READ | COMPLETION` on a connected stream socket keeps a receive running into the
+//!   backend's own buffers; a connection's bytes are reported as `READABLE` and taken
+//!   with [`Backend::recv_take`] (end of file and errors come back from it too, after
+//!   the bytes). Dropping `READ` stops receiving (what was received stays until taken);
+//!   bytes left untaken are reported again by the next wait, as a level-triggered fd is.
+//! * `READ | COMPLETION` on a listening socket keeps an accept running; new connections
+//!   are reported as `READABLE` and taken with [`Backend::accept_take`].
+//! * [`Backend::send`] hands the backend a buffer to write whole; `WRITE` interest arms
+//!   nothing in completion mode, and the send's end is reported as `WRITABLE` to a
+//!   registration watching `WRITE`. [`Backend::send_done`] gives the buffer back with
+//!   the result. The backend owns the buffer while the kernel may read it: a
+//!   deregistration with a send in flight cancels the send and keeps the buffer until
+//!   the kernel is done with it.
+//!
+//! Readiness backends keep the defaults: `completion_io` is `false`, the bit is ignored,
+//! and the calls fail with `Unsupported`. Code that must run on both asks
+//! `completion_io()` once and picks its path (as `BufSlab` and `Listener` in the core do).
+//!
 //! # Waking and forking
 //!
 //! The cross-thread wake is a [`crate::Waker`], registered like any fd under a token the
@@ -95,8 +121,35 @@
 //! child and re-registers everything that was registered.
 
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
+
+/// What [`Backend::recv_take`] copied out: `len` bytes, and whether the peer's end of
+/// file comes after them (nothing more will arrive).
+///
+/// ```
+/// use evloop_backends::Received;
+/// let r = Received { len: 0, eof: true };
+/// assert!(r.eof);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Received {
+    /// Bytes copied into the caller's buffer.
+    pub len: usize,
+    /// The peer closed its side and every byte it sent was taken.
+    pub eof: bool,
+}
+
+/// The error of a completion call on a backend without completion I/O.
+fn no_completion_io(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "the {name} backend has no completion I/O (check `Backend::completion_io()`; \
+             io_uring has it)"
+        ),
+    )
+}
 
 /// What a registration asks to be told about. Combine with `|`.
 ///
@@ -120,6 +173,16 @@ impl Interest {
     pub const PEER_CLOSED: Interest = Interest(4);
     /// Edge-triggered: report a readiness once per transition (see the module docs).
     pub const EDGE: Interest = Interest(8);
+    /// Completion I/O: the backend does this socket's reading itself (see "Completion
+    /// I/O" in the module docs). Backends without it ([`Backend::completion_io`] is
+    /// `false`) ignore the bit.
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// let i = Interest::READ | Interest::COMPLETION;
+    /// assert!(i.is_completion() && i.is_readable() && !Interest::READ.is_completion());
+    /// ```
+    pub const COMPLETION: Interest = Interest(16);
 
     /// The raw bits.
     ///
@@ -136,7 +199,7 @@ impl Interest {
     /// assert_eq!(Interest::from_bits(3), Interest::READ | Interest::WRITE);
     /// ```
     pub const fn from_bits(bits: u8) -> Interest {
-        Interest(bits & 0x0f)
+        Interest(bits & 0x1f)
     }
     /// Whether no readiness kind is asked for (`EDGE` alone counts as empty).
     ///
@@ -180,6 +243,15 @@ impl Interest {
     pub const fn is_edge(self) -> bool {
         self.0 & 8 != 0
     }
+    /// Whether `COMPLETION` is set.
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// assert!((Interest::READ | Interest::COMPLETION).is_completion());
+    /// ```
+    pub const fn is_completion(self) -> bool {
+        self.0 & 16 != 0
+    }
     /// Whether every bit of `other` is set in `self`.
     ///
     /// ```
@@ -188,6 +260,16 @@ impl Interest {
     /// ```
     pub const fn contains(self, other: Interest) -> bool {
         self.0 & other.0 == other.0
+    }
+    /// `self` with the bits of `other` (`|`, usable in a `const`).
+    ///
+    /// ```
+    /// use evloop_backends::Interest;
+    /// const RW: Interest = Interest::READ.union(Interest::WRITE);
+    /// assert_eq!(RW, Interest::READ | Interest::WRITE);
+    /// ```
+    pub const fn union(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
     }
     /// `self` without the bits of `other`.
     ///
@@ -215,7 +297,13 @@ impl std::ops::BitOrAssign for Interest {
 
 impl std::fmt::Debug for Interest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = [(1, "READ"), (2, "WRITE"), (4, "PEER_CLOSED"), (8, "EDGE")];
+        let names = [
+            (1, "READ"),
+            (2, "WRITE"),
+            (4, "PEER_CLOSED"),
+            (8, "EDGE"),
+            (16, "COMPLETION"),
+        ];
         write_flags(f, self.0 as u16, &names, "NONE")
     }
 }
@@ -634,6 +722,75 @@ pub trait Backend: Sized {
     /// assert_eq!(Poll::new(8).unwrap().len(), 0);
     /// ```
     fn len(&self) -> usize;
+
+    /// Whether this backend does completion I/O (see "Completion I/O" in the module
+    /// docs): `true` for io_uring; `false` for readiness backends.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll};
+    /// assert!(!Poll::new(8).unwrap().completion_io());
+    /// ```
+    #[inline]
+    fn completion_io(&self) -> bool {
+        false
+    }
+
+    /// Take up to `buf.len()` bytes a completion-mode registration of `fd` received.
+    /// `Ok` with `len == 0` and `eof == false`: nothing waiting. After the last bytes,
+    /// end of file is `eof == true`, and a receive error is returned as the error (each
+    /// keeps being reported until the fd is deregistered).
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll};
+    /// let mut b = Poll::new(8).unwrap();
+    /// let e = b.recv_take(0, &mut [0; 16]).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+    /// ```
+    fn recv_take(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+        let _ = (fd, buf);
+        Err(no_completion_io(Self::NAME))
+    }
+
+    /// Write all of `buf` to `fd` (registered), as a request the next wait submits; its
+    /// end is reported as `WRITABLE` and collected with [`send_done`](Self::send_done).
+    /// One send per fd at a time. Refused (with the buffer handed back) when one is in
+    /// flight (`WouldBlock`), `buf` is empty, `fd` is not registered, or the backend has
+    /// no completion I/O (`Unsupported`).
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll};
+    /// let mut b = Poll::new(8).unwrap();
+    /// let (buf, e) = b.send(0, b"hi".to_vec()).unwrap_err();
+    /// assert_eq!((buf.len(), e.kind()), (2, std::io::ErrorKind::Unsupported));
+    /// ```
+    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), (Vec<u8>, io::Error)> {
+        let _ = fd;
+        Err((buf, no_completion_io(Self::NAME)))
+    }
+
+    /// The buffer of `fd`'s finished send (emptied, for reuse) with its result: `Ok`
+    /// once every byte was written. `None` while it is in flight or if there is none.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll};
+    /// assert!(Poll::new(8).unwrap().send_done(0).is_none());
+    /// ```
+    fn send_done(&mut self, fd: RawFd) -> Option<(Vec<u8>, io::Result<()>)> {
+        let _ = fd;
+        None
+    }
+
+    /// The next connection a completion-mode listening socket `fd` accepted (non-blocking
+    /// and close-on-exec), or the error an accept met; `None` when there is none waiting.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, Poll};
+    /// assert!(Poll::new(8).unwrap().accept_take(0).is_none());
+    /// ```
+    fn accept_take(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
+        let _ = fd;
+        None
+    }
 
     /// Whether no fd is registered.
     ///

@@ -907,6 +907,29 @@ impl<B: Backend> Backend for FaultInjecting<B> {
     fn len(&self) -> usize {
         self.inner.len()
     }
+
+    // Completion I/O passes through: its faults are the kernel's completions (short
+    // sends are finished by the backend itself).
+    #[inline]
+    fn completion_io(&self) -> bool {
+        self.inner.completion_io()
+    }
+
+    fn recv_take(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<crate::Received> {
+        self.inner.recv_take(fd, buf)
+    }
+
+    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), (Vec<u8>, io::Error)> {
+        self.inner.send(fd, buf)
+    }
+
+    fn send_done(&mut self, fd: RawFd) -> Option<(Vec<u8>, io::Result<()>)> {
+        self.inner.send_done(fd)
+    }
+
+    fn accept_take(&mut self, fd: RawFd) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        self.inner.accept_take(fd)
+    }
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ mod kqueue;
 mod poll;
 mod select;
 
-pub use contract::{Backend, BackendEvent, Interest, Ready};
+pub use contract::{Backend, BackendEvent, Interest, Ready, Received};
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
 pub use devpoll::DevPoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]

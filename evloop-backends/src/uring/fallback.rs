@@ -164,4 +164,25 @@ impl Backend for UringOrEpoll {
     fn len(&self) -> usize {
         forward!(self, b => b.len())
     }
+
+    #[inline]
+    fn completion_io(&self) -> bool {
+        forward!(self, b => b.completion_io())
+    }
+
+    fn recv_take(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<crate::Received> {
+        forward!(self, b => b.recv_take(fd, buf))
+    }
+
+    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), (Vec<u8>, io::Error)> {
+        forward!(self, b => b.send(fd, buf))
+    }
+
+    fn send_done(&mut self, fd: RawFd) -> Option<(Vec<u8>, io::Result<()>)> {
+        forward!(self, b => b.send_done(fd))
+    }
+
+    fn accept_take(&mut self, fd: RawFd) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        forward!(self, b => b.accept_take(fd))
+    }
 }

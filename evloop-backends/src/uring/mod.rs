@@ -1,7 +1,11 @@
-//! Linux `io_uring(7)` as a readiness backend: see [`Uring`]. The fallback for kernels
-//! and sandboxes that refuse io_uring is [`UringOrEpoll`] (`fallback.rs`); what goes into
-//! and comes out of the ring is in `records.rs`.
+//! Linux `io_uring(7)` as a readiness backend with completion I/O: see [`Uring`]. The
+//! fallback for kernels and sandboxes that refuse io_uring is [`UringOrEpoll`]
+//! (`fallback.rs`); what goes into and comes out of the ring is in `records.rs`;
+//! completion mode's receive buffers are in `bufring.rs` and its per-fd state in
+//! `completion.rs`.
 
+mod bufring;
+mod completion;
 mod fallback;
 mod records;
 
@@ -9,15 +13,17 @@ pub use fallback::UringOrEpoll;
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::changelist::ChangeList;
 use crate::sys::{already_registered, check_open, negative_fd, not_registered, Deadline};
-use crate::{Backend, BackendEvent, Interest, Ready};
-use records::{decode, poll_data, poll_mask, ready, GEN_MASK, INTERNAL};
+use crate::{Backend, BackendEvent, Interest, Ready, Received};
+use bufring::{BufRing, BGID};
+use completion::{Completion, Sock, RX_EOF};
+use records::{decode, poll_mask, ready, request_data, Kind, GEN_MASK, INTERNAL};
 
 /// The longest single wait handed to the kernel (about 34 years): longer ones are
 /// clamped, and the caller waits again. Far below where the kernel's deadline
@@ -56,6 +62,26 @@ struct Slot {
     /// per fd per wait).
     epoch: u64,
     idx: u32,
+    /// What the armed request is: a poll, or in completion mode a receive or an accept.
+    kind: Kind,
+    /// Completion mode: whether the socket listens (asked once per registration).
+    sock: Sock,
+    /// Completion mode: a multishot receive ended for want of buffers; armed again when
+    /// one is given back.
+    starved: bool,
+    /// In the list of fds the next wait reports again (data left untaken, say).
+    again: bool,
+    /// Completion mode's receive queue: first and last buffer plus one (0: empty), the
+    /// offset taken from the first, and how the stream ended (0: it has not,
+    /// [`RX_EOF`], or a negative errno).
+    rx_head: u32,
+    rx_tail: u32,
+    rx_off: u32,
+    rx_end: i32,
+    /// The generation of the first request armed for this registration: a receive or
+    /// accept of this generation or later delivers to it even if cancelled since (the
+    /// bytes and connections are the stream's, not the request's).
+    reg_gen: u32,
 }
 
 /// One completion, kept over from a wait whose event buffer was full.
@@ -150,6 +176,8 @@ pub struct Uring {
     failed: Vec<u64>,
     nfailed_reported: usize,
     enters: Cell<u64>,
+    /// Completion mode: buffers, sends, accepted connections.
+    cx: Completion,
 }
 
 /// The error for a ring the kernel refused to create (or one too old to use).
@@ -209,8 +237,9 @@ fn submit(ring: &IoUring, enters: &Cell<u64>) -> io::Result<()> {
 /// Queue one request; when the submission ring is full, submit what it holds first.
 /// Returns whether the request is queued.
 fn push(ring: &mut IoUring, sqe: &squeue::Entry, enters: &Cell<u64>) -> bool {
-    // SAFETY: POLL_ADD and POLL_REMOVE requests point to no memory of ours (an fd number,
-    // a mask, a user_data value), so nothing must outlive the submission.
+    // SAFETY: polls, cancellations, receives into the registered buffer ring and accepts
+    // point to no memory of ours that could go away; a send's buffer is kept alive by
+    // its caller (`submit_send`) until the send completes.
     if unsafe { ring.submission().push(sqe) }.is_ok() {
         return true;
     }
@@ -221,7 +250,9 @@ fn push(ring: &mut IoUring, sqe: &squeue::Entry, enters: &Cell<u64>) -> bool {
     unsafe { ring.submission().push(sqe) }.is_ok()
 }
 
-/// Arm a poll request for `fd` in the next generation. Returns whether it is queued.
+/// Arm the request `interest` calls for on `fd`, in the next generation: a poll, or in
+/// completion mode a multishot receive (an accept on a listening socket) when reading
+/// is wanted, and nothing otherwise. Returns whether it is queued.
 fn arm(
     ring: &mut IoUring,
     slot: &mut Slot,
@@ -229,17 +260,44 @@ fn arm(
     interest: Interest,
     mode: Mode,
     enters: &Cell<u64>,
+    cx: &mut Completion,
 ) -> bool {
     let gen = slot.gen.wrapping_add(1) & GEN_MASK;
-    let sqe = opcode::PollAdd::new(types::Fd(fd), poll_mask(interest))
-        .multi(mode != Mode::OneShot)
-        .build()
-        .user_data(poll_data(fd, gen));
+    let (kind, sqe) = if interest.is_completion() {
+        if !interest.is_readable() || cx.bufs.is_none() {
+            return true; // sends are submitted one by one; nothing to arm
+        }
+        if slot.sock == Sock::Unknown {
+            slot.sock = Sock::of(fd);
+        }
+        if slot.sock == Sock::Listening {
+            let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+            let sqe = opcode::AcceptMulti::new(types::Fd(fd)).flags(flags).build();
+            (Kind::Accept, sqe)
+        } else {
+            (
+                Kind::Recv,
+                opcode::RecvMulti::new(types::Fd(fd), BGID).build(),
+            )
+        }
+    } else {
+        let sqe = opcode::PollAdd::new(types::Fd(fd), poll_mask(interest))
+            .multi(mode != Mode::OneShot)
+            .build();
+        (Kind::Poll, sqe)
+    };
+    let sqe = sqe.user_data(request_data(kind, fd, gen));
+    // SAFETY: POLL_ADD, a multishot receive into the registered buffer ring (which lives
+    // until no request can use it) and a multishot accept point to no memory of ours.
     if !push(ring, &sqe, enters) {
         return false;
     }
+    if kind != Kind::Poll {
+        cx.inflight += 1;
+    }
     slot.gen = gen;
     slot.armed = true;
+    slot.kind = kind;
     slot.mode = mode;
     slot.quiet_next = false;
     true
@@ -248,76 +306,336 @@ fn arm(
 /// Cancel the request armed for `fd`, if any. Whatever it still completes is stale.
 fn disarm(ring: &mut IoUring, slot: &mut Slot, fd: RawFd, enters: &Cell<u64>) {
     if slot.armed {
-        let sqe = opcode::PollRemove::new(poll_data(fd, slot.gen))
-            .build()
-            .user_data(INTERNAL);
+        let target = request_data(slot.kind, fd, slot.gen);
+        let sqe = if slot.kind == Kind::Poll {
+            opcode::PollRemove::new(target).build()
+        } else {
+            opcode::AsyncCancel::new(target).build()
+        };
         // If even this cannot be queued, the request stays armed with a generation no
         // completion will be accepted for (`armed` is false, and any new arm moves on).
-        push(ring, &sqe, enters);
+        push(ring, &sqe.user_data(INTERNAL), enters);
         slot.armed = false;
     }
 }
 
-/// Account one completion: drop it if stale, else turn it into (or merge it with) an
-/// event. Returns `false`, changing nothing, if it needs a new event and `events` is full.
-fn complete(
-    c: Cqe,
-    table: &mut ChangeList,
-    slots: &mut [Slot],
-    events: &mut [BackendEvent],
-    n: &mut usize,
-    wait_no: u64,
-) -> bool {
-    let Some((fd, gen)) = decode(c.user_data) else {
-        return true; // a POLL_REMOVE's own completion
-    };
-    let Some(st) = table.get(fd) else {
-        return true; // deregistered since
-    };
-    let slot = &mut slots[fd as usize];
-    if !slot.armed || slot.gen != gen {
-        return true; // cancelled or replaced since
+/// Put `fd` in the list the next wait reports again (once).
+fn note_again(slot: &mut Slot, cx: &mut Completion, fd: RawFd) {
+    if !slot.again {
+        slot.again = true;
+        cx.again.push(fd);
     }
-    let (interest, token) = (st.kernel, st.kernel_token);
-    let more = slot.mode != Mode::OneShot && cqueue::more(c.flags);
-    let (r, park) = match c.result {
-        res if res >= 0 => (ready(res as u32, interest), false),
-        // Cancelled by the kernel, not by us (ours are never the armed generation).
-        res if res == -libc::ECANCELED => (Ready::EMPTY, false),
-        // EBADF: the fd was closed while registered; anything else: the kernel cannot
-        // poll it. Reported once, never re-armed (so it cannot spin).
-        _ => (Ready::ERROR, true),
-    };
-    let merge = slot.epoch == wait_no;
-    if !r.is_empty() && !merge && *n == events.len() {
-        return false;
+}
+
+/// Give buffer `bid` back to the kernel; receives that starved for buffers are armed
+/// again by the next enter.
+fn give_back(bid: u16, cx: &mut Completion, table: &mut ChangeList, slots: &mut [Slot]) {
+    if let Some(bufs) = cx.bufs.as_mut() {
+        bufs.provide(bid);
     }
-    if !more {
-        slot.armed = false;
-    }
-    if park {
-        slot.parked = true;
-        table.reset_kernel(fd, false);
-    } else if !more || (slot.mode == Mode::Quiet && !r.is_empty()) {
-        // Arm again by the next enter: one-shot after a report, multishot the kernel
-        // ended, or back to one-shot after a quiet wait.
-        if slot.mode == Mode::OneShot && r.is_empty() {
-            slot.quiet_next = true;
-        }
+    for fd in cx.starved.drain(..) {
+        slots[fd as usize].starved = false;
         table.reset_kernel(fd, true);
     }
-    if r.is_empty() {
-        return true;
+}
+
+/// Drop `fd`'s receive queue, giving its buffers back.
+fn drop_received(slot: &mut Slot, cx: &mut Completion) {
+    if let Some(bufs) = cx.bufs.as_mut() {
+        while slot.rx_head != 0 {
+            let bid = (slot.rx_head - 1) as u16;
+            slot.rx_head = bufs.next(bid);
+            bufs.provide(bid);
+        }
     }
-    if merge {
-        let ev = &mut events[slot.idx as usize];
-        ev.ready |= r;
-    } else {
-        events[*n] = BackendEvent { token, ready: r };
-        slot.epoch = wait_no;
-        slot.idx = *n as u32;
-        *n += 1;
+    slot.rx_head = 0;
+    slot.rx_tail = 0;
+    slot.rx_off = 0;
+    slot.rx_end = 0;
+}
+
+/// Where one reap puts what it finds: the backend's tables and this wait's events.
+struct Sink<'a> {
+    table: &'a mut ChangeList,
+    slots: &'a mut [Slot],
+    events: &'a mut [BackendEvent],
+    n: usize,
+    wait_no: u64,
+    cx: &'a mut Completion,
+}
+
+impl Sink<'_> {
+    /// Whether `fd` can be reported in this wait (it already is, or there is room).
+    fn has_room(&self, fd: RawFd) -> bool {
+        self.slots[fd as usize].epoch == self.wait_no || self.n < self.events.len()
     }
+
+    /// Report `r` for `fd` under `token`, merged into its event of this wait if any
+    /// (the caller checked [`has_room`](Self::has_room)).
+    fn report(&mut self, fd: RawFd, token: u64, r: Ready) {
+        let slot = &mut self.slots[fd as usize];
+        if slot.epoch == self.wait_no {
+            self.events[slot.idx as usize].ready |= r;
+        } else {
+            self.events[self.n] = BackendEvent { token, ready: r };
+            slot.epoch = self.wait_no;
+            slot.idx = self.n as u32;
+            self.n += 1;
+        }
+    }
+
+    /// Account one completion: drop it if stale, else turn it into (or merge it with)
+    /// an event. Returns `false`, changing nothing, if it needs a new event and the
+    /// event buffer is full.
+    fn complete(&mut self, c: Cqe) -> bool {
+        let Some((kind, fd, gen)) = decode(c.user_data) else {
+            return true; // a POLL_REMOVE's or ASYNC_CANCEL's own completion
+        };
+        match kind {
+            Kind::Poll => self.polled(c, fd, gen),
+            Kind::Recv => self.received(c, fd, gen),
+            Kind::Accept => self.accepted(c, fd, gen),
+            Kind::Send => self.sent(c, fd, gen),
+        }
+    }
+
+    /// The armed request of `fd` is this generation and kind (not stale).
+    fn is_armed(&self, fd: RawFd, gen: u32, kind: Kind) -> bool {
+        let slot = &self.slots[fd as usize];
+        self.table.get(fd).is_some() && slot.armed && slot.gen == gen && slot.kind == kind
+    }
+
+    /// A request of generation `gen` was armed during `fd`'s current registration (it
+    /// may have been cancelled or replaced since).
+    fn is_this_registration(&self, fd: RawFd, gen: u32) -> bool {
+        let slot = &self.slots[fd as usize];
+        let age = |g: u32| g.wrapping_sub(slot.reg_gen) & GEN_MASK;
+        self.table.get(fd).is_some() && age(gen) <= age(slot.gen)
+    }
+
+    fn polled(&mut self, c: Cqe, fd: RawFd, gen: u32) -> bool {
+        if !self.is_armed(fd, gen, Kind::Poll) {
+            return true; // deregistered, cancelled or replaced since
+        }
+        let st = self.table.get(fd).expect("checked by is_armed");
+        let (interest, token) = (st.kernel, st.kernel_token);
+        let slot = &self.slots[fd as usize];
+        let more = slot.mode != Mode::OneShot && cqueue::more(c.flags);
+        let (r, park) = match c.result {
+            res if res >= 0 => (ready(res as u32, interest), false),
+            // Cancelled by the kernel, not by us (ours are never the armed generation).
+            res if res == -libc::ECANCELED => (Ready::EMPTY, false),
+            // EBADF: the fd was closed while registered; anything else: the kernel cannot
+            // poll it. Reported once, never re-armed (so it cannot spin).
+            _ => (Ready::ERROR, true),
+        };
+        if !r.is_empty() && !self.has_room(fd) {
+            return false;
+        }
+        let slot = &mut self.slots[fd as usize];
+        if !more {
+            slot.armed = false;
+        }
+        if park {
+            slot.parked = true;
+            self.table.reset_kernel(fd, false);
+        } else if !more || (slot.mode == Mode::Quiet && !r.is_empty()) {
+            // Arm again by the next enter: one-shot after a report, multishot the kernel
+            // ended, or back to one-shot after a quiet wait.
+            if slot.mode == Mode::OneShot && r.is_empty() {
+                slot.quiet_next = true;
+            }
+            self.table.reset_kernel(fd, true);
+        }
+        if !r.is_empty() {
+            self.report(fd, token, r);
+        }
+        true
+    }
+
+    fn received(&mut self, c: Cqe, fd: RawFd, gen: u32) -> bool {
+        let more = cqueue::more(c.flags);
+        let bid = cqueue::buffer_select(c.flags);
+        if !self.is_this_registration(fd, gen) {
+            // Stale (the fd was deregistered): its buffer, if it took one, goes back.
+            if !more {
+                self.cx.finished();
+            }
+            if let Some(b) = bid {
+                give_back(b, self.cx, self.table, self.slots);
+            }
+            return true;
+        }
+        // The armed receive, or one cancelled since (by a pause) whose bytes still
+        // belong to the stream: they are queued either way, in order.
+        let current = self.is_armed(fd, gen, Kind::Recv);
+        let token = self.table.get(fd).expect("checked above").kernel_token;
+        let res = c.result;
+        let quiet = res == -libc::ENOBUFS || res == -libc::ECANCELED;
+        if !quiet && !self.has_room(fd) {
+            return false;
+        }
+        let slot = &mut self.slots[fd as usize];
+        if !more {
+            self.cx.finished();
+            if current {
+                slot.armed = false;
+            }
+        }
+        match (res, bid) {
+            (len, Some(b)) if len > 0 => {
+                let bufs = self
+                    .cx
+                    .bufs
+                    .as_mut()
+                    .expect("receives need the buffer ring");
+                bufs.set_len(b, len as u32);
+                bufs.set_next(b, 0);
+                if slot.rx_tail != 0 {
+                    bufs.set_next((slot.rx_tail - 1) as u16, b as u32 + 1);
+                } else {
+                    slot.rx_head = b as u32 + 1;
+                }
+                slot.rx_tail = b as u32 + 1;
+                if current && !more {
+                    self.table.reset_kernel(fd, true); // the kernel ended it: arm again
+                }
+            }
+            (e, _) if e == -libc::ENOBUFS => {
+                if current {
+                    // Every buffer is queued somewhere: armed again once one comes back.
+                    slot.starved = true;
+                    self.cx.starved.push(fd);
+                    self.table.reset_kernel(fd, false);
+                }
+            }
+            (e, _) if e == -libc::ECANCELED => {
+                if current && !more {
+                    self.table.reset_kernel(fd, true);
+                }
+            }
+            (end, b) => {
+                // End of file (0) or an error: the stream is over, never armed again.
+                slot.rx_end = if end == 0 {
+                    RX_EOF
+                } else if end > 0 {
+                    -libc::EIO // data without a buffer: cannot happen
+                } else {
+                    end
+                };
+                slot.parked = true;
+                self.table.reset_kernel(fd, false);
+                if let Some(b) = b {
+                    give_back(b, self.cx, self.table, self.slots);
+                }
+            }
+        }
+        if !quiet {
+            self.report(fd, token, Ready::READABLE);
+            // Reported by later waits too until taken (level-triggered).
+            note_again(&mut self.slots[fd as usize], self.cx, fd);
+        }
+        true
+    }
+
+    fn accepted(&mut self, c: Cqe, fd: RawFd, gen: u32) -> bool {
+        let more = cqueue::more(c.flags);
+        if !self.is_this_registration(fd, gen) {
+            if !more {
+                self.cx.finished();
+            }
+            if c.result >= 0 {
+                // SAFETY: a connection accepted for a listener deregistered since.
+                unsafe { libc::close(c.result) };
+            }
+            return true;
+        }
+        // A connection accepted by a request cancelled since (a pause) is still this
+        // listener's: queued all the same.
+        let current = self.is_armed(fd, gen, Kind::Accept);
+        let token = self.table.get(fd).expect("checked above").kernel_token;
+        let cancelled = c.result == -libc::ECANCELED;
+        if !cancelled && !self.has_room(fd) {
+            return false;
+        }
+        if !more {
+            self.cx.finished();
+        }
+        if !more && current {
+            self.slots[fd as usize].armed = false;
+            // Ended by an error (EMFILE, say) or by the kernel: armed again by the next
+            // enter unless the caller stops accepting (as `Listener` does at EMFILE).
+            self.table.reset_kernel(fd, true);
+        }
+        if !cancelled {
+            self.cx.accepted_mut(fd).push_back(c.result);
+            self.report(fd, token, Ready::READABLE);
+            note_again(&mut self.slots[fd as usize], self.cx, fd);
+        }
+        true
+    }
+
+    fn sent(&mut self, c: Cqe, fd: RawFd, gen: u32) -> bool {
+        let live = self.table.get(fd).is_some()
+            && self
+                .cx
+                .tx
+                .get(fd as usize)
+                .is_some_and(|t| t.busy && t.gen == gen && t.done.is_none());
+        if !live {
+            // A send cancelled by a deregistration: its buffer can go now.
+            self.cx.finished();
+            let ud = c.user_data;
+            if let Some(i) = self.cx.orphans.iter().position(|o| o.0 == ud) {
+                self.cx.orphans.swap_remove(i);
+            }
+            return true;
+        }
+        let token = self.table.get(fd).expect("checked above").kernel_token;
+        let tx = &self.cx.tx[fd as usize];
+        let res = c.result;
+        let short = res > 0 && tx.off + (res as usize) < tx.buf.len();
+        let retry = res == -libc::EAGAIN || res == -libc::EINTR;
+        if short || retry {
+            let tx = &mut self.cx.tx[fd as usize];
+            if res > 0 {
+                tx.off += res as usize;
+            }
+            self.cx.finished();
+            self.cx.resend.push(fd); // the rest goes out after this reap
+            return true;
+        }
+        if !self.has_room(fd) {
+            return false;
+        }
+        self.cx.finished();
+        let done = match res {
+            r if r > 0 => 0,
+            0 => -libc::EPIPE, // the kernel took nothing of a non-empty buffer
+            e => e,
+        };
+        self.cx.tx[fd as usize].done = Some(done);
+        self.report(fd, token, Ready::WRITABLE);
+        true
+    }
+}
+
+/// Queue the send of what is left of `fd`'s buffer. Returns whether it is queued.
+fn submit_send(ring: &mut IoUring, fd: RawFd, cx: &mut Completion, enters: &Cell<u64>) -> bool {
+    let tx = &cx.tx[fd as usize];
+    let rest = &tx.buf[tx.off..];
+    let sqe = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(request_data(Kind::Send, fd, tx.gen));
+    // SAFETY: the kernel reads `rest` until the send completes; the buffer is owned by
+    // `cx.tx[fd]` while `busy` (never touched then), and a deregistration moves it to
+    // `cx.orphans` until the completion comes, so it outlives the request. Its heap
+    // memory does not move when the `tx` table grows.
+    if !push(ring, &sqe, enters) {
+        return false;
+    }
+    cx.inflight += 1;
     true
 }
 
@@ -370,16 +688,38 @@ impl Uring {
         let slots = &mut self.slots;
         let failed = &mut self.failed;
         let enters = &self.enters;
+        let cx = &mut self.cx;
         self.table.drain(|fd, st| {
             let slot = &mut slots[fd as usize];
             if st.want.is_empty() {
                 disarm(ring, slot, fd, enters);
                 return Interest::NONE;
             }
+            if st.want.is_completion() {
+                // Completion mode: a receive (or accept) runs while reading is wanted;
+                // writing arms nothing. What was received and not taken is reported
+                // again as soon as reading is wanted again.
+                let reading = st.want.is_readable();
+                if reading && (slot.rx_head != 0 || slot.rx_end != 0 || cx.has_accepted(fd)) {
+                    note_again(slot, cx, fd);
+                }
+                let run = reading && !slot.parked && !slot.starved;
+                if slot.armed && run && slot.kind != Kind::Poll {
+                    return st.want; // already running
+                }
+                disarm(ring, slot, fd, enters);
+                if run && !arm(ring, slot, fd, st.want, Mode::Multi, enters, cx) {
+                    if failed.len() < failed.capacity() {
+                        failed.push(st.want_token);
+                    }
+                    return Interest::NONE;
+                }
+                return st.want;
+            }
             if slot.parked {
                 return Interest::NONE;
             }
-            if slot.armed && st.kernel == st.want {
+            if slot.armed && st.kernel == st.want && slot.kind == Kind::Poll {
                 // Only the token changed: completions carry the fd, and the token is
                 // looked up when they are reported (as epoll reports its current data).
                 return st.want;
@@ -392,7 +732,7 @@ impl Uring {
             } else {
                 Mode::OneShot
             };
-            if arm(ring, slot, fd, st.want, mode, enters) {
+            if arm(ring, slot, fd, st.want, mode, enters, cx) {
                 st.want
             } else {
                 if failed.len() < failed.capacity() {
@@ -401,6 +741,49 @@ impl Uring {
                 Interest::NONE
             }
         });
+    }
+
+    /// Report the fds of the "again" list (see [`Completion::again`]) that still have
+    /// something for what they watch. Returns how many events the buffer holds now.
+    fn report_again(&mut self, n: usize) -> usize {
+        let mut sink = Sink {
+            table: &mut self.table,
+            slots: &mut self.slots,
+            events: &mut self.events,
+            n,
+            wait_no: self.wait_no,
+            cx: &mut self.cx,
+        };
+        let mut i = 0;
+        while i < sink.cx.again.len() {
+            let fd = sink.cx.again[i];
+            let mut r = Ready::EMPTY;
+            let mut token = 0;
+            if let Some(st) = sink.table.get(fd) {
+                let slot = &sink.slots[fd as usize];
+                token = st.kernel_token;
+                let backlog = slot.rx_head != 0 || slot.rx_end != 0 || sink.cx.has_accepted(fd);
+                if st.want.is_readable() && backlog {
+                    r |= Ready::READABLE;
+                }
+                if st.want.is_writable() && sink.cx.send_finished(fd) {
+                    r |= Ready::WRITABLE;
+                }
+            }
+            if !r.is_empty() {
+                // Reported (or, with the buffer full, left for the next wait), and kept
+                // in the list: an fd is reported by every wait until what it has is
+                // taken, as a level-triggered fd with unread data is.
+                if sink.has_room(fd) {
+                    sink.report(fd, token, r);
+                }
+                i += 1;
+                continue;
+            }
+            sink.slots[fd as usize].again = false;
+            sink.cx.again.swap_remove(i);
+        }
+        sink.n
     }
 
     /// One `io_uring_enter`: submit what is queued and wait up to `t` for a completion.
@@ -421,49 +804,62 @@ impl Uring {
 
     /// Take completions into the event buffer, which holds `n` events of this wait
     /// already; returns how many it holds now.
-    fn reap(&mut self, mut n: usize) -> usize {
-        let wait_no = self.wait_no;
+    fn reap(&mut self, n: usize) -> usize {
+        let mut sink = Sink {
+            table: &mut self.table,
+            slots: &mut self.slots,
+            events: &mut self.events,
+            n,
+            wait_no: self.wait_no,
+            cx: &mut self.cx,
+        };
+        let mut full = false;
         if let Some(c) = self.held.take() {
-            if !complete(
-                c,
-                &mut self.table,
-                &mut self.slots,
-                &mut self.events,
-                &mut n,
-                wait_no,
-            ) {
+            if !sink.complete(c) {
                 self.held = Some(c);
-                return n;
+                full = true;
             }
         }
         let mut cq = self.ring.completion();
-        for e in &mut cq {
-            let c = Cqe {
-                user_data: e.user_data(),
-                result: e.result(),
-                flags: e.flags(),
-            };
-            if !complete(
-                c,
-                &mut self.table,
-                &mut self.slots,
-                &mut self.events,
-                &mut n,
-                wait_no,
-            ) {
-                self.held = Some(c);
-                break;
+        if !full {
+            for e in &mut cq {
+                let c = Cqe {
+                    user_data: e.user_data(),
+                    result: e.result(),
+                    flags: e.flags(),
+                };
+                if !sink.complete(c) {
+                    self.held = Some(c);
+                    break;
+                }
             }
         }
         let dropped = cq.overflow();
         drop(cq);
+        let n = sink.n;
         if dropped != self.dropped_seen {
             // The kernel lost completions (it could not even keep them on its overflow
             // list): arm everything afresh, so whatever is ready reports again.
             self.dropped_seen = dropped;
             self.table.reset_all();
         }
+        // Sends that went out short: the rest goes with the next enter.
+        while let Some(fd) = self.cx.resend.pop() {
+            if !submit_send(&mut self.ring, fd, &mut self.cx, &self.enters) {
+                self.cx.tx[fd as usize].done = Some(-libc::EBUSY);
+                let slot = &mut self.slots[fd as usize];
+                note_again(slot, &mut self.cx, fd);
+            }
+        }
         n
+    }
+
+    /// Make the receive buffers, the first time a registration asks for completion mode.
+    fn ensure_buffers(&mut self, interest: Interest) -> io::Result<()> {
+        if interest.is_completion() && self.cx.bufs.is_none() {
+            self.cx.bufs = Some(BufRing::new(&self.ring.submitter())?);
+        }
+        Ok(())
     }
 
     #[cold]
@@ -506,6 +902,7 @@ impl Backend for Uring {
             failed: Vec::with_capacity(cap),
             nfailed_reported: 0,
             enters: Cell::new(0),
+            cx: Completion::default(),
         })
     }
 
@@ -519,20 +916,22 @@ impl Backend for Uring {
         // A poll request on a closed fd fails only in its completion: check now, so the
         // call itself reports it (as epoll_ctl would).
         check_open(fd)?;
+        self.ensure_buffers(interest)?;
         let slot = *self.slot_for(fd);
+        // A fresh registration: only the generation carries over.
         let mut slot = Slot {
-            parked: false,
-            quiet_next: false,
-            armed: false,
-            ..slot
+            gen: slot.gen,
+            reg_gen: slot.gen.wrapping_add(1) & GEN_MASK,
+            ..Slot::default()
         };
         if !interest.is_empty() {
-            let mode = if interest.is_edge() {
+            let mode = if interest.is_edge() || interest.is_completion() {
                 Mode::Multi
             } else {
                 Mode::OneShot
             };
-            if !arm(&mut self.ring, &mut slot, fd, interest, mode, &self.enters) {
+            let (ring, cx) = (&mut self.ring, &mut self.cx);
+            if !arm(ring, &mut slot, fd, interest, mode, &self.enters, cx) {
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     "io_uring: the submission ring is full and the kernel would not take its requests",
@@ -549,6 +948,9 @@ impl Backend for Uring {
     }
 
     fn modify(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        if self.table.get(fd).is_some() {
+            self.ensure_buffers(interest)?;
+        }
         if self.table.set_wanted(fd, token, interest) {
             Ok(())
         } else {
@@ -559,10 +961,27 @@ impl Backend for Uring {
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         self.table.remove(fd).ok_or_else(|| not_registered(fd))?;
         let slot = &mut self.slots[fd as usize];
-        let was_armed = slot.armed;
+        let mut was_armed = slot.armed;
         disarm(&mut self.ring, slot, fd, &self.enters);
         slot.parked = false;
         slot.quiet_next = false;
+        slot.starved = false;
+        drop_received(slot, &mut self.cx);
+        self.cx.drop_accepted(fd);
+        if let Some(tx) = self.cx.tx.get_mut(fd as usize) {
+            if tx.busy && tx.done.is_none() {
+                // The kernel may still read this buffer: cancel the send and keep the
+                // buffer until its completion comes (`Sink::sent` frees it).
+                let ud = request_data(Kind::Send, fd, tx.gen);
+                self.cx.orphans.push((ud, std::mem::take(&mut tx.buf)));
+                let sqe = opcode::AsyncCancel::new(ud).build().user_data(INTERNAL);
+                push(&mut self.ring, &sqe, &self.enters);
+                was_armed = true;
+            }
+            tx.busy = false;
+            tx.done = None;
+            tx.off = 0;
+        }
         if was_armed {
             // At once: the kernel drops the request (and its reference to the file)
             // before the caller may close the fd.
@@ -600,6 +1019,8 @@ impl Backend for Uring {
         // an fd still ready) merges into the same event, as epoll would report it.
         let mut n = self.reap(0);
         self.apply_changes();
+        // Completion mode: bytes and connections left untaken, level-triggered.
+        n = self.report_again(n);
         let deadline = Deadline::new(timeout);
         let mut t = timeout;
         loop {
@@ -631,6 +1052,7 @@ impl Backend for Uring {
             // The re-arms completions asked for (a quiet re-arm, a multishot the kernel
             // ended) go out with the next enter.
             self.apply_changes();
+            n = self.report_again(n);
         }
     }
 
@@ -652,25 +1074,54 @@ impl Backend for Uring {
         self.ring = new_ring(self.sq_entries, self.cq_entries)?;
         self.held = None;
         self.dropped_seen = self.ring.completion().overflow();
+        // Completion mode: the parent's requests are not the child's. Their sends are
+        // reported failed, their buffers (copies in the child) freed; the receive buffers
+        // are registered on the new ring, less those holding untaken bytes.
+        self.cx.inflight = 0;
+        self.cx.orphans.clear();
+        self.cx.resend.clear();
+        for (fd, tx) in self.cx.tx.iter_mut().enumerate() {
+            if tx.busy && tx.done.is_none() {
+                tx.done = Some(-libc::ECANCELED);
+                let slot = &mut self.slots[fd];
+                if !slot.again {
+                    slot.again = true;
+                    self.cx.again.push(fd as RawFd);
+                }
+            }
+        }
+        if let Some(bufs) = self.cx.bufs.as_mut() {
+            let mut queued = vec![false; bufring::BUF_COUNT as usize];
+            for slot in self.slots.iter() {
+                let mut b = slot.rx_head;
+                while b != 0 {
+                    queued[(b - 1) as usize] = true;
+                    b = bufs.next((b - 1) as u16);
+                }
+            }
+            bufs.register_except(&self.ring.submitter(), |bid| queued[bid as usize])?;
+        }
         let ring = &mut self.ring;
         let slots = &mut self.slots;
         let failed = &mut self.failed;
         let enters = &self.enters;
+        let cx = &mut self.cx;
         for (fd, st) in self.table.iter_mut() {
             let slot = &mut slots[fd as usize];
             slot.armed = false;
             slot.quiet_next = false;
+            slot.starved = false;
             st.kernel = Interest::NONE;
             st.kernel_token = st.want_token;
             if st.want.is_empty() || slot.parked {
                 continue;
             }
-            let mode = if st.want.is_edge() {
+            let mode = if st.want.is_edge() || st.want.is_completion() {
                 Mode::Multi
             } else {
                 Mode::OneShot
             };
-            if arm(ring, slot, fd, st.want, mode, enters) {
+            if arm(ring, slot, fd, st.want, mode, enters, cx) {
                 st.kernel = st.want;
             } else if failed.len() < failed.capacity() {
                 failed.push(st.want_token);
@@ -681,6 +1132,181 @@ impl Backend for Uring {
 
     fn len(&self) -> usize {
         self.table.len()
+    }
+
+    #[inline]
+    fn completion_io(&self) -> bool {
+        true
+    }
+
+    fn recv_take(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+        let st = self.table.get(fd).ok_or_else(|| not_registered(fd))?;
+        if !st.want.is_completion() {
+            return Err(not_completion(fd));
+        }
+        let slot = &mut self.slots[fd as usize];
+        let mut len = 0;
+        let mut freed = false;
+        if let Some(bufs) = self.cx.bufs.as_mut() {
+            while slot.rx_head != 0 && len < buf.len() {
+                let bid = (slot.rx_head - 1) as u16;
+                let src = bufs.bytes(bid, slot.rx_off);
+                let k = src.len().min(buf.len() - len);
+                buf[len..len + k].copy_from_slice(&src[..k]);
+                len += k;
+                slot.rx_off += k as u32;
+                if slot.rx_off >= bufs.len_of(bid) {
+                    slot.rx_head = bufs.next(bid);
+                    if slot.rx_head == 0 {
+                        slot.rx_tail = 0;
+                    }
+                    slot.rx_off = 0;
+                    bufs.provide(bid);
+                    freed = true;
+                }
+            }
+        }
+        let (head, end) = (slot.rx_head, slot.rx_end);
+        if head != 0 {
+            // Left untaken (the caller's buffer is full): reported again, as a
+            // level-triggered fd with unread data is.
+            note_again(slot, &mut self.cx, fd);
+        }
+        if freed {
+            for s in self.cx.starved.drain(..) {
+                self.slots[s as usize].starved = false;
+                self.table.reset_kernel(s, true);
+            }
+        }
+        if len == 0 && head == 0 && end < 0 {
+            return Err(completion::os_error(end));
+        }
+        Ok(Received {
+            len,
+            eof: head == 0 && end == RX_EOF,
+        })
+    }
+
+    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), (Vec<u8>, io::Error)> {
+        if buf.is_empty() {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "io_uring: an empty send");
+            return Err((buf, e));
+        }
+        match self.table.get(fd) {
+            None => return Err((buf, not_registered(fd))),
+            Some(st) if !st.want.is_completion() => return Err((buf, not_completion(fd))),
+            Some(_) => {}
+        }
+        let tx = self.cx.tx_mut(fd);
+        if tx.busy {
+            let e = io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("io_uring: fd {fd} has a send in flight (collect it with send_done)"),
+            );
+            return Err((buf, e));
+        }
+        tx.gen = tx.gen.wrapping_add(1) & GEN_MASK;
+        tx.buf = buf;
+        tx.off = 0;
+        tx.busy = true;
+        tx.done = None;
+        if submit_send(&mut self.ring, fd, &mut self.cx, &self.enters) {
+            return Ok(());
+        }
+        let tx = &mut self.cx.tx[fd as usize];
+        tx.busy = false;
+        let e = io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "io_uring: the submission ring is full and the kernel would not take its requests",
+        );
+        Err((std::mem::take(&mut tx.buf), e))
+    }
+
+    fn send_done(&mut self, fd: RawFd) -> Option<(Vec<u8>, io::Result<()>)> {
+        let tx = self.cx.tx.get_mut(fd as usize)?;
+        if !tx.busy {
+            return None;
+        }
+        let done = tx.done.take()?;
+        tx.busy = false;
+        tx.off = 0;
+        let mut buf = std::mem::take(&mut tx.buf);
+        buf.clear();
+        let r = if done == 0 {
+            Ok(())
+        } else {
+            Err(completion::os_error(done))
+        };
+        Some((buf, r))
+    }
+
+    fn accept_take(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
+        self.table.get(fd)?;
+        let q = self.cx.accepted.get_mut(fd as usize)?;
+        let c = q.pop_front()?;
+        if !q.is_empty() {
+            note_again(&mut self.slots[fd as usize], &mut self.cx, fd);
+        }
+        Some(if c >= 0 {
+            // SAFETY: the kernel accepted this fd for us; it is handed over once.
+            Ok(unsafe { OwnedFd::from_raw_fd(c) })
+        } else {
+            Err(completion::os_error(c))
+        })
+    }
+}
+
+/// The error of a completion call for an fd registered without completion mode.
+fn not_completion(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("fd {fd} is not in completion mode: register it with Interest::COMPLETION"),
+    )
+}
+
+impl Drop for Uring {
+    /// Requests that use our memory (receives into the buffer ring, sends of buffers we
+    /// hold) are cancelled and their completions awaited (at most a second) before the
+    /// memory is freed. If the kernel has not finished them by then, the memory is
+    /// leaked rather than freed under it.
+    fn drop(&mut self) {
+        if self.cx.inflight == 0 {
+            return;
+        }
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(INTERNAL);
+        push(&mut self.ring, &cancel, &self.enters);
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while self.cx.inflight > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let ts = types::Timespec::from(left.min(Duration::from_millis(100)));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            for e in self.ring.completion() {
+                if let Some((kind, _, _)) = decode(e.user_data()) {
+                    if kind != Kind::Poll && !cqueue::more(e.flags()) {
+                        self.cx.finished();
+                    }
+                    if kind == Kind::Accept && e.result() >= 0 {
+                        // SAFETY: a connection nobody will take.
+                        unsafe { libc::close(e.result()) };
+                    }
+                }
+            }
+        }
+        if self.cx.inflight > 0 {
+            std::mem::forget(self.cx.bufs.take());
+            for tx in &mut self.cx.tx {
+                std::mem::forget(std::mem::take(&mut tx.buf));
+            }
+            for (_, b) in self.cx.orphans.drain(..) {
+                std::mem::forget(b);
+            }
+        }
     }
 }
 

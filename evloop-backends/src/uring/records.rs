@@ -6,32 +6,58 @@ use std::os::fd::RawFd;
 
 use crate::{Interest, Ready};
 
-/// `user_data` of the requests whose completions are never reported (`POLL_REMOVE`).
+/// `user_data` of the requests whose completions are never reported (`POLL_REMOVE`,
+/// `ASYNC_CANCEL`).
 pub(super) const INTERNAL: u64 = 1 << 63;
 
-/// Generations are 31 bits: with the fd's 32 they fill `user_data` below [`INTERNAL`].
-pub(super) const GEN_MASK: u32 = 0x7fff_ffff;
-
-/// The `user_data` of the poll request armed for `fd` in generation `gen`.
-///
-/// Every arm of a registration gets the next generation of its fd (kept across
-/// deregistration, so a new registration of a reused number starts past every old one),
-/// and a completion counts only if its tag is the fd's armed generation: one left over
-/// from a cancelled, replaced or deregistered request can never reach a later one.
-pub(super) const fn poll_data(fd: RawFd, gen: u32) -> u64 {
-    (((gen & GEN_MASK) as u64) << 32) | fd as u32 as u64
+/// What a request is, in bits 61 and 62 of its `user_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(super) enum Kind {
+    /// A `POLL_ADD` (readiness).
+    #[default]
+    Poll = 0,
+    /// A multishot receive into the buffer ring (completion mode).
+    Recv = 1,
+    /// A multishot accept (completion mode, listening sockets).
+    Accept = 2,
+    /// A send of a buffer the backend holds (completion mode).
+    Send = 3,
 }
 
-/// The fd and generation of a poll request's `user_data`; `None` for an internal one.
-pub(super) const fn decode(user_data: u64) -> Option<(RawFd, u32)> {
+const KIND_SHIFT: u32 = 61;
+
+/// Generations are 29 bits: with the fd's 32 and the kind's 2 they fill `user_data`
+/// below [`INTERNAL`].
+pub(super) const GEN_MASK: u32 = 0x1fff_ffff;
+
+/// The `user_data` of the request of `kind` for `fd` in generation `gen`.
+///
+/// The armed request of an fd (a poll; in completion mode a receive or an accept) takes
+/// the next generation of its fd at every arm (kept across deregistration, so a new
+/// registration of a reused number starts past every old one), and a completion counts
+/// only if its tag is the fd's armed generation: one left over from a cancelled,
+/// replaced or deregistered request can never reach a later one. Sends count their own
+/// generations the same way.
+pub(super) const fn request_data(kind: Kind, fd: RawFd, gen: u32) -> u64 {
+    ((kind as u64) << KIND_SHIFT) | (((gen & GEN_MASK) as u64) << 32) | fd as u32 as u64
+}
+
+/// The kind, fd and generation of a request's `user_data`; `None` for an internal one.
+pub(super) const fn decode(user_data: u64) -> Option<(Kind, RawFd, u32)> {
     if user_data & INTERNAL != 0 {
-        None
-    } else {
-        Some((
-            user_data as u32 as RawFd,
-            (user_data >> 32) as u32 & GEN_MASK,
-        ))
+        return None;
     }
+    let kind = match (user_data >> KIND_SHIFT) & 3 {
+        0 => Kind::Poll,
+        1 => Kind::Recv,
+        2 => Kind::Accept,
+        _ => Kind::Send,
+    };
+    Some((
+        kind,
+        user_data as u32 as RawFd,
+        (user_data >> 32) as u32 & GEN_MASK,
+    ))
 }
 
 // The poll bits, as `poll(2)` (and the ring's `poll32_events`) has them on Linux.
@@ -98,13 +124,20 @@ mod tests {
 
     #[test]
     fn user_data_round_trips_and_never_looks_internal() {
+        let kinds = [Kind::Poll, Kind::Recv, Kind::Accept, Kind::Send];
         for (fd, gen) in [(0, 0), (7, 1), (i32::MAX, GEN_MASK), (65_535, 12_345)] {
-            let ud = poll_data(fd, gen);
-            assert_eq!(ud & INTERNAL, 0);
-            assert_eq!(decode(ud), Some((fd, gen)));
+            for kind in kinds {
+                let ud = request_data(kind, fd, gen);
+                assert_eq!(ud & INTERNAL, 0);
+                assert_eq!(decode(ud), Some((kind, fd, gen)));
+            }
         }
-        // A generation past 31 bits wraps instead of spilling into the internal bit.
-        assert_eq!(decode(poll_data(3, u32::MAX)), Some((3, GEN_MASK)));
+        // A generation past 29 bits wraps instead of spilling into the kind or internal
+        // bits.
+        assert_eq!(
+            decode(request_data(Kind::Recv, 3, u32::MAX)),
+            Some((Kind::Recv, 3, GEN_MASK))
+        );
         assert_eq!(decode(INTERNAL), None);
     }
 
