@@ -15,7 +15,8 @@
 //!   then `ctx.remove` it and drop it (or just drop it: every other round);
 //! * a forked child sends the signal to this process as fast as it can (`kill`, or for
 //!   a real-time signal `sigqueue`, which refuses rather than coalesces when the queue
-//!   is full), for at most `STORM_FOR` and `MAX_SENT` successful calls, and reports how
+//!   is full), for at most `STORM_FOR` and `MAX_SENT` successful calls (longer, up to
+//!   `STORM_UNTIL_CHURNED`, until a churn loop has dispatched it once), and reports how
 //!   many succeeded.
 //!
 //! What is asserted, once the sender has exited and every pending signal was delivered:
@@ -49,6 +50,10 @@ use evloop_core::{realtime_signals, Ctx, DefaultBackend, Event, EventLoop, Machi
 const STORM_FOR: Duration = Duration::from_millis(1500);
 /// How many successful sends the sender makes at most.
 const MAX_SENT: u64 = 1_000_000;
+/// How long the sender keeps flooding past `STORM_FOR` and `MAX_SENT` while no loop of
+/// the churn thread has dispatched the signal yet (a busy machine can hold the churn
+/// thread off for the whole storm: then there was no churn to test).
+const STORM_UNTIL_CHURNED: Duration = Duration::from_secs(8);
 /// A case's process that takes longer than this is killed and the case fails.
 const CASE_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a round may wait for its first dispatch while the storm runs, and how long
@@ -69,6 +74,31 @@ static HITS: AtomicU64 = AtomicU64::new(0);
 static BAD: AtomicU64 = AtomicU64::new(0);
 /// Set by the main thread when the sender has exited: the churn thread stops.
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// A flag in memory shared with the forked sender: set once a churn loop dispatched the
+/// signal (so the storm may end).
+fn churned_flag() -> &'static AtomicU64 {
+    static FLAG: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let addr = *FLAG.get_or_init(|| {
+        // SAFETY: an anonymous shared mapping of one page, never unmapped; it aliases
+        // nothing in this process, and the forked sender inherits it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        p as usize
+    });
+    // SAFETY: the page is mapped for the life of the process, zeroed (a valid AtomicU64)
+    // and suitably aligned; it is only accessed atomically.
+    unsafe { &*(addr as *const AtomicU64) }
+}
 
 extern "C" fn prev_plain(signo: libc::c_int) {
     if signo == SIGNO.load(Ordering::Relaxed) {
@@ -211,6 +241,9 @@ fn churn(signo: i32, ready: mpsc::Sender<()>) -> Churned {
             );
             el.poll(Some(Duration::from_millis(10))).expect("poll");
         }
+        if el.machine().total > 0 {
+            churned_flag().store(1, Ordering::SeqCst);
+        }
         if c.rounds.is_multiple_of(2) {
             el.ctx().remove(id).expect("deregister");
         }
@@ -266,6 +299,9 @@ fn spawn_sender(signo: i32, queued: bool, report: libc::c_int) -> libc::pid_t {
     // SAFETY: getpid has no preconditions.
     let target = unsafe { libc::getpid() };
     let until = monotonic_ns() + STORM_FOR.as_nanos() as u64;
+    let until_churned = monotonic_ns() + STORM_UNTIL_CHURNED.as_nanos() as u64;
+    let churned = churned_flag();
+    churned.store(0, Ordering::SeqCst);
     // SAFETY: the child runs only async-signal-safe code (kill or sigqueue,
     // clock_gettime, write, _exit) on values computed before the fork, and never
     // returns into Rust code.
@@ -274,7 +310,13 @@ fn spawn_sender(signo: i32, queued: bool, report: libc::c_int) -> libc::pid_t {
     if pid == 0 {
         let mut sent: u64 = 0;
         let mut status = 0;
-        while sent < MAX_SENT && monotonic_ns() < until {
+        loop {
+            let now = monotonic_ns();
+            let normal = sent < MAX_SENT && now < until;
+            // Atomic load: async-signal-safe.
+            if !normal && (churned.load(Ordering::SeqCst) != 0 || now >= until_churned) {
+                break;
+            }
             if send(target, signo, queued) == 0 {
                 sent += 1;
             } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
