@@ -265,3 +265,45 @@ fn a_listening_socket_has_its_connections_accepted_by_the_kernel() {
     b.deregister(l.as_raw_fd()).unwrap();
     drop(clients);
 }
+
+/// The kernel cancels a thread's requests when it exits: a loop built and run on one
+/// thread, then moved to another, still finishes its sends and keeps receiving.
+#[test]
+fn requests_survive_the_loop_moving_to_another_thread() {
+    let _g = shared();
+    let (a, mut peer) = pair();
+    let rwc = RC.union(Interest::WRITE);
+    let (b, a) = std::thread::spawn(move || {
+        let mut b = uring(16);
+        b.register(fd(&a), 5, rwc).unwrap();
+        b.send(fd(&a), vec![9u8; 4 << 20]).unwrap(); // far more than the socket holds
+        expect_none(&mut b, QUIET); // submitted, waiting for room
+        (b, a)
+    })
+    .join()
+    .unwrap();
+    let mut b = b;
+    let reader = std::thread::spawn(move || {
+        peer.set_nonblocking(false).unwrap();
+        let mut got = vec![0u8; 4 << 20];
+        peer.read_exact(&mut got).unwrap();
+        peer.write_all(b"thanks").unwrap();
+        (got, peer)
+    });
+    let mut sent = None;
+    let deadline = std::time::Instant::now() + LONG.unwrap();
+    while sent.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the send never finished"
+        );
+        wait_events(&mut b, LONG);
+        sent = b.send_done(fd(&a));
+    }
+    sent.unwrap().1.unwrap();
+    let (got, _peer) = reader.join().unwrap();
+    assert!(got.iter().all(|&x| x == 9));
+    let (reply, _) = take(&mut b, fd(&a), 6);
+    assert_eq!(reply, b"thanks");
+    b.deregister(fd(&a)).unwrap();
+}

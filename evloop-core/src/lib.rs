@@ -69,7 +69,7 @@ pub use evloop_backends::Epoll;
     target_os = "dragonfly"
 ))]
 pub use evloop_backends::Kqueue;
-pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Select};
+pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Received, Select};
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
 pub use evloop_backends::{DevPoll, EventPorts};
 #[cfg(target_os = "linux")]

@@ -17,6 +17,11 @@
 //! resumes after [`pause`](ListenerBuilder::pause); connections wait in the backlog
 //! meanwhile. Either way the condition is counted ([`ListenerStats`]) and
 //! reported ([`AcceptReport::error`]).
+//!
+//! On a backend with completion I/O (io_uring), the kernel accepts instead: the listener
+//! keeps a multishot accept running and [`accept`](Listener::accept) takes the
+//! connections it queued (the same batches, errors and fd-exhaustion handling, no
+//! `accept4` syscall per connection). [`ListenerBuilder::completion_io`] turns it off.
 
 use std::fs::File;
 use std::io;
@@ -55,6 +60,7 @@ pub struct ListenerBuilder {
     batch: usize,
     reserve: bool,
     pause: Duration,
+    completion: bool,
 }
 
 impl Default for ListenerBuilder {
@@ -78,6 +84,7 @@ impl ListenerBuilder {
             v6_only: None,
             batch: 64,
             reserve: true,
+            completion: true,
             pause: Duration::from_millis(100),
         }
     }
@@ -156,6 +163,17 @@ impl ListenerBuilder {
     /// ```
     pub const fn reserve_fd(mut self, on: bool) -> Self {
         self.reserve = on;
+        self
+    }
+    /// Let the kernel accept when the loop's backend has completion I/O (io_uring's
+    /// multishot accept; default on; readiness backends ignore it).
+    ///
+    /// ```
+    /// let b = evloop_core::ListenerBuilder::new().completion_io(false);
+    /// # let _ = b;
+    /// ```
+    pub const fn completion_io(mut self, on: bool) -> Self {
+        self.completion = on;
         self
     }
     /// How long accepting pauses when out of descriptors without a usable reserve.
@@ -250,6 +268,8 @@ impl ListenerBuilder {
             paused: false,
             closed: false,
             stats: ListenerStats::default(),
+            allow_completion: self.completion,
+            completion: false,
         })
     }
 }
@@ -447,6 +467,9 @@ pub struct Listener {
     paused: bool,
     closed: bool,
     stats: ListenerStats,
+    allow_completion: bool,
+    /// Attached to a loop whose backend accepts for us.
+    completion: bool,
 }
 
 impl Listener {
@@ -590,9 +613,24 @@ impl Listener {
         }
         let fd = self.fd().as_raw_fd();
         let mut tries = 0;
+        // Completion mode: take what the kernel accepted. Called with nothing queued (not
+        // on a readiness the kernel's accept reported: by hand, or after a pause), it
+        // accepts with syscalls instead, so `accept` always takes what is pending.
+        let mut from_kernel = self.completion;
         while tries < self.batch {
             tries += 1;
-            let e = match socket::accept(fd) {
+            let next = match self.id.filter(|_| from_kernel) {
+                Some(id) => match ctx.accept_take(id) {
+                    Some(r) => r,
+                    None if tries == 1 => {
+                        from_kernel = false;
+                        socket::accept(fd)
+                    }
+                    None => break, // nothing more queued by the kernel
+                },
+                None => socket::accept(fd),
+            };
+            let e = match next {
                 Ok(c) => {
                     self.stats.accepted += 1;
                     report.accepted += 1;
@@ -665,13 +703,13 @@ impl Listener {
     /// registration made by [`attach`](Source::attach)).
     fn pause<M: Machine>(&mut self, ctx: &mut Ctx<M>) -> bool {
         let Some(id) = self.id else { return false };
-        if ctx.set_interest(id, Interest::NONE).is_err() {
+        if ctx.set_interest(id, self.interest(Interest::NONE)).is_err() {
             return false;
         }
         if ctx.set_idle_timeout(id, Some(self.pause)).is_err() {
             // No timer to come back with (the loop's timers are all in use): keep
             // watching rather than stop accepting for good.
-            let _ = ctx.set_interest(id, Interest::READ);
+            let _ = ctx.set_interest(id, self.interest(Interest::READ));
             return false;
         }
         self.paused = true;
@@ -679,10 +717,19 @@ impl Listener {
         true
     }
 
+    /// `i`, with `COMPLETION` when the kernel accepts for us.
+    fn interest(&self, i: Interest) -> Interest {
+        if self.completion {
+            i | Interest::COMPLETION
+        } else {
+            i
+        }
+    }
+
     fn resume<M: Machine>(&mut self, ctx: &mut Ctx<M>) {
         let Some(id) = self.id else { return };
         let _ = ctx.set_idle_timeout(id, None);
-        let _ = ctx.set_interest(id, Interest::READ);
+        let _ = ctx.set_interest(id, self.interest(Interest::READ));
         self.paused = false;
         if self.use_reserve && self.reserve.is_none() {
             self.reserve = File::open("/dev/null").ok();
@@ -706,8 +753,9 @@ impl Source for Listener {
                 "the listener was closed",
             )));
         }
+        self.completion = self.allow_completion && ctx.completion_io();
         let mut watch = watch;
-        watch.interest = Interest::READ;
+        watch.interest = self.interest(Interest::READ);
         watch.timeout = None;
         watch.oneshot = false;
         let fd = self.fd().as_raw_fd();

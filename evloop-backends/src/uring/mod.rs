@@ -71,6 +71,11 @@ struct Slot {
     starved: bool,
     /// In the list of fds the next wait reports again (data left untaken, say).
     again: bool,
+    /// Completion mode, listening socket: the kernel's accept failed for want of
+    /// descriptors or memory. A kernel accept takes a descriptor before it looks for a
+    /// connection, so arming it again would fail at once, forever: a one-shot poll
+    /// waits for a connection instead, then the accept is armed again.
+    accept_stalled: bool,
     /// Completion mode's receive queue: first and last buffer plus one (0: empty), the
     /// offset taken from the first, and how the stream ended (0: it has not,
     /// [`RX_EOF`], or a negative errno).
@@ -270,7 +275,10 @@ fn arm(
         if slot.sock == Sock::Unknown {
             slot.sock = Sock::of(fd);
         }
-        if slot.sock == Sock::Listening {
+        if slot.sock == Sock::Listening && slot.accept_stalled {
+            let sqe = opcode::PollAdd::new(types::Fd(fd), poll_mask(Interest::READ)).build();
+            (Kind::Poll, sqe)
+        } else if slot.sock == Sock::Listening {
             let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
             let sqe = opcode::AcceptMulti::new(types::Fd(fd)).flags(flags).build();
             (Kind::Accept, sqe)
@@ -436,6 +444,10 @@ impl Sink<'_> {
         if !more {
             slot.armed = false;
         }
+        if slot.accept_stalled && !r.is_empty() {
+            // A connection is waiting for a stalled listener: the accept goes again.
+            slot.accept_stalled = false;
+        }
         if park {
             slot.parked = true;
             self.table.reset_kernel(fd, false);
@@ -562,6 +574,10 @@ impl Sink<'_> {
             self.cx.finished();
         }
         if !more && current {
+            let fd_shortage = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
+            if fd_shortage.contains(&-c.result) {
+                self.slots[fd as usize].accept_stalled = true;
+            }
             self.slots[fd as usize].armed = false;
             // Ended by an error (EMFILE, say) or by the kernel: armed again by the next
             // enter unless the caller stops accepting (as `Listener` does at EMFILE).
@@ -595,7 +611,10 @@ impl Sink<'_> {
         let tx = &self.cx.tx[fd as usize];
         let res = c.result;
         let short = res > 0 && tx.off + (res as usize) < tx.buf.len();
-        let retry = res == -libc::EAGAIN || res == -libc::EINTR;
+        // Cancelled by the kernel, not by us (a deregistration orphans the send first):
+        // the thread that submitted it exited (the loop moved to another thread), and a
+        // send waiting for room had written nothing yet. Sent again, like EAGAIN.
+        let retry = res == -libc::EAGAIN || res == -libc::EINTR || res == -libc::ECANCELED;
         if short || retry {
             let tx = &mut self.cx.tx[fd as usize];
             if res > 0 {
@@ -924,8 +943,17 @@ impl Backend for Uring {
             reg_gen: slot.gen.wrapping_add(1) & GEN_MASK,
             ..Slot::default()
         };
+        if interest.is_completion() {
+            // Completion mode: the receive (or accept) is armed by the next wait's enter,
+            // with everything else. Until then the caller may still read (or accept)
+            // with syscalls: nothing of the kernel's is running yet.
+            self.slots[fd as usize] = slot;
+            self.table.insert(fd, token, Interest::NONE);
+            self.table.set_wanted(fd, token, interest);
+            return Ok(());
+        }
         if !interest.is_empty() {
-            let mode = if interest.is_edge() || interest.is_completion() {
+            let mode = if interest.is_edge() {
                 Mode::Multi
             } else {
                 Mode::OneShot

@@ -202,13 +202,14 @@ impl fmt::Debug for BufEvents {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufConfig {
     input: usize,
-    output: usize,
-    read_low: usize,
-    read_high: usize,
-    write_low: usize,
+    pub(super) output: usize,
+    pub(super) read_low: usize,
+    pub(super) read_high: usize,
+    pub(super) write_low: usize,
     write_high: usize,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    pub(super) read_timeout: Option<Duration>,
+    pub(super) write_timeout: Option<Duration>,
+    completion: bool,
 }
 
 impl Default for BufConfig {
@@ -235,6 +236,7 @@ impl BufConfig {
             write_high: output / 2,
             read_timeout: None,
             write_timeout: None,
+            completion: true,
         }
     }
     /// Read low and high watermarks (`high` is capped at the input capacity).
@@ -279,6 +281,28 @@ impl BufConfig {
         self.write_timeout = t;
         self
     }
+    /// Whether a [`BufSlab`] uses completion I/O when the loop's backend has it
+    /// (io_uring; see the book's "io_uring" chapter): the backend receives into its own
+    /// buffers and sends from the connection's, so a request and its reply cost no
+    /// syscall of their own. On by default; readiness backends ignore it. Off, the
+    /// connections read and write with syscalls on readiness under every backend.
+    ///
+    /// ```
+    /// let cfg = evloop_core::buffered::BufConfig::default().completion_io(false);
+    /// assert!(!cfg.uses_completion_io());
+    /// ```
+    pub const fn completion_io(mut self, on: bool) -> BufConfig {
+        self.completion = on;
+        self
+    }
+    /// Whether [`completion_io`](Self::completion_io) is on.
+    ///
+    /// ```
+    /// assert!(evloop_core::buffered::BufConfig::default().uses_completion_io());
+    /// ```
+    pub const fn uses_completion_io(&self) -> bool {
+        self.completion
+    }
     /// The input buffer's capacity.
     ///
     /// ```
@@ -298,24 +322,24 @@ impl BufConfig {
 }
 
 /// A file being sent with `sendfile`, after `before` bytes of the output buffer.
-struct FileSend {
-    file: File,
-    offset: u64,
-    remaining: u64,
-    before: usize,
+pub(super) struct FileSend {
+    pub(super) file: File,
+    pub(super) offset: u64,
+    pub(super) remaining: u64,
+    pub(super) before: usize,
 }
 
-const EOF: u8 = 1;
+pub(super) const EOF: u8 = 1;
 const CLOSING: u8 = 1 << 1;
-const CONNECTING: u8 = 1 << 2;
+pub(super) const CONNECTING: u8 = 1 << 2;
 const PAUSED: u8 = 1 << 3;
-const FAILED: u8 = 1 << 4;
-const ERROR_REPORTED: u8 = 1 << 5;
+pub(super) const FAILED: u8 = 1 << 4;
+pub(super) const ERROR_REPORTED: u8 = 1 << 5;
 /// Output is waiting for the socket (a flush left more than the write low watermark).
-const WAITED: u8 = 1 << 6;
+pub(super) const WAITED: u8 = 1 << 6;
 /// A flush after the handlers drained waiting output: `DRAINED` is owed to the next
 /// dispatch (`BufSlab::update` asks for one).
-const DRAIN_OWED: u8 = 1 << 7;
+pub(super) const DRAIN_OWED: u8 = 1 << 7;
 
 /// A buffered stream (libevent's bufferevent): bytes read from `S` land in the input
 /// [`Buffer`]; bytes queued in the output buffer are written when the stream is
@@ -340,16 +364,22 @@ const DRAIN_OWED: u8 = 1 << 7;
 /// ```
 pub struct BufConn<S> {
     stream: S,
-    input: Buffer,
-    output: Buffer,
-    cfg: BufConfig,
-    file: Option<FileSend>,
-    flags: u8,
+    pub(super) input: Buffer,
+    pub(super) output: Buffer,
+    pub(super) cfg: BufConfig,
+    pub(super) file: Option<FileSend>,
+    pub(super) flags: u8,
     error: Option<io::Error>,
-    events: BufEvents,
+    pub(super) events: BufEvents,
     /// What the loop is told to watch, and the timeout it is told.
     interest: Interest,
     timeout: Option<Duration>,
+    /// Completion mode (see `completion.rs`): the backend does this connection's I/O.
+    pub(super) completion: bool,
+    /// Completion mode: bytes handed to the backend in a send not yet finished.
+    pub(super) in_flight: usize,
+    /// Completion mode: the send buffer, between sends (allocated by the first).
+    pub(super) tx_spare: Vec<u8>,
 }
 
 impl<S> fmt::Debug for BufConn<S> {
@@ -409,6 +439,9 @@ impl<S: AsFd> BufConn<S> {
             events: BufEvents::NONE,
             interest: Interest::NONE,
             timeout: None,
+            completion: false,
+            in_flight: 0,
+            tx_spare: Vec::new(),
         })
     }
 }
@@ -638,7 +671,9 @@ impl<S> BufConn<S> {
     /// assert_eq!(conn.pending(), 3);
     /// ```
     pub fn pending(&self) -> u64 {
-        self.output.len() as u64 + self.file.as_ref().map_or(0, |f| f.remaining)
+        self.output.len() as u64
+            + self.file.as_ref().map_or(0, |f| f.remaining)
+            + self.in_flight as u64
     }
 
     /// Stop reading (until [`resume_reading`](Self::resume_reading)); bytes already
@@ -762,7 +797,7 @@ impl<S> BufConn<S> {
 
     /// The timeout that applies to what is [`wanted`](Self::wanted): the shorter of the
     /// read timeout (while reading) and the write timeout (while output is pending).
-    fn wanted_timeout(&self, wanted: Interest) -> Option<Duration> {
+    pub(super) fn wanted_timeout(&self, wanted: Interest) -> Option<Duration> {
         let r = self.cfg.read_timeout.filter(|_| wanted.is_readable());
         let w = self.cfg.write_timeout.filter(|_| wanted.is_writable());
         match (r, w) {
@@ -771,7 +806,7 @@ impl<S> BufConn<S> {
         }
     }
 
-    fn fail(&mut self, e: io::Error) {
+    pub(super) fn fail(&mut self, e: io::Error) {
         self.flags |= FAILED;
         if self.error.is_none() {
             self.error = Some(e);
@@ -888,8 +923,11 @@ impl<S: Read + Write + AsFd> BufConn<S> {
     /// b.read_exact(&mut got).unwrap();
     /// assert_eq!(&got, b"hello");
     /// ```
+    ///
+    /// A connection in a [`BufSlab`] that uses completion I/O is written by the slab
+    /// (after its handlers, or by [`BufSlab::flush`]); this does nothing for it.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.flags & CONNECTING != 0 {
+        if self.flags & CONNECTING != 0 || self.completion {
             return Ok(());
         }
         loop {
@@ -964,7 +1002,9 @@ impl<S: Read + Write + AsFd> BufConn<S> {
             .into());
         }
         let mut skip = 0;
-        if self.pending() == 0 && self.flags & (CONNECTING | FAILED) == 0 && total > 0 {
+        // (In completion mode the bytes are copied and sent by the slab.)
+        let direct = !self.completion && self.flags & (CONNECTING | FAILED) == 0;
+        if self.pending() == 0 && direct && total > 0 {
             loop {
                 match write_vectored_once(&mut self.stream, slices) {
                     Ok(n) => skip = n,
@@ -1084,6 +1124,18 @@ fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// The interest registered for a connection of a [`BufSlab`] that wants `wanted`: with
+/// `COMPLETION` in completion mode, else with `PEER_CLOSED` if the slab's watch asks.
+fn interest_for<S>(conn: &BufConn<S>, peer_closed: bool, wanted: Interest) -> Interest {
+    let mut i = wanted;
+    if conn.completion {
+        i |= Interest::COMPLETION;
+    } else if wanted.is_readable() && peer_closed {
+        i |= Interest::PEER_CLOSED;
+    }
+    i
+}
+
 /// Up to `N` buffered connections, each registered with the loop, found by [`Key`]: the
 /// collection a machine's `#[on_read]`, `#[on_write]` and `#[on_timeout]` handlers name
 /// to get connections with their bytes already read. Before the handlers run it does the
@@ -1147,6 +1199,8 @@ pub struct BufSlab<S> {
     cfg: BufConfig,
     watch: Watch,
     closed: u64,
+    /// The loop's backend does completion I/O and the configuration allows it.
+    completion: bool,
 }
 
 impl<S> Default for BufSlab<S> {
@@ -1200,6 +1254,7 @@ impl<S> BufSlab<S> {
             cfg,
             watch: Watch::read(),
             closed: 0,
+            completion: false,
         }
     }
 
@@ -1364,23 +1419,34 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
         if conn.cfg.read_timeout.is_none() {
             conn.cfg.read_timeout = self.watch.timeout;
         }
+        conn.completion = self.completion && !conn.is_connecting();
         let wanted = conn.wanted();
         let timeout = conn.wanted_timeout(wanted);
         let mut watch = self.watch;
-        watch.interest = self.with_options(wanted);
+        watch.interest = self.with_options(&conn, wanted);
         watch.timeout = timeout;
         watch.oneshot = false;
-        conn.interest = wanted;
+        conn.interest = watch.interest;
         conn.timeout = timeout;
         self.slab.insert_with(ctx, conn, watch)
     }
 
-    fn with_options(&self, wanted: Interest) -> Interest {
-        let mut i = wanted;
-        if wanted.is_readable() && self.watch.interest.is_peer_closed() {
-            i |= Interest::PEER_CLOSED;
-        }
-        i
+    /// Whether this collection's connections use completion I/O: the loop's backend has
+    /// it ([`Ctx::completion_io`]) and the configuration allows it
+    /// ([`BufConfig::completion_io`]). Decided when it is attached.
+    ///
+    /// ```
+    /// use evloop_core::buffered::BufSlab;
+    /// let s: BufSlab<std::net::TcpStream> = BufSlab::default();
+    /// assert!(!s.uses_completion_io()); // not attached to a loop yet
+    /// ```
+    pub fn uses_completion_io(&self) -> bool {
+        self.completion
+    }
+
+    /// The interest registered for a connection that wants `wanted`.
+    fn with_options(&self, conn: &BufConn<S>, wanted: Interest) -> Interest {
+        interest_for(conn, self.watch.interest.is_peer_closed(), wanted)
     }
 
     /// Flush what is queued on `key`'s connection now and update what it watches. Call
@@ -1409,7 +1475,15 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
         let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
         if conn.pending() > 0 && conn.flags & FAILED == 0 {
             let before = conn.pending();
-            match conn.flush() {
+            let r = if conn.completion {
+                let id = self.slab.source(key).ok_or(Error::StaleKey)?;
+                let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
+                conn.flush_completion(ctx, id)
+            } else {
+                conn.flush()
+            };
+            let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
+            match r {
                 Err(e) => conn.fail(e),
                 Ok(()) => {
                     // Output that had waited and drains here, after the handlers, is
@@ -1456,17 +1530,22 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
             self.closed += 1;
             return Ok(());
         }
+        if self.completion && !conn.completion && !conn.is_connecting() {
+            // Connected: from now on the backend does this connection's I/O (nothing
+            // of the readiness path is in flight, so nothing can be reordered).
+            conn.completion = true;
+        }
         let wanted = conn.wanted();
         let timeout = conn.wanted_timeout(wanted);
         let report = conn.flags & (FAILED | ERROR_REPORTED) == FAILED;
         let drained = conn.flags & (FAILED | DRAIN_OWED) == DRAIN_OWED;
+        let interest = interest_for(conn, self.watch.interest.is_peer_closed(), wanted);
         let (old_i, old_t) = (conn.interest, conn.timeout);
-        conn.interest = wanted;
+        conn.interest = interest;
         conn.timeout = timeout;
         let id = self.slab.source(key).ok_or(Error::StaleKey)?;
-        if wanted != old_i {
-            let i = self.with_options(wanted);
-            ctx.set_interest(id, i)?;
+        if interest != old_i {
+            ctx.set_interest(id, interest)?;
         }
         if timeout != old_t {
             ctx.set_idle_timeout(id, timeout)?;
@@ -1488,9 +1567,10 @@ impl<S: Read + Write + AsFd> Source for BufSlab<S> {
         self.slab.capacity()
     }
 
-    fn attach<M: Machine>(&mut self, _ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
+    fn attach<M: Machine>(&mut self, ctx: &mut Ctx<M>, tag: u16, watch: Watch) -> Result<()> {
         self.slab.bind(tag, watch);
         self.watch = watch;
+        self.completion = self.cfg.completion && ctx.completion_io();
         Ok(())
     }
 
@@ -1503,7 +1583,15 @@ impl<S: Read + Write + AsFd> Source for BufSlab<S> {
         let Some(conn) = self.slab.get_mut(key) else {
             return Ready::EMPTY;
         };
-        let ev = conn.on_ready(ready);
+        let ev = if conn.completion {
+            let Some(id) = self.slab.source(key) else {
+                return Ready::EMPTY;
+            };
+            let conn = self.slab.get_mut(key).expect("checked above");
+            conn.on_completion(ctx, id, ready)
+        } else {
+            conn.on_ready(ready)
+        };
         let _ = self.update(ctx, key);
         if self.slab.contains(key) {
             ev.to_ready()

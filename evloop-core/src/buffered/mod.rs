@@ -8,7 +8,12 @@
 //! | [`BufPair`] | two connected in-memory ends, to test protocol code ([`BufIo`]) |
 //!
 //! Nothing here allocates per event: each buffer is allocated once, when its
-//! connection is made, at the capacity its [`BufConfig`] says.
+//! connection is made, at the capacity its [`BufConfig`] says (under io_uring's
+//! completion I/O, a connection's send buffer is allocated by its first send and reused).
+//!
+//! On a backend with completion I/O (io_uring), a [`BufSlab`] lets the backend do its
+//! connections' reads and writes (`completion.rs`): same handlers, no `read` or `write`
+//! syscall per request.
 //!
 //! ```
 //! use evloop_core::buffered::{Buffer, Eol};
@@ -18,6 +23,7 @@
 //! ```
 
 mod buffer;
+mod completion;
 mod conn;
 mod pair;
 mod with_state;

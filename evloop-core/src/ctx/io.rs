@@ -141,7 +141,13 @@ impl<M: Machine> Ctx<M> {
             cur = s.next;
         }
         if union.is_empty() {
-            union = Interest::NONE;
+            // Nothing watched; a completion-mode fd stays in completion mode (its sends
+            // and untaken bytes are the backend's).
+            union = if union.is_completion() {
+                Interest::COMPLETION
+            } else {
+                Interest::NONE
+            };
         }
         let tok = self.id(head).to_u64();
         // The fd is registered (it has a head), so modify cannot fail.

@@ -23,6 +23,7 @@
 //! | `dump.rs` | the printable listing of sources |
 
 mod activation;
+mod completion;
 mod dispatch;
 mod dump;
 mod io;
