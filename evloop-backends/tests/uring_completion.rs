@@ -307,3 +307,61 @@ fn requests_survive_the_loop_moving_to_another_thread() {
     assert_eq!(reply, b"thanks");
     b.deregister(fd(&a)).unwrap();
 }
+
+/// A connection whose bytes are not taken holds a few buffers of the ring, no more: its
+/// receive stops (the peer's writes block: back-pressure) and the others still receive.
+/// When so many such connections exhaust the ring, the rest are read with `recv(2)` on
+/// readiness instead of stalling, and everything arrives.
+#[test]
+fn untaken_bytes_cannot_take_the_ring_from_the_others() {
+    let _g = shared();
+    let mut b = uring(64);
+    // One connection that is never taken from: its peer ends up blocked.
+    let (slow, slow_peer) = pair();
+    b.register(fd(&slow), 0, RC).unwrap();
+    let chunk = vec![1u8; 64 * 1024];
+    let mut written = 0usize;
+    let mut blocked = false;
+    for _ in 0..200 {
+        match (&slow_peer).write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Give the kernel's receive a chance to take more, then try again.
+                wait_events(&mut b, Some(std::time::Duration::from_millis(5)));
+                if (&slow_peer).write(&chunk).is_err() {
+                    blocked = true;
+                    break;
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        blocked,
+        "the backend kept receiving ({written} bytes) for a connection nobody reads"
+    );
+    assert!(
+        written < 4 << 20,
+        "{written} bytes taken in for a connection nobody reads"
+    );
+
+    // Many connections with bytes nobody takes: more than the ring holds in all.
+    let many: Vec<_> = (0..100).map(|_| pair()).collect();
+    for (i, (a, peer)) in many.iter().enumerate() {
+        b.register(fd(a), 1 + i as u64, RC).unwrap();
+        send(peer, &vec![i as u8; 40 * 1024]);
+    }
+    for _ in 0..20 {
+        wait_events(&mut b, Some(std::time::Duration::from_millis(5)));
+    }
+    // Every one of them still gets all its bytes, taken one after the other.
+    for (i, (a, _)) in many.iter().enumerate() {
+        let (got, _) = take(&mut b, fd(a), 40 * 1024);
+        assert_eq!(got.len(), 40 * 1024, "connection {i}");
+        assert!(got.iter().all(|&x| x == i as u8), "connection {i}");
+    }
+    for (a, _) in &many {
+        b.deregister(fd(a)).unwrap();
+    }
+    b.deregister(fd(&slow)).unwrap();
+}

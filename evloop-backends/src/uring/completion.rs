@@ -75,6 +75,9 @@ pub(super) struct Completion {
     pub(super) starved: Vec<RawFd>,
     /// Fds whose send went out short: the rest is submitted after the reap.
     pub(super) resend: Vec<RawFd>,
+    /// Fds whose receive queue reached its quota: their receive is cancelled after the
+    /// reap.
+    pub(super) overfull: Vec<RawFd>,
     /// Receive, accept and send requests the kernel may still hold.
     pub(super) inflight: usize,
 }

@@ -25,6 +25,10 @@ use bufring::{BufRing, BGID};
 use completion::{Completion, Sock, RX_EOF};
 use records::{decode, poll_mask, ready, request_data, Kind, GEN_MASK, INTERNAL};
 
+/// The most receive buffers one fd's untaken bytes may hold before its receive stops
+/// (a connection that is not read cannot take the ring from the others): 32 KiB.
+const RX_QUOTA: u16 = 4;
+
 /// The longest single wait handed to the kernel (about 34 years): longer ones are
 /// clamped, and the caller waits again. Far below where the kernel's deadline
 /// arithmetic (`now + timeout` in nanoseconds) could overflow.
@@ -66,9 +70,15 @@ struct Slot {
     kind: Kind,
     /// Completion mode: whether the socket listens (asked once per registration).
     sock: Sock,
-    /// Completion mode: a multishot receive ended for want of buffers; armed again when
-    /// one is given back.
+    /// Completion mode: a multishot receive ended for want of buffers. Until one is
+    /// given back the fd is watched with a one-shot poll, and `recv_take` reads it with
+    /// `recv(2)`: a ring exhausted by connections whose bytes are not taken degrades
+    /// the others to readiness I/O, it never stalls them.
     starved: bool,
+    /// Completion mode: buffers in the receive queue, and whether the receive is
+    /// stopped because they reached [`RX_QUOTA`] (armed again when half are taken).
+    rx_count: u16,
+    rx_full: bool,
     /// In the list of fds the next wait reports again (data left untaken, say).
     again: bool,
     /// Completion mode, listening socket: the kernel's accept failed for want of
@@ -207,10 +217,22 @@ fn refused(e: io::Error) -> io::Error {
 
 /// Create a ring, and check the kernel has what this backend relies on.
 fn new_ring(sq_entries: u32, cq_entries: u32) -> io::Result<IoUring> {
+    // IORING_SETUP_COOP_TASKRUN (Linux 5.19): the kernel does not interrupt the loop's
+    // thread (an IPI) to run a completion's task work; it runs at the next enter, which
+    // the loop makes anyway. Without it every packet a multishot receive takes
+    // interrupts the thread. Older kernels refuse the flag: built without it there.
     let ring = IoUring::builder()
         .setup_cqsize(cq_entries)
         .setup_clamp()
+        .setup_coop_taskrun()
         .build(sq_entries)
+        .or_else(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => IoUring::builder()
+                .setup_cqsize(cq_entries)
+                .setup_clamp()
+                .build(sq_entries),
+            _ => Err(e),
+        })
         .map_err(refused)?;
     let p = ring.params();
     // IORING_FEAT_RSRC_TAGS came with Linux 5.13, the release that added multishot
@@ -275,7 +297,12 @@ fn arm(
         if slot.sock == Sock::Unknown {
             slot.sock = Sock::of(fd);
         }
-        if slot.sock == Sock::Listening && slot.accept_stalled {
+        let stalled = match slot.sock {
+            Sock::Listening => slot.accept_stalled,
+            _ => slot.starved,
+        };
+        if stalled {
+            // Waits for data (a connection) without buffers (a descriptor).
             let sqe = opcode::PollAdd::new(types::Fd(fd), poll_mask(Interest::READ)).build();
             (Kind::Poll, sqe)
         } else if slot.sock == Sock::Listening {
@@ -360,6 +387,8 @@ fn drop_received(slot: &mut Slot, cx: &mut Completion) {
     slot.rx_tail = 0;
     slot.rx_off = 0;
     slot.rx_end = 0;
+    slot.rx_count = 0;
+    slot.rx_full = false;
 }
 
 /// Where one reap puts what it finds: the backend's tables and this wait's events.
@@ -509,16 +538,24 @@ impl Sink<'_> {
                     slot.rx_head = b as u32 + 1;
                 }
                 slot.rx_tail = b as u32 + 1;
-                if current && !more {
+                slot.rx_count += 1;
+                if slot.rx_count >= RX_QUOTA && !slot.rx_full {
+                    // Enough held for this fd: its receive stops (after this reap) until
+                    // its bytes are taken.
+                    slot.rx_full = true;
+                    self.cx.overfull.push(fd);
+                    self.table.reset_kernel(fd, false);
+                } else if current && !more {
                     self.table.reset_kernel(fd, true); // the kernel ended it: arm again
                 }
             }
             (e, _) if e == -libc::ENOBUFS => {
                 if current {
-                    // Every buffer is queued somewhere: armed again once one comes back.
+                    // Every buffer is queued somewhere: polled (and read with recv(2))
+                    // until one comes back.
                     slot.starved = true;
                     self.cx.starved.push(fd);
-                    self.table.reset_kernel(fd, false);
+                    self.table.reset_kernel(fd, true);
                 }
             }
             (e, _) if e == -libc::ECANCELED => {
@@ -722,9 +759,10 @@ impl Uring {
                 if reading && (slot.rx_head != 0 || slot.rx_end != 0 || cx.has_accepted(fd)) {
                     note_again(slot, cx, fd);
                 }
-                let run = reading && !slot.parked && !slot.starved;
-                if slot.armed && run && slot.kind != Kind::Poll {
-                    return st.want; // already running
+                let run = reading && !slot.parked && !slot.rx_full;
+                let stalled = slot.starved || slot.accept_stalled;
+                if slot.armed && run && (slot.kind != Kind::Poll || stalled) {
+                    return st.want; // already running (or polling while stalled)
                 }
                 disarm(ring, slot, fd, enters);
                 if run && !arm(ring, slot, fd, st.want, Mode::Multi, enters, cx) {
@@ -861,6 +899,13 @@ impl Uring {
             // list): arm everything afresh, so whatever is ready reports again.
             self.dropped_seen = dropped;
             self.table.reset_all();
+        }
+        // Receives whose fd holds its quota of buffers: cancelled now.
+        while let Some(fd) = self.cx.overfull.pop() {
+            let slot = &mut self.slots[fd as usize];
+            if slot.armed && slot.kind == Kind::Recv {
+                disarm(&mut self.ring, slot, fd, &self.enters);
+            }
         }
         // Sends that went out short: the rest goes with the next enter.
         while let Some(fd) = self.cx.resend.pop() {
@@ -1189,8 +1234,38 @@ impl Backend for Uring {
                         slot.rx_tail = 0;
                     }
                     slot.rx_off = 0;
+                    slot.rx_count = slot.rx_count.saturating_sub(1);
                     bufs.provide(bid);
                     freed = true;
+                }
+            }
+        }
+        if slot.rx_full && slot.rx_count <= RX_QUOTA / 2 {
+            slot.rx_full = false;
+            self.table.reset_kernel(fd, true); // receiving again from the next enter
+        }
+        if slot.rx_head == 0 && slot.starved && slot.rx_end == 0 && len < buf.len() {
+            // No buffer for this fd in the ring: read it directly (its poll said so).
+            // SAFETY: `buf[len..]` is writable memory of that length; recv(2) writes at
+            // most that many bytes.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    buf[len..].as_mut_ptr().cast(),
+                    buf.len() - len,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            match n {
+                0 => slot.rx_end = RX_EOF,
+                n if n > 0 => len += n as usize,
+                _ => {
+                    let e = io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        Some(libc::EAGAIN) | Some(libc::EINTR) => {}
+                        Some(errno) => slot.rx_end = -errno,
+                        None => {}
+                    }
                 }
             }
         }
