@@ -252,6 +252,14 @@ pub struct Conn {
     next: Next,
     /// Watching for writability (output is blocked).
     writing: bool,
+    /// Completion I/O (io_uring): the backend receives for us and sends `tx`.
+    completion: bool,
+    /// Completion I/O: a send of the replies is in flight.
+    sending: bool,
+    /// Completion I/O: reading is off while the input buffer is full.
+    read_off: bool,
+    /// Completion I/O: the send buffer, reused (allocated by the first send).
+    tx: Vec<u8>,
 }
 
 impl AsFd for Conn {
@@ -274,6 +282,69 @@ impl Conn {
             out: Replies::new(),
             next: Next::Read,
             writing: false,
+            completion: false,
+            sending: false,
+            read_off: false,
+            tx: Vec::new(),
+        }
+    }
+
+    /// Completion I/O: take the bytes the backend received into the free end of the
+    /// input buffer (at most its capacity); the first call allocates the buffers.
+    /// Returns the bytes taken and whether the client closed its side after them.
+    fn take(&mut self, ctx: &mut Ctx<Memcached>, id: SourceId) -> io::Result<(usize, bool)> {
+        if self.input.capacity() == 0 {
+            self.input.reserve_exact(READ_SIZE);
+            self.out = Replies::with_capacity(OUT_SIZE, 64);
+        }
+        let len = self.input.len();
+        let room = self.input.capacity() - len;
+        if room == 0 {
+            return Ok((0, false));
+        }
+        // Initialised room to copy into (resize writes zeros only past the old length;
+        // truncated back to what was taken below).
+        self.input.resize(len + room, 0);
+        let r = ctx.recv_take(id, &mut self.input[len..]);
+        let taken = r.as_ref().map_or(0, |r| r.len);
+        self.input.truncate(len + taken);
+        let r = r.map_err(|e| match e {
+            evloop::Error::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })?;
+        Ok((r.len, r.eof))
+    }
+
+    /// Completion I/O: hand the backend every pending reply as one send (copied into
+    /// `tx`; stored values are copied too, as the kernel reads them after we return).
+    /// `Blocked` while a send is in flight.
+    fn send(&mut self, ctx: &mut Ctx<Memcached>, id: SourceId) -> Flush {
+        if self.sending {
+            return Flush::Blocked;
+        }
+        if self.out.is_empty() {
+            if self.out.capacity() > OUT_KEEP {
+                self.out.shrink_to(OUT_SIZE, 64);
+            }
+            return Flush::Done;
+        }
+        let mut tx = std::mem::take(&mut self.tx);
+        tx.clear();
+        while !self.out.is_empty() {
+            // Writing into a Vec takes every slice.
+            if self.out.write_to(&mut tx).is_err() {
+                return Flush::Failed;
+            }
+        }
+        match ctx.send(id, tx) {
+            Ok(()) => {
+                self.sending = true;
+                Flush::Blocked
+            }
+            Err((tx, _)) => {
+                self.tx = tx;
+                Flush::Failed
+            }
         }
     }
 
@@ -510,6 +581,9 @@ impl Memcached {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if c.completion {
+            return self.send_and_continue(ctx, key);
+        }
         match c.flush() {
             Flush::Done => {}
             Flush::Blocked => {
@@ -538,6 +612,119 @@ impl Memcached {
             }
             Next::Close(_) => self.close(ctx, key),
         }
+    }
+}
+
+impl Memcached {
+    /// Completion I/O: a new connection is watched for reading and for its sends'
+    /// completions; the backend receives for it (nothing of this is armed per request).
+    fn completion_watch() -> Watch {
+        Watch::new(Interest::READ | Interest::WRITE | Interest::COMPLETION)
+    }
+
+    /// [`flush_and_continue`](Self::flush_and_continue) under completion I/O: send the
+    /// replies (or wait for the send in flight), then act on what the engine asked for.
+    fn send_and_continue(&mut self, ctx: &mut Ctx<Self>, key: Key) {
+        let Some(id) = self.conns.source(key) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        match c.send(ctx, id) {
+            Flush::Done => {}
+            Flush::Blocked => return, // the send's completion comes back as writable
+            Flush::Failed => return self.close(ctx, key),
+        }
+        if c.read_off {
+            c.read_off = false;
+            let _ = self
+                .conns
+                .set_interest(ctx, key, Self::completion_watch().interest());
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        // More to do (the rest of a yielded batch, a paused `get`, input that came
+        // during the send): after the other connections.
+        let more = match c.next {
+            Next::Close(_) => return self.close(ctx, key),
+            Next::Yield | Next::Pause => true,
+            Next::Read => c.start < c.input.len(),
+        };
+        if more {
+            let _ = ctx.activate(id, Ready::READABLE);
+        }
+    }
+
+    /// [`readable`](Memcached::readable) under completion I/O: take what the backend
+    /// received (also while a reply is in flight, so its queue drains), and process it
+    /// once the replies owed are sent.
+    fn readable_completion(&mut self, ctx: &mut Ctx<Self>, key: Key) {
+        let Some(id) = self.conns.source(key) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.start == c.input.len() && c.next != Next::Pause {
+            c.input.clear();
+            c.start = 0;
+        }
+        let eof = match c.take(ctx, id) {
+            Ok((_, eof)) => eof,
+            Err(_) => return self.close(ctx, key),
+        };
+        if c.input.len() == c.input.capacity() && !c.read_off {
+            // Full: stop reading until it is processed (the backend keeps what comes).
+            c.read_off = true;
+            let _ = self
+                .conns
+                .set_interest(ctx, key, Interest::WRITE | Interest::COMPLETION);
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.sending || !c.out.is_empty() {
+            return; // processed once the replies owed are sent
+        }
+        if c.start == c.input.len() && c.next != Next::Pause {
+            if eof {
+                self.close(ctx, key);
+            }
+            return;
+        }
+        let p = {
+            let shared = &*self.shared;
+            let mut store = shared.store();
+            c.engine
+                .process(&c.input[c.start..], &mut c.out, &mut store, shared)
+        };
+        c.start += p.consumed;
+        c.next = p.next;
+        if c.start == c.input.len() {
+            c.input.clear();
+            c.start = 0;
+        }
+        self.send_and_continue(ctx, key);
+    }
+
+    /// [`writable`](Memcached::writable) under completion I/O: a send finished.
+    fn sent(&mut self, ctx: &mut Ctx<Self>, key: Key) {
+        let Some(id) = self.conns.source(key) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some((tx, r)) = ctx.send_done(id) {
+            c.tx = tx;
+            c.sending = false;
+            if r.is_err() {
+                return self.close(ctx, key);
+            }
+        }
+        self.send_and_continue(ctx, key);
     }
 }
 
@@ -590,9 +777,15 @@ impl Memcached {
                     }
                     let _ = stream.set_nodelay(true);
                     let fd = stream.as_raw_fd();
-                    let conn = Conn::new(stream, self.shared.config.reqs_per_event);
+                    let mut conn = Conn::new(stream, self.shared.config.reqs_per_event);
                     // A full slab drops the connection (closing it), not the server.
-                    match self.conns.insert(ctx, conn) {
+                    let inserted = if ctx.completion_io() {
+                        conn.completion = true;
+                        self.conns.insert_with(ctx, conn, Self::completion_watch())
+                    } else {
+                        self.conns.insert(ctx, conn)
+                    };
+                    match inserted {
                         Ok(_) => {
                             self.shared.opened();
                             if self.shared.verbosity() > 1 {
@@ -650,6 +843,9 @@ impl Memcached {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if c.completion {
+            return self.readable_completion(ctx, key);
+        }
         if !c.out.is_empty() {
             // Still owed output (a hang-up or error reported while writing): flushing
             // finds out. Nothing more is read or processed until it is written.
@@ -685,6 +881,9 @@ impl Memcached {
 
     #[on_write(conns)]
     fn writable(&mut self, key: Key, ctx: &mut Ctx<Self>) {
+        if self.conns.get(key).is_some_and(|c| c.completion) {
+            return self.sent(ctx, key);
+        }
         self.flush_and_continue(ctx, key);
     }
 
