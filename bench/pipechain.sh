@@ -5,7 +5,10 @@
 # Implementations, all speaking the same flags and printing the same SUMMARY line:
 #   evloop     target/release/pipechain -b epoll   (this project; more backends via
 #              EXTRA_EVLOOP_BACKENDS="uring poll select", shown as evloop-uring, ...;
-#              the counting modes --callgrind and --strace include them too)
+#              "raw" adds evloop-raw (-b epoll --api raw) and "uring-completion" adds
+#              io_uring's completion I/O (-b uring --api completion, the raw machine with
+#              no read or write call); the counting modes --callgrind and --strace
+#              include them too)
 #   libev      bench/out/pipechain_libev           (libev 4, bench/c/pipechain_libev.c)
 #   libevent   bench/out/pipechain_libevent        (libevent 2.1, bench/c/pipechain_libevent.c)
 #   mio        target/release/pipechain-mio        (mio 1.x, bench/src/bin/pipechain_mio.rs)
@@ -124,6 +127,8 @@ impl_cmd() {
         evloop) CMD=("$RBIN/pipechain" -b epoll --api trait) ;;
         evloop-macro) CMD=("$RBIN/pipechain" -b epoll --api macro) ;;
         evloop-raw) CMD=("$RBIN/pipechain" -b epoll --api raw) ;;
+        # io_uring's completion I/O: the raw machine with no read or write call.
+        evloop-uring-completion) CMD=("$RBIN/pipechain" -b uring --api completion) ;;
         evloop-*) CMD=("$RBIN/pipechain" -b "${1#evloop-}" --api trait) ;;
         libev) CMD=("$OUT/pipechain_libev") ;;
         libevent) CMD=("$OUT/pipechain_libevent") ;;
@@ -178,6 +183,10 @@ run_summary() {
 smoke() {
     local impls=(libev libevent mio raw-epoll) t name out rc lines pass=0 fail=0
     [ $HAVE_EVLOOP = 1 ] && impls=(evloop evloop-macro evloop-raw evloop-poll evloop-select "${impls[@]}")
+    # io_uring where the kernel allows it (a container's seccomp profile may refuse it).
+    if [ $HAVE_EVLOOP = 1 ] && "$RBIN/pipechain" -b uring -n 2 -a 1 -w 1 -i 1 >/dev/null 2>&1; then
+        impls=(evloop-uring evloop-uring-completion "${impls[@]}")
+    fi
     for t in 0 1; do
         local targs=()
         [ $t = 1 ] && targs=(-t)

@@ -18,7 +18,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// Which evloop API flavour a binary should exercise (`--api trait|macro|raw`).
+/// Which evloop API flavour a binary should exercise (`--api trait|macro|raw|completion`).
 ///
 /// Binaries that have only one way of registering handlers (such as the mio one) accept the
 /// flag and ignore it.
@@ -31,6 +31,9 @@ pub enum Api {
     /// A hand-written trait impl with no collection: the token is the pipe index (the
     /// leanest form, to show what a `Slab` costs).
     Raw,
+    /// `raw`, with the backend's completion I/O (io_uring): each byte is received into
+    /// the backend's buffer ring and sent as a submission, no `read` or `write` call.
+    Completion,
 }
 
 impl fmt::Display for Api {
@@ -39,6 +42,7 @@ impl fmt::Display for Api {
             Api::Trait => "trait",
             Api::Macro => "macro",
             Api::Raw => "raw",
+            Api::Completion => "completion",
         })
     }
 }
@@ -154,8 +158,11 @@ impl Options {
                         "trait" => Api::Trait,
                         "macro" => Api::Macro,
                         "raw" => Api::Raw,
+                        "completion" => Api::Completion,
                         other => {
-                            return Err(format!("--api must be trait, macro or raw, not {other:?}"))
+                            return Err(format!(
+                                "--api must be trait, macro, raw or completion, not {other:?}"
+                            ))
                         }
                     }
                 }

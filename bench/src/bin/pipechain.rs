@@ -7,7 +7,11 @@
 //!   what the macro costs, nothing else;
 //! * `--api macro`: the same machine declared with `#[event_machine]`;
 //! * `--api raw`: by hand with no collection at all (the token is the pipe index): the
-//!   leanest form, to show what a `Slab` costs.
+//!   leanest form, to show what a `Slab` costs;
+//! * `--api completion`: `raw` on the backend's completion I/O (`-b uring`): both ends
+//!   of every socketpair registered with `Interest::COMPLETION`, each byte taken with
+//!   `recv_take` and forwarded with `send` (one send buffer per write end, reused), so
+//!   no `read` or `write` call is made: the kernel does both inside the loop's wait.
 //!
 //! `-b epoll|uring|poll|select` picks the backend, by type parameter.
 
@@ -77,6 +81,8 @@ trait Variant: Machine {
     fn common(&mut self) -> &mut Common;
     /// Register the read ends; return their sources in pipe order.
     fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId>;
+    /// Loop sources per pipe (the completion variant registers both ends).
+    const SOURCES_PER_PIPE: usize = 1;
 }
 
 /// `Variant` for a machine that keeps its read ends in `pipes: Slab<OwnedFd, _>` (the
@@ -148,6 +154,134 @@ mod raw {
                     ctx.add_io(fd, Token(i as u64), Watch::read())
                         .expect("register")
                 })
+                .collect()
+        }
+    }
+}
+
+/// `--api completion`: `raw` with the backend doing the I/O.
+mod completion {
+    use super::*;
+
+    pub struct Chain<B> {
+        pub c: Common,
+        pub rfds: Vec<OwnedFd>,
+        /// Per write end: its source, its send buffer between sends, and bytes owed
+        /// while a send is in flight.
+        pub wids: Vec<SourceId>,
+        pub spare: Vec<Vec<u8>>,
+        pub owed: Vec<u32>,
+        pub _b: PhantomData<fn() -> B>,
+    }
+
+    impl<B: Backend> Chain<B> {
+        /// Send `k` bytes to write end `w` now, or owe them until its send finishes.
+        fn forward(&mut self, ctx: &mut Ctx<Self>, w: usize, k: u32) {
+            let mut buf = std::mem::take(&mut self.spare[w]);
+            if buf.capacity() == 0 {
+                self.owed[w] += k; // a send is in flight: after it
+                return;
+            }
+            buf.clear();
+            buf.resize(k as usize, 1);
+            if let Err((buf, _)) = ctx.send(self.wids[w], buf) {
+                self.c.failures += 1;
+                self.spare[w] = buf;
+            }
+        }
+    }
+
+    impl<B: Backend> Machine for Chain<B> {
+        type Backend = B;
+
+        #[inline]
+        fn dispatch(&mut self, ctx: &mut Ctx<Self>, ev: Event) {
+            let n = self.rfds.len();
+            let idx = ev.token.0 as usize;
+            if idx >= n {
+                // A write end's send finished: its buffer comes back, and what it owes
+                // goes out.
+                let w = idx - n;
+                if let Some((buf, r)) = ctx.send_done(ev.source) {
+                    if r.is_err() {
+                        self.c.failures += 1;
+                    }
+                    self.spare[w] = buf;
+                    let k = std::mem::take(&mut self.owed[w]);
+                    if k > 0 {
+                        self.forward(ctx, w, k);
+                    }
+                }
+                return;
+            }
+            let c = &mut self.c;
+            if ev.ready.is_timeout() {
+                c.fired += 1;
+            }
+            let mut bytes = [0u8; 64];
+            let got = match ctx.recv_take(ev.source, &mut bytes) {
+                Ok(r) => r.len,
+                Err(_) => {
+                    c.failures += 1;
+                    0
+                }
+            };
+            let mut k = 0;
+            for _ in 0..got {
+                c.reads += 1;
+                if c.writes_left > 0 {
+                    c.writes_left -= 1;
+                    k += 1;
+                }
+            }
+            if k > 0 {
+                let next = if idx + 1 == n { 0 } else { idx + 1 };
+                self.forward(ctx, next, k);
+            }
+            if self.c.timeouts && got > 0 {
+                let t = self.c.rng.timeout();
+                let _ = ctx.set_idle_timeout(ev.source, Some(t));
+            }
+        }
+    }
+
+    impl<B: Backend> Variant for Chain<B> {
+        const SOURCES_PER_PIPE: usize = 2;
+
+        fn new(c: Common) -> Self {
+            Chain {
+                c,
+                rfds: Vec::new(),
+                wids: Vec::new(),
+                spare: Vec::new(),
+                owed: Vec::new(),
+                _b: PhantomData,
+            }
+        }
+        fn common(&mut self) -> &mut Common {
+            &mut self.c
+        }
+        fn add_pipes(&mut self, ctx: &mut Ctx<Self>, reads: Vec<OwnedFd>) -> Vec<SourceId> {
+            assert!(
+                ctx.completion_io(),
+                "--api completion needs a backend with completion I/O (-b uring)"
+            );
+            let n = reads.len();
+            let read = Watch::new(Interest::READ | Interest::COMPLETION);
+            let write = Watch::new(Interest::WRITE | Interest::COMPLETION);
+            for (i, &w) in self.c.wfds.iter().enumerate() {
+                let id = ctx
+                    .add_io_raw(w, Token((n + i) as u64), write)
+                    .expect("register a write end");
+                self.wids.push(id);
+                self.spare.push(Vec::with_capacity(64));
+                self.owed.push(0);
+            }
+            self.rfds = reads;
+            self.rfds
+                .iter()
+                .enumerate()
+                .map(|(i, fd)| ctx.add_io(fd, Token(i as u64), read).expect("register"))
                 .collect()
         }
     }
@@ -238,7 +372,7 @@ fn run<V: Variant>(opts: &Options) -> Report {
         rng: XorShift::default(),
     };
     let mut el = EventLoop::<V>::builder()
-        .sources(n + 16)
+        .sources(V::SOURCES_PER_PIPE * n + 16)
         .timers(n + 16)
         .events(1024)
         .build(V::new(common))
@@ -297,6 +431,7 @@ fn run_api<B: Backend>(opts: &Options) -> Report {
         Api::Trait => run::<by_trait::Chain<B>>(opts),
         Api::Macro => run::<by_macro::Chain<B>>(opts),
         Api::Raw => run::<raw::Chain<B>>(opts),
+        Api::Completion => run::<completion::Chain<B>>(opts),
     }
 }
 
