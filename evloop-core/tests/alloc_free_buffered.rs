@@ -210,7 +210,10 @@ fn cases() -> Vec<Case> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         ("alloc_free_buffered_epoll", measure::<evloop_core::Epoll>),
         #[cfg(target_os = "linux")]
-        ("alloc_free_buffered_uring_completion", uring_uses_completion),
+        (
+            "alloc_free_buffered_uring_completion",
+            uring_uses_completion,
+        ),
         ("alloc_free_buffered_poll", measure::<evloop_core::Poll>),
         ("alloc_free_buffered_select", measure::<evloop_core::Select>),
     ]
