@@ -30,6 +30,8 @@ use evloop_core::{
 // The counting allocator
 // ---------------------------------------------------------------------------------------
 
+#[path = "support/cases.rs"]
+mod cases;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
@@ -458,7 +460,7 @@ fn std_check() -> Result<String, String> {
 }
 
 type CaseFn = fn() -> Result<String, String>;
-type Case = (&'static str, CaseFn);
+use cases::Case;
 
 /// The cases that do not depend on a backend.
 const FIRST_CASES: [Case; 1] = [("alloc_free_std_check", std_check)];
@@ -508,34 +510,5 @@ backend_cases! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cases = cases();
-    if args.iter().any(|a| a == "--list") {
-        for &(name, _) in &cases {
-            println!("{name}: test");
-        }
-        return;
-    }
-    // Positional arguments select cases by substring; flags (as libtest's) are ignored.
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in cases {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match case() {
-            Ok(line) => {
-                println!("{line}");
-                passed += 1;
-            }
-            Err(e) => {
-                println!("FAILED {name}: {e}");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    cases::main(cases());
 }

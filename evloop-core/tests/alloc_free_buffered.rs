@@ -20,6 +20,8 @@ use evloop_core::{
     Backend, Builder, Ctx, Event, EventLoop, Exit, Key, Machine, Ready, Source, Watch,
 };
 
+#[path = "support/cases.rs"]
+mod cases;
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
@@ -203,7 +205,7 @@ fn uring_uses_completion() -> Result<String, String> {
     Ok(line)
 }
 
-type Case = (&'static str, fn() -> Result<String, String>);
+use cases::Case;
 
 fn cases() -> Vec<Case> {
     vec![
@@ -220,33 +222,5 @@ fn cases() -> Vec<Case> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cases = cases();
-    if args.iter().any(|a| a == "--list") {
-        for &(name, _) in &cases {
-            println!("{name}: test");
-        }
-        return;
-    }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in cases {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match case() {
-            Ok(line) => {
-                println!("ok {name}: {line}");
-                passed += 1;
-            }
-            Err(e) => {
-                println!("FAILED {name}: {e}");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    cases::main(cases());
 }

@@ -27,6 +27,8 @@ use evloop::prelude::*;
 // The counting allocator
 // ---------------------------------------------------------------------------------------
 
+#[path = "../../evloop-core/tests/support/cases.rs"]
+mod cases;
 #[path = "../../evloop-core/tests/support/counting_alloc.rs"]
 mod counting_alloc;
 
@@ -344,7 +346,7 @@ fn self_check<B: Backend>() -> Result<String, String> {
 }
 
 type CaseFn = fn() -> Result<String, String>;
-type Case = (&'static str, CaseFn);
+use cases::Case;
 
 /// The cases that do not depend on a backend (none here).
 const FIRST_CASES: [Case; 0] = [];
@@ -394,33 +396,5 @@ backend_cases! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cases = cases();
-    if args.iter().any(|a| a == "--list") {
-        for &(name, _) in &cases {
-            println!("{name}: test");
-        }
-        return;
-    }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in cases {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match case() {
-            Ok(line) => {
-                println!("{line}");
-                passed += 1;
-            }
-            Err(e) => {
-                println!("FAILED {name}: {e}");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    cases::main(cases());
 }

@@ -289,6 +289,21 @@ impl Conn {
         }
     }
 
+    /// Run the engine over the input not processed yet; the replies go to `out`.
+    fn process(&mut self, shared: &Shared) {
+        let p = {
+            let mut store = shared.store();
+            self.engine
+                .process(&self.input[self.start..], &mut self.out, &mut store, shared)
+        };
+        self.start += p.consumed;
+        self.next = p.next;
+        if self.start == self.input.len() {
+            self.input.clear();
+            self.start = 0;
+        }
+    }
+
     /// Completion I/O: take the bytes the backend received into the free end of the
     /// input buffer (at most its capacity); the first call allocates the buffers.
     /// Returns the bytes taken and whether the client closed its side after them.
@@ -694,18 +709,7 @@ impl Memcached {
             }
             return;
         }
-        let p = {
-            let shared = &*self.shared;
-            let mut store = shared.store();
-            c.engine
-                .process(&c.input[c.start..], &mut c.out, &mut store, shared)
-        };
-        c.start += p.consumed;
-        c.next = p.next;
-        if c.start == c.input.len() {
-            c.input.clear();
-            c.start = 0;
-        }
+        c.process(&self.shared);
         self.send_and_continue(ctx, key);
     }
 
@@ -864,18 +868,7 @@ impl Memcached {
                 Err(_) => return self.close(ctx, key),
             }
         }
-        let p = {
-            let shared = &*self.shared;
-            let mut store = shared.store();
-            c.engine
-                .process(&c.input[c.start..], &mut c.out, &mut store, shared)
-        };
-        c.start += p.consumed;
-        c.next = p.next;
-        if c.start == c.input.len() {
-            c.input.clear();
-            c.start = 0;
-        }
+        c.process(&self.shared);
         self.flush_and_continue(ctx, key);
     }
 

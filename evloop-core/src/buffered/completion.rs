@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 
 use evloop_backends::Ready;
 
-use super::conn::{CONNECTING, DRAIN_OWED, EOF, ERROR_REPORTED, FAILED, WAITED};
+use super::conn::{CONNECTING, EOF, FAILED, READ_BITS};
 use super::{BufConn, BufEvents};
 use crate::{Ctx, Error, Machine, SourceId};
 
@@ -34,24 +34,11 @@ impl<S> BufConn<S> {
         id: SourceId,
         ready: Ready,
     ) -> BufEvents {
-        let mut ev = BufEvents::NONE;
-        if self.flags & FAILED != 0 {
-            if self.flags & ERROR_REPORTED == 0 {
-                self.flags |= ERROR_REPORTED;
-                ev |= BufEvents::ERROR;
-            }
-            self.events = ev;
+        if let Some(ev) = self.failed_events() {
             return ev;
         }
         let wanted = self.wanted();
-        if ready.is_timeout() {
-            if wanted.is_writable() && self.cfg.write_timeout.is_some() {
-                ev |= BufEvents::WRITE_TIMEOUT;
-            }
-            if wanted.is_readable() && self.cfg.read_timeout.is_some() {
-                ev |= BufEvents::READ_TIMEOUT;
-            }
-        }
+        let mut ev = self.timeout_events(ready, wanted);
         let low = self.cfg.write_low as u64;
         if ready.intersects(Ready::WRITABLE | Ready::ERROR) {
             if let Some((buf, r)) = ctx.send_done(id) {
@@ -65,16 +52,8 @@ impl<S> BufConn<S> {
                 }
             }
         }
-        if self.flags & DRAIN_OWED != 0 {
-            ev |= BufEvents::DRAINED;
-        }
-        if ev.is_drained() {
-            self.flags &= !(WAITED | DRAIN_OWED);
-        } else if self.pending() > low {
-            self.flags |= WAITED;
-        }
-        let read_bits = Ready::READABLE | Ready::READ_CLOSED | Ready::HUP | Ready::ERROR;
-        if self.flags & FAILED == 0 && ready.intersects(read_bits) && wanted.is_readable() {
+        self.settle_drained(&mut ev);
+        if self.flags & FAILED == 0 && ready.intersects(READ_BITS) && wanted.is_readable() {
             let room = self
                 .cfg
                 .read_high
@@ -94,16 +73,9 @@ impl<S> BufConn<S> {
                     Err(e) => self.fail(io_error(e)),
                 }
             }
-            if !self.input.is_empty() && self.input.len() >= self.cfg.read_low {
-                ev |= BufEvents::DATA;
-            }
+            self.data_event(&mut ev);
         }
-        if self.flags & FAILED != 0 {
-            self.flags |= ERROR_REPORTED;
-            ev |= BufEvents::ERROR;
-        }
-        self.events = ev;
-        ev
+        self.finish_events(ev)
     }
 
     /// [`flush`](BufConn::flush) in completion mode: unless a send is in flight, hand

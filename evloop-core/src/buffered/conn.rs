@@ -329,6 +329,11 @@ pub(super) struct FileSend {
     pub(super) before: usize,
 }
 
+/// The readiness bits after which reading is tried.
+pub(super) const READ_BITS: Ready = Ready::from_bits(
+    Ready::READABLE.bits() | Ready::READ_CLOSED.bits() | Ready::HUP.bits() | Ready::ERROR.bits(),
+);
+
 pub(super) const EOF: u8 = 1;
 const CLOSING: u8 = 1 << 1;
 pub(super) const CONNECTING: u8 = 1 << 2;
@@ -806,6 +811,66 @@ impl<S> BufConn<S> {
         }
     }
 
+    /// A failed connection's events: `ERROR` once, then nothing. `None` if it has not
+    /// failed.
+    pub(super) fn failed_events(&mut self) -> Option<BufEvents> {
+        if self.flags & FAILED == 0 {
+            return None;
+        }
+        let mut ev = BufEvents::NONE;
+        if self.flags & ERROR_REPORTED == 0 {
+            self.flags |= ERROR_REPORTED;
+            ev |= BufEvents::ERROR;
+        }
+        self.events = ev;
+        Some(ev)
+    }
+
+    /// The timeouts a `TIMEOUT` readiness means for what is `wanted`.
+    pub(super) fn timeout_events(&self, ready: Ready, wanted: Interest) -> BufEvents {
+        let mut ev = BufEvents::NONE;
+        if ready.is_timeout() {
+            if wanted.is_writable() && self.cfg.write_timeout.is_some() {
+                ev |= BufEvents::WRITE_TIMEOUT;
+            }
+            if wanted.is_readable() && self.cfg.read_timeout.is_some() {
+                ev |= BufEvents::READ_TIMEOUT;
+            }
+        }
+        ev
+    }
+
+    /// `DRAINED` owed by an earlier flush joins `ev`; reporting it clears the waiting
+    /// state, and output still above the low watermark starts it.
+    pub(super) fn settle_drained(&mut self, ev: &mut BufEvents) {
+        if self.flags & DRAIN_OWED != 0 {
+            *ev |= BufEvents::DRAINED;
+        }
+        if ev.is_drained() {
+            self.flags &= !(WAITED | DRAIN_OWED);
+        } else if self.pending() > self.cfg.write_low as u64 {
+            self.flags |= WAITED;
+        }
+    }
+
+    /// `DATA` joins `ev` if the input holds at least the read low watermark.
+    pub(super) fn data_event(&self, ev: &mut BufEvents) {
+        if !self.input.is_empty() && self.input.len() >= self.cfg.read_low {
+            *ev |= BufEvents::DATA;
+        }
+    }
+
+    /// `ERROR` joins `ev` if the connection failed; `ev` becomes what
+    /// [`events`](Self::events) says.
+    pub(super) fn finish_events(&mut self, mut ev: BufEvents) -> BufEvents {
+        if self.flags & FAILED != 0 {
+            self.flags |= ERROR_REPORTED;
+            ev |= BufEvents::ERROR;
+        }
+        self.events = ev;
+        ev
+    }
+
     pub(super) fn fail(&mut self, e: io::Error) {
         self.flags |= FAILED;
         if self.error.is_none() {
@@ -829,15 +894,10 @@ impl<S: Read + Write + AsFd> BufConn<S> {
     /// assert!(conn.on_ready(Ready::READABLE).is_eof());
     /// ```
     pub fn on_ready(&mut self, ready: Ready) -> BufEvents {
-        let mut ev = BufEvents::NONE;
-        if self.flags & FAILED != 0 {
-            if self.flags & ERROR_REPORTED == 0 {
-                self.flags |= ERROR_REPORTED;
-                ev |= BufEvents::ERROR;
-            }
-            self.events = ev;
+        if let Some(ev) = self.failed_events() {
             return ev;
         }
+        let mut ev = BufEvents::NONE;
         if self.flags & CONNECTING != 0
             && ready.intersects(Ready::WRITABLE | Ready::ERROR | Ready::HUP)
         {
@@ -855,14 +915,7 @@ impl<S: Read + Write + AsFd> BufConn<S> {
             }
         }
         let wanted = self.wanted();
-        if ready.is_timeout() {
-            if wanted.is_writable() && self.cfg.write_timeout.is_some() {
-                ev |= BufEvents::WRITE_TIMEOUT;
-            }
-            if wanted.is_readable() && self.cfg.read_timeout.is_some() {
-                ev |= BufEvents::READ_TIMEOUT;
-            }
-        }
+        ev |= self.timeout_events(ready, wanted);
         let low = self.cfg.write_low as u64;
         if ready.is_writable() && self.flags & CONNECTING == 0 && self.pending() > 0 {
             let before = self.pending();
@@ -872,16 +925,8 @@ impl<S: Read + Write + AsFd> BufConn<S> {
                 ev |= BufEvents::DRAINED;
             }
         }
-        if self.flags & DRAIN_OWED != 0 {
-            ev |= BufEvents::DRAINED;
-        }
-        if ev.is_drained() {
-            self.flags &= !(WAITED | DRAIN_OWED);
-        } else if self.pending() > low {
-            self.flags |= WAITED;
-        }
-        let read_bits = Ready::READABLE | Ready::READ_CLOSED | Ready::HUP | Ready::ERROR;
-        if self.flags & FAILED == 0 && ready.intersects(read_bits) && wanted.is_readable() {
+        self.settle_drained(&mut ev);
+        if self.flags & FAILED == 0 && ready.intersects(READ_BITS) && wanted.is_readable() {
             let room = self.cfg.read_high.saturating_sub(self.input.len());
             loop {
                 match read_once(&mut self.input, &mut self.stream, room) {
@@ -896,16 +941,9 @@ impl<S: Read + Write + AsFd> BufConn<S> {
                 }
                 break;
             }
-            if !self.input.is_empty() && self.input.len() >= self.cfg.read_low {
-                ev |= BufEvents::DATA;
-            }
+            self.data_event(&mut ev);
         }
-        if self.flags & FAILED != 0 {
-            self.flags |= ERROR_REPORTED;
-            ev |= BufEvents::ERROR;
-        }
-        self.events = ev;
-        ev
+        self.finish_events(ev)
     }
 
     /// Write what is queued until the stream would block: the output buffer, and a
