@@ -110,6 +110,10 @@
 //!   deregistration with a send in flight cancels the send and keeps the buffer until
 //!   the kernel is done with it.
 //!
+//! A completion-mode registration is checked at once (a closed fd is refused by the
+//! call), but its receive or accept is armed by the next wait's enter, with the rest of
+//! the iteration's work: until then the caller may still read or accept with syscalls.
+//!
 //! Readiness backends keep the defaults: `completion_io` is `false`, the bit is ignored,
 //! and the calls fail with `Unsupported`. Code that must run on both asks
 //! `completion_io()` once and picks its path (as `BufSlab` and `Listener` in the core do).

@@ -1466,7 +1466,14 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
         watch.oneshot = false;
         conn.interest = watch.interest;
         conn.timeout = timeout;
-        self.slab.insert_with(ctx, conn, watch)
+        let completion = conn.completion && conn.pending() > 0;
+        let key = self.slab.insert_with(ctx, conn, watch)?;
+        if completion {
+            // Output queued before the insert: under readiness I/O the write interest
+            // sends it on the loop's first turn; here its send goes with that turn.
+            let _ = self.flush_queued(ctx, key);
+        }
+        Ok(key)
     }
 
     /// Whether this collection's connections use completion I/O: the loop's backend has
@@ -1509,7 +1516,21 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
     /// b.read_exact(&mut got).unwrap();
     /// assert_eq!(&got, b"hi");
     /// ```
+    ///
+    /// Under completion I/O, called where no handler runs (code that inserted the
+    /// connection, say), it also hands the send to the kernel at once (one system
+    /// call); from a handler the send goes with the loop's next wait, batched with the
+    /// rest of the iteration's.
     pub fn flush<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<()> {
+        self.flush_queued(ctx, key)?;
+        if self.completion && ctx.current().is_none() {
+            ctx.submit()?;
+        }
+        Ok(())
+    }
+
+    /// [`flush`](Self::flush), with a completion-mode send left for the next wait.
+    fn flush_queued<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) -> Result<()> {
         let conn = self.slab.get_mut(key).ok_or(Error::StaleKey)?;
         if conn.pending() > 0 && conn.flags & FAILED == 0 {
             let before = conn.pending();
@@ -1641,7 +1662,7 @@ impl<S: Read + Write + AsFd> Source for BufSlab<S> {
     fn after_dispatch<M: Machine>(&mut self, ctx: &mut Ctx<M>, key: Key) {
         if let Some(conn) = self.slab.get_mut(key) {
             conn.events = BufEvents::NONE;
-            let _ = self.flush(ctx, key);
+            let _ = self.flush_queued(ctx, key);
         }
     }
 }

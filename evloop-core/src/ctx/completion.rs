@@ -27,6 +27,20 @@ impl<M: Machine> Ctx<M> {
         self.backend.completion_io()
     }
 
+    /// Hand the kernel what is queued for it now (sends, and the loop's pending interest
+    /// changes) instead of with the next wait: one system call. `BufSlab::flush` does
+    /// this under completion I/O, so a flush outside a dispatch still sends at once.
+    ///
+    /// ```
+    /// # use evloop_core::*;
+    /// # struct M; impl Machine for M { type Backend = DefaultBackend; fn dispatch(&mut self, _: &mut Ctx<Self>, _: Event) {} }
+    /// let mut el = EventLoop::new(M).unwrap();
+    /// el.ctx().submit().unwrap(); // nothing queued: nothing to do
+    /// ```
+    pub fn submit(&mut self) -> Result<()> {
+        self.backend.flush().map_err(Error::Io)
+    }
+
     fn io_fd(&self, id: SourceId) -> Result<RawFd> {
         let idx = self.lookup(id)?;
         match self.slots[idx as usize].io() {
