@@ -322,8 +322,6 @@ fn arm(
         (Kind::Poll, sqe)
     };
     let sqe = sqe.user_data(request_data(kind, fd, gen));
-    // SAFETY: POLL_ADD, a multishot receive into the registered buffer ring (which lives
-    // until no request can use it) and a multishot accept point to no memory of ours.
     if !push(ring, &sqe, enters) {
         return false;
     }
@@ -362,16 +360,27 @@ fn note_again(slot: &mut Slot, cx: &mut Completion, fd: RawFd) {
     }
 }
 
-/// Give buffer `bid` back to the kernel; receives that starved for buffers are armed
-/// again by the next enter.
+/// Give buffer `bid` back to the kernel (see [`wake_starved`]).
 fn give_back(bid: u16, cx: &mut Completion, table: &mut ChangeList, slots: &mut [Slot]) {
     if let Some(bufs) = cx.bufs.as_mut() {
         bufs.provide(bid);
     }
+    wake_starved(cx, table, slots);
+}
+
+/// Buffers came back: the receives that starved for them are armed again by the next
+/// enter.
+fn wake_starved(cx: &mut Completion, table: &mut ChangeList, slots: &mut [Slot]) {
     for fd in cx.starved.drain(..) {
         slots[fd as usize].starved = false;
         table.reset_kernel(fd, true);
     }
+}
+
+/// Whether `fd` holds something not taken yet: received bytes, the end of its stream,
+/// or accepted connections.
+fn has_backlog(slot: &Slot, cx: &Completion, fd: RawFd) -> bool {
+    slot.rx_head != 0 || slot.rx_end != 0 || cx.has_accepted(fd)
 }
 
 /// Drop `fd`'s receive queue, giving its buffers back.
@@ -756,7 +765,7 @@ impl Uring {
                 // writing arms nothing. What was received and not taken is reported
                 // again as soon as reading is wanted again.
                 let reading = st.want.is_readable();
-                if reading && (slot.rx_head != 0 || slot.rx_end != 0 || cx.has_accepted(fd)) {
+                if reading && has_backlog(slot, cx, fd) {
                     note_again(slot, cx, fd);
                 }
                 let run = reading && !slot.parked && !slot.rx_full;
@@ -817,9 +826,8 @@ impl Uring {
             let mut r = Ready::EMPTY;
             let mut token = 0;
             if let Some(st) = sink.table.get(fd) {
-                let slot = &sink.slots[fd as usize];
                 token = st.kernel_token;
-                let backlog = slot.rx_head != 0 || slot.rx_end != 0 || sink.cx.has_accepted(fd);
+                let backlog = has_backlog(&sink.slots[fd as usize], sink.cx, fd);
                 if st.want.is_readable() && backlog {
                     r |= Ready::READABLE;
                 }
@@ -1153,14 +1161,11 @@ impl Backend for Uring {
         self.cx.inflight = 0;
         self.cx.orphans.clear();
         self.cx.resend.clear();
-        for (fd, tx) in self.cx.tx.iter_mut().enumerate() {
+        for fd in 0..self.cx.tx.len() {
+            let tx = &mut self.cx.tx[fd];
             if tx.busy && tx.done.is_none() {
                 tx.done = Some(-libc::ECANCELED);
-                let slot = &mut self.slots[fd];
-                if !slot.again {
-                    slot.again = true;
-                    self.cx.again.push(fd as RawFd);
-                }
+                note_again(&mut self.slots[fd], &mut self.cx, fd as RawFd);
             }
         }
         if let Some(bufs) = self.cx.bufs.as_mut() {
@@ -1276,10 +1281,7 @@ impl Backend for Uring {
             note_again(slot, &mut self.cx, fd);
         }
         if freed {
-            for s in self.cx.starved.drain(..) {
-                self.slots[s as usize].starved = false;
-                self.table.reset_kernel(s, true);
-            }
+            wake_starved(&mut self.cx, &mut self.table, &mut self.slots);
         }
         if len == 0 && head == 0 && end < 0 {
             return Err(completion::os_error(end));

@@ -1461,7 +1461,7 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
         let wanted = conn.wanted();
         let timeout = conn.wanted_timeout(wanted);
         let mut watch = self.watch;
-        watch.interest = self.with_options(&conn, wanted);
+        watch.interest = interest_for(&conn, self.watch.interest.is_peer_closed(), wanted);
         watch.timeout = timeout;
         watch.oneshot = false;
         conn.interest = watch.interest;
@@ -1487,11 +1487,6 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
     /// ```
     pub fn uses_completion_io(&self) -> bool {
         self.completion
-    }
-
-    /// The interest registered for a connection that wants `wanted`.
-    fn with_options(&self, conn: &BufConn<S>, wanted: Interest) -> Interest {
-        interest_for(conn, self.watch.interest.is_peer_closed(), wanted)
     }
 
     /// Flush what is queued on `key`'s connection now and update what it watches. Call
