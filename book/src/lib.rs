@@ -33,6 +33,9 @@ pub struct Backends;
 #[doc = include_str!("io-uring.md")]
 pub struct IoUring;
 
+#[doc = include_str!("windows.md")]
+pub struct Windows;
+
 #[doc = include_str!("timers.md")]
 pub struct Timers;
 

@@ -125,8 +125,42 @@
 //! child and re-registers everything that was registered.
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+#[cfg(unix)]
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
+
+use crate::Waker;
+
+/// What a backend watches, as the OS names it: a file descriptor on Unix (`RawFd`), a
+/// `SOCKET` on Windows (`RawSocket`). Every [`Backend`] call takes one; user code gets it
+/// from the std types with `as_raw_fd()` / `as_raw_socket()`.
+///
+/// ```
+/// # #[cfg(unix)] {
+/// use std::os::fd::AsRawFd;
+/// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let raw: evloop_backends::RawSource = a.as_raw_fd();
+/// # let _ = raw; }
+/// ```
+#[cfg(unix)]
+pub type RawSource = std::os::fd::RawFd;
+/// What a backend watches, as the OS names it (see the Unix definition).
+#[cfg(windows)]
+pub type RawSource = std::os::windows::io::RawSocket;
+
+/// An owned [`RawSource`]: `OwnedFd` on Unix, `OwnedSocket` on Windows (what
+/// [`Backend::accept_take`] hands over).
+///
+/// ```
+/// # #[cfg(unix)] {
+/// let f: evloop_backends::OwnedSource = std::fs::File::open("/dev/null").unwrap().into();
+/// # drop(f); }
+/// ```
+#[cfg(unix)]
+pub type OwnedSource = std::os::fd::OwnedFd;
+/// An owned [`RawSource`] (see the Unix definition).
+#[cfg(windows)]
+pub type OwnedSource = std::os::windows::io::OwnedSocket;
 
 /// What [`Backend::recv_take`] copied out: `len` bytes, and whether the peer's end of
 /// file comes after them (nothing more will arrive).
@@ -613,7 +647,7 @@ pub trait Backend: Sized {
     /// assert_eq!(Poll::MAX_FD, None);
     /// assert_eq!(Select::MAX_FD, Some(libc::FD_SETSIZE as i32 - 1));
     /// ```
-    const MAX_FD: Option<RawFd>;
+    const MAX_FD: Option<RawSource>;
 
     /// Create the backend with room for `event_capacity` events per [`wait`](Self::wait)
     /// (at least 1). This is the only allocation of the event buffer.
@@ -635,7 +669,7 @@ pub trait Backend: Sized {
     /// b.register(a.as_raw_fd(), 7, Interest::READ).unwrap();
     /// assert!(b.register(a.as_raw_fd(), 7, Interest::READ).is_err()); // once per fd
     /// ```
-    fn register(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+    fn register(&mut self, fd: RawSource, token: u64, interest: Interest) -> io::Result<()>;
 
     /// Change the interest and token of a registered fd; coalesced until the next wait.
     ///
@@ -649,7 +683,7 @@ pub trait Backend: Sized {
     /// assert_eq!(b.wait(None).unwrap(), 1);
     /// assert_eq!(b.event(0).token, 8);
     /// ```
-    fn modify(&mut self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()>;
+    fn modify(&mut self, fd: RawSource, token: u64, interest: Interest) -> io::Result<()>;
 
     /// Stop watching `fd`; applied at once, so the fd may be closed right after.
     ///
@@ -663,7 +697,7 @@ pub trait Backend: Sized {
     /// drop(a); // safe to close now
     /// assert!(b.is_empty());
     /// ```
-    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    fn deregister(&mut self, fd: RawSource) -> io::Result<()>;
 
     /// Apply the pending change list now, without waiting.
     ///
@@ -707,6 +741,7 @@ pub trait Backend: Sized {
     /// use evloop_backends::{Backend, Interest, Poll};
     /// assert!(Poll::new(8).unwrap().pollable_fd().is_none());
     /// ```
+    #[cfg(unix)]
     fn pollable_fd(&self) -> Option<BorrowedFd<'_>>;
 
     /// After `fork()`, in the child: replace kernel objects shared with the parent by
@@ -750,7 +785,7 @@ pub trait Backend: Sized {
     /// let e = b.recv_take(0, &mut [0; 16]).unwrap_err();
     /// assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
     /// ```
-    fn recv_take(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    fn recv_take(&mut self, fd: RawSource, buf: &mut [u8]) -> io::Result<Received> {
         let _ = (fd, buf);
         Err(no_completion_io(Self::NAME))
     }
@@ -767,7 +802,7 @@ pub trait Backend: Sized {
     /// let (buf, e) = b.send(0, b"hi".to_vec()).unwrap_err();
     /// assert_eq!((buf.len(), e.kind()), (2, std::io::ErrorKind::Unsupported));
     /// ```
-    fn send(&mut self, fd: RawFd, buf: Vec<u8>) -> Result<(), (Vec<u8>, io::Error)> {
+    fn send(&mut self, fd: RawSource, buf: Vec<u8>) -> Result<(), (Vec<u8>, io::Error)> {
         let _ = fd;
         Err((buf, no_completion_io(Self::NAME)))
     }
@@ -779,7 +814,7 @@ pub trait Backend: Sized {
     /// use evloop_backends::{Backend, Poll};
     /// assert!(Poll::new(8).unwrap().send_done(0).is_none());
     /// ```
-    fn send_done(&mut self, fd: RawFd) -> Option<(Vec<u8>, io::Result<()>)> {
+    fn send_done(&mut self, fd: RawSource) -> Option<(Vec<u8>, io::Result<()>)> {
         let _ = fd;
         None
     }
@@ -791,10 +826,53 @@ pub trait Backend: Sized {
     /// use evloop_backends::{Backend, Poll};
     /// assert!(Poll::new(8).unwrap().accept_take(0).is_none());
     /// ```
-    fn accept_take(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
+    fn accept_take(&mut self, fd: RawSource) -> Option<io::Result<OwnedSource>> {
         let _ = fd;
         None
     }
+
+    /// Watch `waker` under `token`: its wakes are reported as `READABLE` under that
+    /// token until [`Waker::drain`] (level-triggered, coalesced). On Unix a waker is an
+    /// fd and this is [`register`](Self::register) with [`Interest::READ`]; the Windows
+    /// backend binds the waker to its completion port instead (a wake is one
+    /// `PostQueuedCompletionStatus`). A waker is watched by one backend at a time.
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, DefaultBackend, Waker};
+    /// let mut b = DefaultBackend::new(8).unwrap();
+    /// let w = Waker::new().unwrap();
+    /// b.register_waker(&w, 9).unwrap();
+    /// w.wake().unwrap();
+    /// assert_eq!(b.wait(None).unwrap(), 1);
+    /// assert_eq!(b.event(0).token, 9);
+    /// assert!(w.drain());
+    /// b.deregister_waker(&w).unwrap();
+    /// ```
+    #[cfg(unix)]
+    fn register_waker(&mut self, waker: &Waker, token: u64) -> io::Result<()> {
+        self.register(waker.wake_fd(), token, Interest::READ)
+    }
+    /// Watch `waker` under `token` (see the Unix definition).
+    #[cfg(windows)]
+    fn register_waker(&mut self, waker: &Waker, token: u64) -> io::Result<()>;
+
+    /// Stop watching `waker` (at once, like [`deregister`](Self::deregister)).
+    ///
+    /// ```
+    /// use evloop_backends::{Backend, DefaultBackend, Waker};
+    /// let mut b = DefaultBackend::new(8).unwrap();
+    /// let w = Waker::new().unwrap();
+    /// b.register_waker(&w, 9).unwrap();
+    /// b.deregister_waker(&w).unwrap();
+    /// assert!(b.is_empty());
+    /// ```
+    #[cfg(unix)]
+    fn deregister_waker(&mut self, waker: &Waker) -> io::Result<()> {
+        self.deregister(waker.wake_fd())
+    }
+    /// Stop watching `waker` (see the Unix definition).
+    #[cfg(windows)]
+    fn deregister_waker(&mut self, waker: &Waker) -> io::Result<()>;
 
     /// Whether no fd is registered.
     ///

@@ -13,6 +13,7 @@
 //! | `DevPoll` | `src/devpoll/` | illumos, Solaris (`backend-devpoll` feature, or by type) |
 //! | [`Poll`] | `src/poll.rs` | every Unix |
 //! | [`Select`] | `src/select.rs` | every Unix (fds below `FD_SETSIZE`) |
+//! | `Afd` | `src/windows/` | Windows (default there): `\\Device\\Afd` poll requests over an I/O completion port |
 //!
 //! [`DefaultBackend`] is chosen at compile time: the platform's best mechanism, unless the
 //! `backend-poll`, `backend-select`, `backend-uring` or `backend-devpoll` cargo feature
@@ -32,7 +33,7 @@
 // The change list serves the kernel-state backends (epoll; kqueue, event ports and /dev/poll
 // add themselves to this cfg as they start using it).
 #[cfg(any(
-    test,
+    all(test, unix),
     target_os = "linux",
     target_os = "android",
     target_os = "illumos",
@@ -49,8 +50,9 @@
 ))]
 mod changelist;
 pub mod contract;
-#[cfg(feature = "fault-injection")]
+#[cfg(all(unix, feature = "fault-injection"))]
 pub mod fault;
+#[cfg(unix)]
 mod sys;
 mod waker;
 
@@ -63,10 +65,14 @@ mod uring;
 mod devpoll;
 mod event_ports;
 mod kqueue;
+#[cfg(unix)]
 mod poll;
+#[cfg(unix)]
 mod select;
+// The Windows backend's event mapping is pure and tested everywhere; the rest is Windows.
+mod windows;
 
-pub use contract::{Backend, BackendEvent, Interest, Ready, Received};
+pub use contract::{Backend, BackendEvent, Interest, OwnedSource, RawSource, Ready, Received};
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
 pub use devpoll::DevPoll;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -85,12 +91,19 @@ pub use event_ports::EventPorts;
     target_os = "dragonfly"
 ))]
 pub use kqueue::Kqueue;
+#[cfg(unix)]
 pub use poll::Poll;
+#[cfg(unix)]
 pub use select::Select;
+#[cfg(unix)]
 pub use sys::open_file_limit;
 #[cfg(target_os = "linux")]
 pub use uring::{Uring, UringOrEpoll};
-pub use waker::{wake_raw, Waker};
+#[cfg(unix)]
+pub use waker::wake_raw;
+pub use waker::Waker;
+#[cfg(windows)]
+pub use windows::Afd;
 
 /// The backend used when a program names none: chosen by `#[cfg]` for the target, or
 /// forced by a `backend-*` feature (`backend-select` wins over `backend-poll`, which wins
@@ -104,18 +117,23 @@ pub use waker::{wake_raw, Waker};
 /// | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly | `Kqueue` |
 /// | illumos, Solaris | `EventPorts` (`DevPoll` with `backend-devpoll`) |
 /// | any other Unix | [`Poll`] |
+/// | Windows | `Afd` (the `backend-*` features are ignored there) |
 ///
 /// ```
 /// use evloop_backends::{Backend, DefaultBackend};
 /// # #[cfg(all(target_os = "linux", not(any(feature = "backend-poll", feature = "backend-select", feature = "backend-uring"))))]
 /// assert_eq!(DefaultBackend::NAME, "epoll");
 /// ```
-#[cfg(feature = "backend-select")]
+#[cfg(all(unix, feature = "backend-select"))]
 pub type DefaultBackend = Select;
 
 /// The backend used when a program names none (see the first definition).
-#[cfg(all(feature = "backend-poll", not(feature = "backend-select")))]
+#[cfg(all(unix, feature = "backend-poll", not(feature = "backend-select")))]
 pub type DefaultBackend = Poll;
+
+/// The backend used when a program names none (see the first definition).
+#[cfg(windows)]
+pub type DefaultBackend = Afd;
 
 /// The backend used when a program names none (see the first definition).
 #[cfg(all(
@@ -209,7 +227,9 @@ const fn same_name(a: &str, b: &str) -> bool {
 
 /// The backend each target gets by default, checked when the crate is compiled for that
 /// target (`cargo check --target ...` fails if the cfg ladder above picks another).
-const EXPECTED_DEFAULT: &str = if cfg!(feature = "backend-select") {
+const EXPECTED_DEFAULT: &str = if cfg!(windows) {
+    "afd"
+} else if cfg!(feature = "backend-select") {
     "select"
 } else if cfg!(feature = "backend-poll") {
     "poll"
@@ -240,11 +260,10 @@ const EXPECTED_DEFAULT: &str = if cfg!(feature = "backend-select") {
     "poll"
 };
 
-#[cfg(unix)]
 const _: () = assert!(
     same_name(<DefaultBackend as Backend>::NAME, EXPECTED_DEFAULT),
     "DefaultBackend is not the backend this target should get by default"
 );
 
-#[cfg(not(unix))]
-compile_error!("evloop-backends supports Unix targets for now (epoll, kqueue, event ports, /dev/poll, poll, select); the Windows backend is not written yet");
+#[cfg(not(any(unix, windows)))]
+compile_error!("evloop-backends supports Unix (epoll, io_uring, kqueue, event ports, /dev/poll, poll, select) and Windows (AFD over an I/O completion port)");

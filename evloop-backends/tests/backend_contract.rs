@@ -11,6 +11,8 @@
 //! timeout is the only clock, and "nothing happens" is checked by a short wait that must
 //! last its full timeout).
 
+#![cfg(unix)]
+
 mod util;
 
 use std::collections::HashSet;

@@ -34,6 +34,12 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(windows)]
+compile_error!(
+    "evloop-core does not build for Windows yet: only its backend crate does \
+     (evloop_backends::Afd); see the book's Windows chapter"
+);
+
 pub mod buffered;
 pub mod channel;
 mod ctx;

@@ -5,9 +5,9 @@
 //! `records.rs` holds the pure logic (the entries each change writes, decoding), compiled
 //! for the tests on every system; this file holds the system calls.
 
-#[cfg(any(test, target_os = "illumos", target_os = "solaris"))]
+#[cfg(any(all(test, unix), target_os = "illumos", target_os = "solaris"))]
 mod records;
-#[cfg(any(test, target_os = "illumos", target_os = "solaris"))]
+#[cfg(any(all(test, unix), target_os = "illumos", target_os = "solaris"))]
 mod sys;
 
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]

@@ -5,7 +5,7 @@
 //! re-association bookkeeping, timeout and `port_getn` outcome handling); it is compiled
 //! for the tests on every system. This file holds the system calls.
 
-#[cfg(any(test, target_os = "illumos", target_os = "solaris"))]
+#[cfg(any(all(test, unix), target_os = "illumos", target_os = "solaris"))]
 pub(crate) mod records;
 
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]

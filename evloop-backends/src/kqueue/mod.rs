@@ -8,7 +8,7 @@
 //!   by the EVFILT_USER [`Waker`](crate::Waker)).
 
 #[cfg(any(
-    test,
+    all(test, unix),
     target_os = "macos",
     target_os = "ios",
     target_os = "tvos",

@@ -1,8 +1,9 @@
 //! The cross-thread (and signal-handler) wake: an fd the loop watches, which any thread
 //! can make readable. Repeated wakes before the loop drains it coalesce into one
 //! readiness. Linux uses an `eventfd`; kqueue systems a small kqueue with one
-//! `EVFILT_USER` event (falling back to a pipe on kernels without it); other systems a
-//! non-blocking self-pipe.
+//! `EVFILT_USER` event (falling back to a pipe on kernels without it); other Unix systems
+//! a non-blocking self-pipe. On Windows a waker is no handle at all: registered with the
+//! `Afd` backend, it posts a completion to that backend's port (`iocp.rs`).
 
 #[cfg_attr(any(target_os = "linux", target_os = "android"), path = "eventfd.rs")]
 #[cfg_attr(
@@ -19,8 +20,10 @@
     ),
     path = "kqueue.rs"
 )]
+#[cfg_attr(windows, path = "iocp.rs")]
 #[cfg_attr(
     not(any(
+        windows,
         target_os = "linux",
         target_os = "android",
         target_os = "macos",
@@ -37,4 +40,8 @@
 )]
 mod imp;
 
-pub use imp::{wake_raw, Waker};
+#[cfg(unix)]
+pub use imp::wake_raw;
+pub use imp::Waker;
+#[cfg(windows)]
+pub(crate) use imp::WakerRef;

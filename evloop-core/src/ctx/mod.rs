@@ -34,11 +34,10 @@ mod timers;
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evloop_backends::{Backend, Interest};
+use evloop_backends::Backend;
 
 pub use dump::Dump;
 use slots::{nanos, Slot};
@@ -147,7 +146,7 @@ impl<M: Machine> Ctx<M> {
             .clamp(1, crate::ready_queue::MAX_LEVELS as u8);
         let mut backend = M::Backend::new(caps.events.max(1))?;
         let shared = Shared::new(caps.activations)?;
-        backend.register(shared.waker.as_raw_fd(), WAKE_TOKEN, Interest::READ)?;
+        backend.register_waker(&shared.waker, WAKE_TOKEN)?;
         let mut slots = vec![Slot::FREE; n].into_boxed_slice();
         for (i, s) in slots.iter_mut().enumerate() {
             s.next = if i + 1 < n { (i + 1) as u32 } else { NONE };
@@ -188,10 +187,8 @@ impl<M: Machine> Ctx<M> {
     pub(crate) fn reinit(&mut self) -> Result<()> {
         self.backend.reinit()?;
         let shared = Shared::new(self.activation_capacity)?;
-        let old_fd = self.shared.waker.as_raw_fd();
-        self.backend.deregister(old_fd)?;
-        self.backend
-            .register(shared.waker.as_raw_fd(), WAKE_TOKEN, Interest::READ)?;
+        self.backend.deregister_waker(&self.shared.waker)?;
+        self.backend.register_waker(&shared.waker, WAKE_TOKEN)?;
         self.rebind_signals(shared.waker.wake_fd());
         self.shared = shared;
         Ok(())
