@@ -335,6 +335,26 @@ mod afd_contract {
     }
 
     #[test]
+    fn a_stopped_watch_hears_nothing_not_even_a_reset_or_a_close() {
+        let mut b = new(16);
+        let (a, peer) = pair();
+        let (c, _peer_c) = pair();
+        b.register(raw(&a), 1, Interest::READ).unwrap();
+        b.register(raw(&c), 2, Interest::READ).unwrap();
+        expect_none(&mut b, QUIET); // polls are pending on both
+        b.modify(raw(&a), 1, Interest::NONE).unwrap();
+        b.modify(raw(&c), 2, Interest::NONE).unwrap();
+        reset_by(peer, &a);
+        let c_raw = raw(&c);
+        drop(c);
+        expect_none(&mut b, QUIET);
+        // Started again: the reset is reported.
+        b.modify(raw(&a), 1, Interest::READ).unwrap();
+        assert!(wait_for(&mut b, 1, |r| r.is_hup()).is_error());
+        b.deregister(c_raw).unwrap();
+    }
+
+    #[test]
     fn deregister_then_register_again() {
         let mut b = new(16);
         let (a, peer) = pair();
@@ -629,6 +649,41 @@ mod afd_contract {
         b.deregister_waker(&w).unwrap();
         assert!(b.is_empty());
         w.wake().unwrap(); // unbound: harmless
+    }
+
+    #[test]
+    fn a_waker_is_watched_by_one_backend_at_a_time() {
+        let mut b1 = new(4);
+        let mut b2 = new(4);
+        let w = Waker::new().unwrap();
+        b1.register_waker(&w, 1).unwrap();
+        let e = b2.register_waker(&w, 2).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        // The refused registration changed nothing: b1 still hears it.
+        w.wake().unwrap();
+        assert_eq!(expect_one(&mut b1, 1), Ready::READABLE);
+        assert!(w.drain());
+        // Moved to b2, and b1 dropped: b2 hears it.
+        b1.deregister_waker(&w).unwrap();
+        b2.register_waker(&w, 2).unwrap();
+        drop(b1);
+        w.wake().unwrap();
+        assert_eq!(expect_one(&mut b2, 2), Ready::READABLE);
+    }
+
+    #[test]
+    fn an_undrained_waker_does_not_starve_sockets() {
+        let mut b = new(2);
+        let w = Waker::new().unwrap();
+        b.register_waker(&w, 100).unwrap();
+        w.wake().unwrap();
+        assert_eq!(expect_one(&mut b, 100), Ready::READABLE);
+        // Never drained; sockets still get reported alongside it.
+        let (a, peer) = pair();
+        b.register(raw(&a), 1, Interest::READ).unwrap();
+        send(&peer, b"x");
+        let r = wait_for(&mut b, 1, |r| r.is_readable());
+        assert!(r.is_readable());
     }
 
     #[test]

@@ -80,7 +80,16 @@ impl Waker {
             .compare_exchange(IDLE, POSTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.inner.post()?;
+            if let Err(e) = self.inner.post() {
+                // Nothing is queued: leave the waker idle, so the next wake posts again.
+                let _ = self.inner.state.compare_exchange(
+                    POSTED,
+                    IDLE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -122,18 +131,34 @@ impl WakerRef {
         Arc::ptr_eq(&self.0, &w.inner)
     }
 
-    /// Route wakes to `port`; a wake that came before is posted now.
-    pub(crate) fn bind(&self, port: Arc<Port>) -> io::Result<()> {
-        *self.0.port.lock().unwrap_or_else(|e| e.into_inner()) = Some(port);
+    /// Route wakes to `port`; a wake that came before is posted now. A waker is bound
+    /// to one backend at a time: `AlreadyExists` if it is bound already.
+    pub(crate) fn bind(&self, port: &Arc<Port>) -> io::Result<()> {
+        {
+            let mut bound = self.0.port.lock().unwrap_or_else(|e| e.into_inner());
+            if bound.is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "this waker is registered with another backend (deregister it there first)",
+                ));
+            }
+            *bound = Some(port.clone());
+        }
         if self.0.state.load(Ordering::Acquire) == POSTED {
-            self.0.post()?;
+            if let Err(e) = self.0.post() {
+                self.unbind(port);
+                return Err(e);
+            }
         }
         Ok(())
     }
 
-    /// Stop routing wakes anywhere (the port may close).
-    pub(crate) fn unbind(&self) {
-        *self.0.port.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    /// Stop routing wakes to `port` (which may close), if they still go there.
+    pub(crate) fn unbind(&self, port: &Arc<Port>) {
+        let mut bound = self.0.port.lock().unwrap_or_else(|e| e.into_inner());
+        if bound.as_ref().is_some_and(|p| Arc::ptr_eq(p, port)) {
+            *bound = None;
+        }
     }
 
     /// A completion of this waker was dequeued: whether it is to be reported (it is not

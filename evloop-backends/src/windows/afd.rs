@@ -244,8 +244,9 @@ impl AfdHandle {
                 size,
             )
         };
-        // Completed at once or pending: either way the completion is queued to the port.
-        if status == STATUS_SUCCESS || status == STATUS_PENDING {
+        // Completed at once or pending (or any other success status): either way the
+        // completion is queued to the port, and `req` is the kernel's until it arrives.
+        if status >= 0 {
             Ok(())
         } else {
             Err(nt_error(status))

@@ -53,6 +53,9 @@ struct Slot {
     cancelling: bool,
     /// In `Afd::queue`.
     queued: bool,
+    /// Its poll could not be submitted and the `ERROR` is not reported yet (in
+    /// `Afd::failed`).
+    failed: bool,
 }
 
 struct Group {
@@ -144,11 +147,13 @@ impl Afd {
         slot.state = State::Free;
         slot.pending = 0;
         slot.cancelling = false;
+        slot.failed = false;
         self.free.push(i);
     }
 
     /// Bring each queued slot's kernel request in line with its interest.
     fn apply_queue(&mut self) {
+        let mut retry = Vec::new();
         let mut k = 0;
         while k < self.queue.len() {
             let i = self.queue[k];
@@ -165,6 +170,8 @@ impl Afd {
                     // SAFETY: the slot's poll is pending on this group's handle.
                     if unsafe { self.groups[slot.group].afd.cancel(slot.req) }.is_ok() {
                         slot.cancelling = true;
+                    } else {
+                        retry.push(i); // try again at the next wait
                     }
                 }
                 continue;
@@ -184,11 +191,17 @@ impl Afd {
                 Ok(()) => slot.pending = want,
                 Err(_) => {
                     slot.state = State::Parked;
-                    self.failed.push(i);
+                    if !slot.failed {
+                        slot.failed = true;
+                        self.failed.push(i);
+                    }
                 }
             }
         }
         self.queue.clear();
+        for i in retry {
+            self.enqueue(i);
+        }
     }
 
     /// A dequeued completion of slot `i`'s poll.
@@ -207,6 +220,9 @@ impl Afd {
         match slot.state {
             State::Zombie => self.release(i),
             State::Free | State::Parked => {}
+            // A stopped watch (empty interest) kept its old poll to make stop/start
+            // free; whatever that poll met is not reported, and nothing is re-armed.
+            State::Live if slot.interest.is_empty() => self.enqueue(i),
             State::Live => match outcome {
                 Outcome::Cancelled => self.enqueue(i),
                 Outcome::Failed(_) => {
@@ -233,17 +249,26 @@ impl Afd {
         self.events.push(BackendEvent { token, ready });
     }
 
-    /// Report sockets whose poll could not be submitted, and wakers reported before but
-    /// not drained, as far as the buffer has room.
-    fn report_pending(&mut self) {
+    /// Report sockets whose poll could not be submitted, as far as the buffer has room
+    /// (the rest by the next wait).
+    fn report_failed(&mut self) {
         while self.events.len() < self.capacity {
             let Some(i) = self.failed.pop() else { break };
-            if self.slots[i].state == State::Parked {
+            let slot = &mut self.slots[i];
+            if std::mem::take(&mut slot.failed) && slot.state == State::Parked {
                 self.push(i, Ready::ERROR);
             }
         }
+    }
+
+    /// Report again the wakers reported before and not drained since (level-triggered),
+    /// unless this wait reported them already, as far as the buffer has room.
+    fn report_undrained_wakers(&mut self) {
         for (w, token) in &self.wakers {
-            if self.events.len() < self.capacity && w.undrained() {
+            if self.events.len() < self.capacity
+                && w.undrained()
+                && !self.events.iter().any(|e| e.token == *token)
+            {
                 self.events.push(BackendEvent {
                     token: *token,
                     ready: Ready::READABLE,
@@ -300,6 +325,7 @@ impl Backend for Afd {
                     pending: 0,
                     cancelling: false,
                     queued: false,
+                    failed: false,
                 });
                 self.slots.len() - 1
             }
@@ -364,12 +390,16 @@ impl Backend for Afd {
         self.events.clear();
         loop {
             self.apply_queue();
-            self.report_pending();
-            let room = self.capacity - self.events.len();
+            self.report_failed();
+            let undrained = self.wakers.iter().any(|(w, _)| w.undrained());
+            let mut room = self.capacity - self.events.len();
             if room == 0 {
                 return Ok(self.events.len());
             }
-            let t = if !self.events.is_empty() {
+            if undrained && room > 1 {
+                room -= 1; // an undrained waker is re-reported after the port is read
+            }
+            let t = if !self.events.is_empty() || undrained {
                 Some(Duration::ZERO)
             } else {
                 match (timeout, deadline) {
@@ -401,11 +431,14 @@ impl Backend for Afd {
                     _ => {}
                 }
             }
+            self.report_undrained_wakers();
             // Completions that report nothing (cancellations, polls whose events were
-            // not asked for) must not end a wait early: wait again for what remains.
-            let expired =
-                t == Some(Duration::ZERO) || deadline.is_some_and(|d| Instant::now() >= d);
-            if !self.events.is_empty() || (n == 0 && timeout.is_some()) || expired {
+            // not asked for) must not end a wait early, nor may the port's own wait,
+            // which can return a little before its timeout: wait again for what remains.
+            let expired = t == Some(Duration::ZERO)
+                || deadline.is_some_and(|d| Instant::now() >= d)
+                || (n == 0 && timeout.is_some() && deadline.is_none());
+            if !self.events.is_empty() || expired {
                 return Ok(self.events.len());
             }
         }
@@ -432,7 +465,7 @@ impl Backend for Afd {
             ));
         }
         let w = waker.handle();
-        w.bind(self.port.clone())?;
+        w.bind(&self.port)?;
         self.wakers.push((w, token));
         Ok(())
     }
@@ -449,7 +482,7 @@ impl Backend for Afd {
                 )
             })?;
         let (w, _) = self.wakers.swap_remove(k);
-        w.unbind();
+        w.unbind(&self.port);
         Ok(())
     }
 }
@@ -457,7 +490,7 @@ impl Backend for Afd {
 impl Drop for Afd {
     fn drop(&mut self) {
         for (w, _) in &self.wakers {
-            w.unbind();
+            w.unbind(&self.port);
         }
         let mut pending = 0;
         for slot in &mut self.slots {

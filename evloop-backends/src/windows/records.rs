@@ -55,8 +55,8 @@ pub(crate) fn afd_mask(interest: Interest) -> u32 {
 ///
 /// * `RECEIVE`, `ACCEPT`: readable. `DISCONNECT` (the peer's FIN): readable (the read
 ///   returns 0) and `READ_CLOSED`.
-/// * `ABORT` (reset): `HUP` and `READ_CLOSED`, and readable/writable if asked, so the
-///   caller's read or write meets the error.
+/// * `ABORT` (reset): `HUP`, `ERROR` and `READ_CLOSED` (as epoll reports a reset), and
+///   readable/writable if asked, so the caller's read or write meets the error.
 /// * `CONNECT_FAIL`: `ERROR`, and writable if asked (epoll reports a failed connect as
 ///   `EPOLLOUT | EPOLLERR`).
 /// * `LOCAL_CLOSE` is not mapped here: the backend reports it as `ERROR` once and parks
@@ -75,7 +75,7 @@ pub(crate) fn ready_from(events: u32, interest: Interest) -> Ready {
     if events & AFD_POLL_ABORT != 0 {
         r |= Ready::HUP;
     }
-    if events & AFD_POLL_CONNECT_FAIL != 0 {
+    if events & (AFD_POLL_CONNECT_FAIL | AFD_POLL_ABORT) != 0 {
         r |= Ready::ERROR;
     }
     let mut wanted = Ready::HUP | Ready::ERROR;
@@ -161,14 +161,14 @@ mod tests {
     }
 
     #[test]
-    fn reset_is_hup_even_unasked() {
+    fn reset_is_hup_and_error_even_unasked() {
         assert_eq!(
             ready_from(AFD_POLL_ABORT, Interest::WRITE),
-            Ready::WRITABLE | Ready::HUP
+            Ready::WRITABLE | Ready::HUP | Ready::ERROR
         );
         assert_eq!(
             ready_from(AFD_POLL_ABORT, Interest::READ | Interest::PEER_CLOSED),
-            Ready::READABLE | Ready::READ_CLOSED | Ready::HUP
+            Ready::READABLE | Ready::READ_CLOSED | Ready::HUP | Ready::ERROR
         );
     }
 
