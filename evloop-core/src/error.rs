@@ -1,9 +1,9 @@
 //! The error type: OS failures as `io::Error`, misuse as a variant that says what went
 //! wrong and how to fix it.
 
+use evloop_backends::RawSource;
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
 
 /// What can go wrong. OS failures are [`Error::Io`]; everything else is misuse that the
 /// loop refuses without disturbing anything else.
@@ -21,13 +21,13 @@ pub enum Error {
     /// The operating system refused (the `io::Error` says why).
     Io(io::Error),
     /// A negative fd, or one that is not open.
-    InvalidFd(RawFd),
+    InvalidFd(RawSource),
     /// The fd is beyond what the backend can watch (select's `FD_SETSIZE`).
     FdTooLarge {
         /// The fd.
-        fd: RawFd,
+        fd: RawSource,
         /// The largest fd the backend accepts.
-        max: RawFd,
+        max: RawSource,
         /// The backend's name.
         backend: &'static str,
     },

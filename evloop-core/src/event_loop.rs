@@ -1,5 +1,6 @@
 //! [`EventLoop`]: a machine plus its [`Ctx`], and the ways to run them.
 
+#[cfg(unix)]
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
@@ -390,6 +391,7 @@ impl<M: Machine> EventLoop<M> {
     /// let el = EventLoop::new(M).unwrap();
     /// assert!(el.pollable_fd().is_some());
     /// ```
+    #[cfg(unix)]
     pub fn pollable_fd(&self) -> Option<BorrowedFd<'_>> {
         self.ctx.backend.pollable_fd()
     }

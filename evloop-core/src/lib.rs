@@ -34,33 +34,36 @@
 //! ```
 #![deny(missing_docs)]
 
-#[cfg(windows)]
-compile_error!(
-    "evloop-core does not build for Windows yet: only its backend crate does \
-     (evloop_backends::Afd); see the book's Windows chapter"
-);
-
+// Not ported to Windows yet (they make Unix socket calls of their own).
+#[cfg(unix)]
 pub mod buffered;
+#[cfg(unix)]
 pub mod channel;
 mod ctx;
 mod error;
 mod event_loop;
+#[cfg(unix)]
 mod listener;
 mod machine;
 mod ready_queue;
 mod signal;
 mod slab;
+#[cfg(unix)]
 mod socket;
 mod source;
+mod sys;
 mod timer;
 mod token;
 mod wake;
 mod watch;
+#[cfg(unix)]
 pub mod workers;
 
 pub use ctx::{Ctx, Dump};
 pub use error::{Error, Result};
 pub use event_loop::{Builder, EventLoop, Exit};
+#[cfg(windows)]
+pub use evloop_backends::Afd;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub use evloop_backends::Epoll;
 #[cfg(any(
@@ -75,16 +78,22 @@ pub use evloop_backends::Epoll;
     target_os = "dragonfly"
 ))]
 pub use evloop_backends::Kqueue;
-pub use evloop_backends::{Backend, DefaultBackend, Interest, Poll, Ready, Received, Select};
+pub use evloop_backends::{
+    Backend, DefaultBackend, Interest, OwnedSource, RawSource, Ready, Received,
+};
 #[cfg(any(target_os = "illumos", target_os = "solaris"))]
 pub use evloop_backends::{DevPoll, EventPorts};
+#[cfg(unix)]
+pub use evloop_backends::{Poll, Select};
 #[cfg(target_os = "linux")]
 pub use evloop_backends::{Uring, UringOrEpoll};
+#[cfg(unix)]
 pub use listener::{AcceptError, AcceptReport, Accepted, Listener, ListenerBuilder, ListenerStats};
 pub use machine::{Event, Machine};
 pub use signal::{can_watch_signal, realtime_signals, signal_number, SIGNALS};
 pub use slab::{Key, Slab};
 pub use source::{kind, Source};
+pub use sys::{AsSource, BorrowedSource};
 pub use token::{SourceId, Token};
 pub use wake::WakeHandle;
 pub use watch::Watch;

@@ -1,7 +1,7 @@
 //! [`Slab`]: a fixed-capacity collection of sources (connections, say) with
 //! generation-checked keys.
 
-use std::os::fd::AsFd;
+use crate::sys::AsSource;
 
 use crate::{Ctx, Error, Machine, Result, SourceId, Token, Watch};
 
@@ -201,7 +201,7 @@ impl<T> Slab<T> {
     /// ```
     pub fn insert<M: Machine>(&mut self, ctx: &mut Ctx<M>, value: T) -> Result<Key>
     where
-        T: AsFd,
+        T: AsSource,
     {
         let w = self.watch;
         self.insert_with(ctx, value, w)
@@ -226,7 +226,7 @@ impl<T> Slab<T> {
         watch: impl Into<Watch>,
     ) -> Result<Key>
     where
-        T: AsFd,
+        T: AsSource,
     {
         let idx = self.free;
         if idx == NONE {
@@ -466,7 +466,7 @@ impl<T> Default for Slab<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     // ---- Model test: random operation sequences against a naive model ----
     //
@@ -490,7 +490,7 @@ mod tests {
     use proptest::prelude::*;
     use proptest::sample::Index;
     use std::collections::HashMap;
-    use std::os::fd::BorrowedFd;
+    use std::os::fd::{AsFd, BorrowedFd};
     use std::os::unix::net::UnixStream;
 
     /// proptest's defaults (which read the `PROPTEST_*` variables), except where the

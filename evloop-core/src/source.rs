@@ -3,7 +3,7 @@
 //! through this trait: `attach` it under a tag in `setup`, and ask it which entry a token
 //! names in `dispatch`.
 
-use std::os::fd::AsFd;
+use crate::sys::AsSource;
 
 use evloop_backends::Ready;
 
@@ -112,7 +112,7 @@ pub trait Source {
     }
 }
 
-impl<T: AsFd> Source for T {
+impl<T: AsSource> Source for T {
     type Kind = kind::Single;
 
     #[inline]
@@ -130,7 +130,7 @@ impl<T: AsFd> Source for T {
     }
 }
 
-impl<T: AsFd> Source for Slab<T> {
+impl<T: AsSource> Source for Slab<T> {
     type Kind = kind::Collection;
 
     #[inline]

@@ -2,6 +2,10 @@
 //! sending never blocks and a full channel is an error value; two loops on two threads
 //! talk through a pair of channels.
 
+// Not ported to Windows yet: Unix sockets, pipes, signals, fork or the Unix-only core
+// modules (the Windows backend runs the conformance suite: `conformance.rs`).
+#![cfg(unix)]
+
 use std::marker::PhantomData;
 use std::time::Duration;
 

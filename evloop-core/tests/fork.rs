@@ -6,6 +6,10 @@
 //! through its exit status (`libc::_exit`, never unwinding into the test harness it was
 //! copied from); the parent waits for it with a deadline and then checks its own loop.
 
+// Not ported to Windows yet: Unix sockets, pipes, signals, fork or the Unix-only core
+// modules (the Windows backend runs the conformance suite: `conformance.rs`).
+#![cfg(unix)]
+
 use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

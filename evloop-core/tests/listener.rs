@@ -5,6 +5,10 @@
 //! `EVLOOP_LISTENER_CHILD=<name>`). The child is the server; the parent is the client,
 //! with its own descriptors, and talks to the child through the child's stdout.
 
+// Not ported to Windows yet: Unix sockets, pipes, signals, fork or the Unix-only core
+// modules (the Windows backend runs the conformance suite: `conformance.rs`).
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;

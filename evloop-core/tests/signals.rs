@@ -7,6 +7,10 @@
 //! `signal_tests!`: `epoll_signals::signal_realtime`, `kqueue_signals::…`). The
 //! parent asserts the child's exit status and shows its output on failure.
 
+// Not ported to Windows yet: Unix sockets, pipes, signals, fork or the Unix-only core
+// modules (the Windows backend runs the conformance suite: `conformance.rs`).
+#![cfg(unix)]
+
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::marker::PhantomData;

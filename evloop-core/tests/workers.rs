@@ -5,6 +5,10 @@
 //! own (see `support/subprocess.rs`): the `#[test]` re-executes this binary with
 //! `--exact <name>` and `EVLOOP_WORKERS_CHILD=<name>`.
 
+// Not ported to Windows yet: Unix sockets, pipes, signals, fork or the Unix-only core
+// modules (the Windows backend runs the conformance suite: `conformance.rs`).
+#![cfg(unix)]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;

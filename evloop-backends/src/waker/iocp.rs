@@ -104,6 +104,22 @@ impl Waker {
         self.inner.state.swap(IDLE, Ordering::AcqRel) != IDLE
     }
 
+    /// Another handle on the same waker: a wake through either is the same wake, and
+    /// both stay bound to the backend the waker is registered with. (The console control
+    /// handler keeps one for each loop that watches a console event.)
+    ///
+    /// ```
+    /// let w = evloop_backends::Waker::new().unwrap();
+    /// let w2 = w.try_clone().unwrap();
+    /// w2.wake().unwrap();
+    /// assert!(w.drain());
+    /// ```
+    pub fn try_clone(&self) -> io::Result<Waker> {
+        Ok(Waker {
+            inner: self.inner.clone(),
+        })
+    }
+
     /// The backend's handle on this waker.
     pub(crate) fn handle(&self) -> WakerRef {
         WakerRef(self.inner.clone())

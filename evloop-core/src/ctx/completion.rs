@@ -4,8 +4,8 @@
 //! backend; these calls reach them by [`SourceId`]. `BufSlab` and `Listener` use them
 //! when [`Ctx::completion_io`] says so, so their handlers stay the same on every backend.
 
+use evloop_backends::{OwnedSource, RawSource};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
 
 use evloop_backends::{Backend, Received};
 
@@ -41,7 +41,7 @@ impl<M: Machine> Ctx<M> {
         self.backend.flush().map_err(Error::Io)
     }
 
-    fn io_fd(&self, id: SourceId) -> Result<RawFd> {
+    fn io_fd(&self, id: SourceId) -> Result<RawSource> {
         let idx = self.lookup(id)?;
         match self.slots[idx as usize].io() {
             Some(io) => Ok(io.fd),
@@ -125,7 +125,7 @@ impl<M: Machine> Ctx<M> {
     /// let id = el.ctx().add_io(&l, Token(1), Watch::read()).unwrap();
     /// assert!(el.ctx().accept_take(id).is_none());
     /// ```
-    pub fn accept_take(&mut self, id: SourceId) -> Option<io::Result<OwnedFd>> {
+    pub fn accept_take(&mut self, id: SourceId) -> Option<io::Result<OwnedSource>> {
         let fd = self.io_fd(id).ok()?;
         self.backend.accept_take(fd)
     }

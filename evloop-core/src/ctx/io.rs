@@ -1,7 +1,7 @@
 //! I/O sources: registering fds, the chain of sources sharing one fd (the backend sees
 //! one registration per fd, with the union of its sources' interests), and idle timeouts.
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use evloop_backends::RawSource;
 use std::time::Duration;
 
 use evloop_backends::{Backend, Interest};
@@ -9,6 +9,7 @@ use evloop_backends::{Backend, Interest};
 use super::slots::{nanos, IoSlot, SlotKind};
 use super::Ctx;
 use crate::ready_queue::NONE;
+use crate::sys::{self, AsSource};
 use crate::{Error, Machine, Result, SourceId, Token, Watch};
 
 impl<M: Machine> Ctx<M> {
@@ -29,13 +30,13 @@ impl<M: Machine> Ctx<M> {
     /// assert_eq!(el.ctx().source_count(), 1);
     /// el.ctx().remove(id).unwrap();
     /// ```
-    pub fn add_io<S: AsFd + ?Sized>(
+    pub fn add_io<S: AsSource + ?Sized>(
         &mut self,
         source: &S,
         token: Token,
         watch: impl Into<Watch>,
     ) -> Result<SourceId> {
-        self.add_io_raw(source.as_fd().as_raw_fd(), token, watch)
+        self.add_io_raw(sys::raw(source), token, watch)
     }
 
     /// Like [`add_io`](Self::add_io) for a raw fd. The caller keeps `fd` open until
@@ -50,12 +51,12 @@ impl<M: Machine> Ctx<M> {
     /// ```
     pub fn add_io_raw(
         &mut self,
-        fd: RawFd,
+        fd: RawSource,
         token: Token,
         watch: impl Into<Watch>,
     ) -> Result<SourceId> {
         let w = watch.into();
-        if fd < 0 {
+        if sys::is_invalid(fd) {
             return Err(Error::InvalidFd(fd));
         }
         if let Some(max) = <M::Backend as Backend>::MAX_FD {
@@ -68,7 +69,7 @@ impl<M: Machine> Ctx<M> {
             }
         }
         let prio = w.priority.unwrap_or(self.default_prio);
-        let head = self.fd_heads.get(fd as usize).copied().unwrap_or(NONE);
+        let head = self.fd_heads.get(fd);
         if head != NONE
             && self.slots[head as usize]
                 .io()
@@ -100,17 +101,14 @@ impl<M: Machine> Ctx<M> {
         };
         if let Err(e) = r {
             self.release(idx);
-            return Err(match e.raw_os_error() {
-                Some(libc::EBADF) => Error::InvalidFd(fd),
-                _ => Error::Io(e),
+            return Err(if sys::is_bad_handle(&e) {
+                Error::InvalidFd(fd)
+            } else {
+                Error::Io(e)
             });
         }
         if head == NONE {
-            if fd as usize >= self.fd_heads.len() {
-                self.fd_heads
-                    .resize((fd as usize + 1).next_power_of_two(), NONE);
-            }
-            self.fd_heads[fd as usize] = idx;
+            self.fd_heads.set(fd, idx);
         }
         self.live_io += 1;
         if let Some(t) = w.timeout {
@@ -129,8 +127,8 @@ impl<M: Machine> Ctx<M> {
     }
 
     /// Recompute the union interest of an fd's sources and tell the backend (coalesced).
-    pub(super) fn sync_fd(&mut self, fd: RawFd) {
-        let head = self.fd_heads[fd as usize];
+    pub(super) fn sync_fd(&mut self, fd: RawSource) {
+        let head = self.fd_heads.get(fd);
         let mut union = Interest::NONE;
         let mut cur = head;
         while cur != NONE {
@@ -237,9 +235,8 @@ impl<M: Machine> Ctx<M> {
     /// let id = el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     /// assert_eq!(el.ctx().source_of(&a), Some(id));
     /// ```
-    pub fn source_of<S: AsFd + ?Sized>(&self, source: &S) -> Option<SourceId> {
-        let fd = source.as_fd().as_raw_fd();
-        let head = self.fd_heads.get(fd as usize).copied().unwrap_or(NONE);
+    pub fn source_of<S: AsSource + ?Sized>(&self, source: &S) -> Option<SourceId> {
+        let head = self.fd_heads.get(sys::raw(source));
         (head != NONE).then(|| self.id(head))
     }
 
@@ -257,11 +254,11 @@ impl<M: Machine> Ctx<M> {
     /// assert_eq!(el.ctx().remove_fd(&listener).unwrap(), 1);
     /// assert_eq!(el.ctx().source_count(), 0);
     /// ```
-    pub fn remove_fd<S: AsFd + ?Sized>(&mut self, source: &S) -> Result<usize> {
-        let fd = source.as_fd().as_raw_fd();
+    pub fn remove_fd<S: AsSource + ?Sized>(&mut self, source: &S) -> Result<usize> {
+        let fd = sys::raw(source);
         let mut n = 0;
         loop {
-            let head = self.fd_heads.get(fd as usize).copied().unwrap_or(NONE);
+            let head = self.fd_heads.get(fd);
             if head == NONE {
                 return Ok(n);
             }

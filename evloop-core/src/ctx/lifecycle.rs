@@ -177,9 +177,9 @@ impl<M: Machine> Ctx<M> {
                     self.live_io -= 1;
                 }
                 let fd = io.fd;
-                let head = self.fd_heads[fd as usize];
+                let head = self.fd_heads.get(fd);
                 if head == idx {
-                    self.fd_heads[fd as usize] = s.next;
+                    self.fd_heads.set(fd, s.next);
                     if s.next == NONE {
                         result = self.backend.deregister(fd).map_err(Error::Io);
                     }
@@ -192,7 +192,7 @@ impl<M: Machine> Ctx<M> {
                 }
                 // Release before re-syncing so the head's token (generation) is current.
                 self.release(idx);
-                if self.fd_heads[fd as usize] != NONE {
+                if self.fd_heads.get(fd) != NONE {
                     self.sync_fd(fd);
                 }
                 return result;

@@ -110,7 +110,7 @@ pub struct Ctx<M: Machine> {
     free: u32,
     used: usize,
     /// fd -> first I/O slot on it.
-    fd_heads: Vec<u32>,
+    fd_heads: crate::sys::SourceIndex,
     pub(crate) timers: Timers,
     queues: ReadyQueues,
     levels: u8,
@@ -157,7 +157,7 @@ impl<M: Machine> Ctx<M> {
             links: vec![Links::UNLINKED; n].into_boxed_slice(),
             free: 0,
             used: 0,
-            fd_heads: vec![NONE; evloop_backends::open_file_limit()],
+            fd_heads: crate::sys::SourceIndex::new(),
             timers: Timers::new(n, caps.timers.min(n)),
             queues: ReadyQueues::new(),
             levels,
@@ -189,7 +189,7 @@ impl<M: Machine> Ctx<M> {
         let shared = Shared::new(self.activation_capacity)?;
         self.backend.deregister_waker(&self.shared.waker)?;
         self.backend.register_waker(&shared.waker, WAKE_TOKEN)?;
-        self.rebind_signals(shared.waker.wake_fd());
+        self.rebind_signals(&shared.waker);
         self.shared = shared;
         Ok(())
     }

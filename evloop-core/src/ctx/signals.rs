@@ -1,9 +1,7 @@
 //! Signal sources: subscribing to the process-wide registry (`crate::signal`), collecting
 //! arrivals after a wake, and giving every disposition back when the loop goes.
 
-use std::os::fd::RawFd;
-
-use evloop_backends::Ready;
+use evloop_backends::{Ready, Waker};
 
 use super::slots::SlotKind;
 use super::Ctx;
@@ -37,7 +35,7 @@ impl<M: Machine> Ctx<M> {
         let prio = self.default_prio;
         // Take the slot first: a full table must not cost a sigaction.
         let idx = self.alloc(SlotKind::Signal { signo, sub: 0 }, token, prio)?;
-        let sub = match registry::subscribe(signo, self.shared.waker.wake_fd()) {
+        let sub = match registry::subscribe(signo, &self.shared.waker) {
             Ok(sub) => sub as u32,
             Err(r) => {
                 self.release(idx);
@@ -108,10 +106,10 @@ impl<M: Machine> Ctx<M> {
         }
     }
 
-    /// After `fork()`: point every watched signal at the new wake fd.
-    pub(super) fn rebind_signals(&self, wake_fd: RawFd) {
+    /// After `fork()`: point every watched signal at the new waker.
+    pub(super) fn rebind_signals(&self, waker: &Waker) {
         for (signo, _, sub) in self.watched_signals() {
-            registry::rebind(signo, sub, wake_fd);
+            registry::rebind(signo, sub, waker);
         }
     }
 }

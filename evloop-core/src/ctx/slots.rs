@@ -7,7 +7,7 @@
 //! at most one timer in the heap (indexed by slot), whose duration is the common field
 //! [`Slot::timer`]: a timer source's delay or period, an I/O source's idle timeout.
 
-use std::os::fd::RawFd;
+use evloop_backends::RawSource;
 use std::time::Duration;
 
 use evloop_backends::{Interest, Ready};
@@ -19,7 +19,7 @@ use crate::{Error, Machine, Result, SourceId, Token};
 /// What an I/O slot watches.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct IoSlot {
-    pub(super) fd: RawFd,
+    pub(super) fd: RawSource,
     pub(super) interest: Interest,
     /// Disabled after each dispatch until started again.
     pub(super) oneshot: bool,

@@ -5,8 +5,16 @@
 //! wake fd fires, the loop takes each watched signal's counter and dispatches the signal
 //! source once with `Ready::SIGNAL` and the number of arrivals in `Event::count`.
 
+#[cfg(windows)]
+pub(crate) mod console;
+#[cfg(unix)]
 mod os;
+#[cfg(unix)]
 pub(crate) mod registry;
+/// The process-wide part, by platform: `sigaction` on Unix, the console control handler on
+/// Windows (`console.rs`); both have the same functions.
+#[cfg(windows)]
+pub(crate) use console as registry;
 
 /// The lowest and highest real-time signal (`SIGRTMIN()`, `SIGRTMAX()`) a loop can
 /// watch on this system, or `None` where it has none a loop can watch (macOS, the BSDs).
@@ -20,7 +28,10 @@ pub(crate) mod registry;
 /// # let _ = rt;
 /// ```
 pub fn realtime_signals() -> Option<(i32, i32)> {
-    os::realtime_range()
+    #[cfg(unix)]
+    return os::realtime_range();
+    #[cfg(windows)]
+    return None;
 }
 
 /// The number of a signal by its name (`"SIGHUP"`, `"HUP"`, `"SIGRTMIN+2"`), as this
@@ -36,7 +47,7 @@ pub fn realtime_signals() -> Option<(i32, i32)> {
 pub fn signal_number(name: &str) -> Option<i32> {
     let n = name.strip_prefix("SIG").unwrap_or(name);
     if let Some(rest) = n.strip_prefix("RTMIN") {
-        let (min, max) = os::realtime_range()?;
+        let (min, max) = realtime_signals()?;
         let off: i32 = if rest.is_empty() {
             0
         } else {
@@ -46,7 +57,7 @@ pub fn signal_number(name: &str) -> Option<i32> {
         return (s <= max).then_some(s);
     }
     if let Some(rest) = n.strip_prefix("RTMAX") {
-        let (min, max) = os::realtime_range()?;
+        let (min, max) = realtime_signals()?;
         let off: i32 = if rest.is_empty() {
             0
         } else {
@@ -69,6 +80,7 @@ pub fn signal_number(name: &str) -> Option<i32> {
 /// ```
 /// assert!(evloop_core::SIGNALS.contains(&("SIGHUP", libc::SIGHUP)));
 /// ```
+#[cfg(unix)]
 pub const SIGNALS: &[(&str, i32)] = &[
     ("SIGHUP", libc::SIGHUP),
     ("SIGINT", libc::SIGINT),
@@ -99,6 +111,26 @@ pub const SIGNALS: &[(&str, i32)] = &[
     ("SIGWINCH", libc::SIGWINCH),
     ("SIGIO", libc::SIGIO),
     ("SIGSYS", libc::SIGSYS),
+];
+
+/// Every signal [`signal_number`] knows by name on Windows: the console events a loop
+/// can watch (`SIGINT` for Ctrl-C, `SIGBREAK` for Ctrl-Break, `SIGHUP` for the console
+/// closing, `SIGTERM` for logoff and shutdown) and the C runtime's synchronous signals,
+/// which it cannot.
+///
+/// ```
+/// assert!(evloop_core::SIGNALS.contains(&("SIGINT", 2)));
+/// ```
+#[cfg(windows)]
+pub const SIGNALS: &[(&str, i32)] = &[
+    ("SIGHUP", registry::SIGHUP),
+    ("SIGINT", registry::SIGINT),
+    ("SIGILL", 4),
+    ("SIGFPE", 8),
+    ("SIGSEGV", 11),
+    ("SIGTERM", registry::SIGTERM),
+    ("SIGBREAK", registry::SIGBREAK),
+    ("SIGABRT", 22),
 ];
 
 /// Whether a loop can watch `signo` on this system: not `SIGKILL` or `SIGSTOP` (the

@@ -56,7 +56,6 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -150,7 +149,8 @@ pub(crate) fn check(signo: i32) -> Result<(), Refusal> {
 }
 
 /// Subscribe a wake fd to `signo`; returns the subscriber index.
-pub(crate) fn subscribe(signo: i32, wake_fd: RawFd) -> Result<usize, Refusal> {
+pub(crate) fn subscribe(signo: i32, waker: &evloop_backends::Waker) -> Result<usize, Refusal> {
+    let wake_fd = waker.wake_fd();
     check(signo)?;
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let e = &TABLE[signo as usize];
@@ -174,7 +174,8 @@ pub(crate) fn subscribe(signo: i32, wake_fd: RawFd) -> Result<usize, Refusal> {
 }
 
 /// Point a subscription at a new wake fd (after fork, the loop gets a fresh one).
-pub(crate) fn rebind(signo: i32, slot: usize, wake_fd: RawFd) {
+pub(crate) fn rebind(signo: i32, slot: usize, waker: &evloop_backends::Waker) {
+    let wake_fd = waker.wake_fd();
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     TABLE[signo as usize].fds[slot].store(wake_fd, Ordering::SeqCst);
     // A handler that loaded the old fd may still be writing to it: wait it out, so the

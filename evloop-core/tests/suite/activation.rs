@@ -23,7 +23,7 @@ fn activate_next<B: Backend>(
 /// merge into one dispatch. (A more urgent activation runs in the same iteration: see
 /// `later_activation_with_higher_priority_runs_first`.)
 pub fn activation_from_a_handler<B: Backend>() {
-    let (a, _pa) = unix_pair();
+    let (a, _pa) = stream_pair();
     let mut el = harness::<B, Option<SourceId>>(None, activate_next);
     let idle = el.ctx().add_io(&a, Token(2), Watch::read()).unwrap();
     let u = el.ctx().add_user(Token(1)).unwrap();
@@ -47,7 +47,7 @@ pub fn activation_from_a_handler<B: Backend>() {
     assert_eq!(log[1].ready, Ready::READABLE | Ready::ACTIVATED);
 
     // Readable for real and activated by hand before the same iteration: one dispatch.
-    let (b, mut pb) = unix_pair();
+    let (b, mut pb) = stream_pair();
     let id = el.ctx().add_io(&b, Token(3), Watch::read()).unwrap();
     pb.write_all(b"x").unwrap();
     el.ctx().activate(id, Ready::EMPTY).unwrap();

@@ -2,18 +2,17 @@
 //! after a delay, break, and the embedding step (`poll` and the pollable fd).
 
 use std::io::Write;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use evloop_core::{Backend, Ctx, Event, EventLoop, Exit, Machine, Ready, Token, Watch};
+use evloop_core::{Backend, Ctx, Event, Exit, Ready, Token, Watch};
+#[cfg(unix)]
+use evloop_core::{EventLoop, Machine};
 
 use super::util::*;
 
-fn remove_at_eof<B: Backend>(
-    sock: &mut std::os::unix::net::UnixStream,
-    ctx: &mut Ctx<Harness<B, std::os::unix::net::UnixStream>>,
-    ev: &Event,
-) {
+fn remove_at_eof<B: Backend>(sock: &mut Stream, ctx: &mut Ctx<Harness<B, Stream>>, ev: &Event) {
     if ev.ready.is_io() && drain(&*sock).1 {
         ctx.remove(ev.source).unwrap();
     }
@@ -28,7 +27,7 @@ pub fn run_until_empty<B: Backend>() {
     el.ctx().add_user(Token(1)).unwrap();
     assert_eq!(el.run().unwrap(), Exit::Empty);
 
-    let (a, mut b) = unix_pair();
+    let (a, mut b) = stream_pair();
     b.write_all(b"bye").unwrap();
     drop(b);
     let mut el = harness::<B, _>(a, remove_at_eof);
@@ -76,7 +75,7 @@ pub fn stays_when_empty_if_told_to<B: Backend>() {
 /// `run_once` blocks until something is dispatched, then dispatches everything ready in
 /// that iteration and returns `Done`.
 pub fn run_once_blocks_then_dispatches_all_ready<B: Backend>() {
-    let pairs: Vec<_> = (0..3).map(|_| unix_pair()).collect();
+    let pairs: Vec<_> = (0..3).map(|_| stream_pair()).collect();
     let mut el = harness::<B, ()>((), nothing);
     for (i, (a, b)) in pairs.iter().enumerate() {
         el.ctx().add_io(a, Token(i as u64), Watch::read()).unwrap();
@@ -104,7 +103,7 @@ pub fn run_once_blocks_then_dispatches_all_ready<B: Backend>() {
 /// `run_nowait` dispatches what is ready now and never blocks, not even when a timer is
 /// armed or nothing at all is registered.
 pub fn run_nowait_never_blocks<B: Backend>() {
-    let (a, mut b) = unix_pair();
+    let (a, mut b) = stream_pair();
     let mut el = harness::<B, ()>((), nothing);
     let start = Instant::now();
     assert_eq!(el.run_nowait().unwrap(), Exit::Done);
@@ -270,12 +269,14 @@ pub fn poll_step_returns_dispatch_count<B: Backend>() {
 }
 
 /// An outer loop that embeds an inner one through its pollable fd.
+#[cfg(unix)]
 struct Outer<B: Backend> {
     inner: EventLoop<Harness<B, ()>>,
     wakeups: usize,
     inner_dispatches: usize,
 }
 
+#[cfg(unix)]
 impl<B: Backend> Machine for Outer<B> {
     type Backend = B;
     fn dispatch(&mut self, _: &mut Ctx<Self>, ev: Event) {
@@ -285,10 +286,11 @@ impl<B: Backend> Machine for Outer<B> {
     }
 }
 
+#[cfg(unix)]
 /// The pollable fd (epoll's) becomes readable when the loop has an event pending, so an
 /// outer loop can watch it and step the inner one; backends without one say so.
 pub fn pollable_fd_signals_pending_events<B: Backend>() {
-    let (a, mut b) = unix_pair();
+    let (a, mut b) = stream_pair();
     let mut inner = harness::<B, ()>((), nothing);
     inner.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     let Some(fd) = inner.pollable_fd().map(|fd| fd.as_raw_fd()) else {

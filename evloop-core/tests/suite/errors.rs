@@ -2,8 +2,8 @@
 //! registered and nothing else disturbed.
 
 use std::io::Write;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use evloop_core::{
@@ -14,10 +14,8 @@ use super::util::*;
 
 /// A loop with one healthy source, to show an error disturbed nothing: returns the loop,
 /// and the pair whose first end is registered under token 1000.
-fn with_bystander<B: Backend>(
-    builder: Builder,
-) -> (EventLoop<Harness<B, ()>>, (UnixStream, UnixStream)) {
-    let pair = unix_pair();
+fn with_bystander<B: Backend>(builder: Builder) -> (EventLoop<Harness<B, ()>>, (Stream, Stream)) {
+    let pair = stream_pair();
     let mut el = harness_with::<B, ()>(builder, (), nothing);
     el.ctx()
         .add_io(&pair.0, Token(1000), Watch::read())
@@ -26,10 +24,7 @@ fn with_bystander<B: Backend>(
 }
 
 /// The bystander still works: data on it is dispatched.
-fn bystander_fires<B: Backend>(
-    el: &mut EventLoop<Harness<B, ()>>,
-    pair: &(UnixStream, UnixStream),
-) {
+fn bystander_fires<B: Backend>(el: &mut EventLoop<Harness<B, ()>>, pair: &(Stream, Stream)) {
     (&pair.1).write_all(b"x").unwrap();
     let before = el.machine().log.len();
     turn_until(el, "the bystander", |el| {
@@ -43,7 +38,12 @@ fn bystander_fires<B: Backend>(
 /// Negative fds are refused with `InvalidFd`.
 pub fn negative_fd_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
-    for fd in [-1, -42, i32::MIN] {
+    #[cfg(unix)]
+    let bad = [-1, -42, i32::MIN];
+    // INVALID_SOCKET
+    #[cfg(windows)]
+    let bad = [evloop_core::RawSource::MAX];
+    for fd in bad {
         let e = el.ctx().add_io_raw(fd, Token(1), Watch::read());
         assert!(matches!(e, Err(Error::InvalidFd(f)) if f == fd), "{e:?}");
     }
@@ -54,8 +54,8 @@ pub fn negative_fd_is_refused<B: Backend>() {
 /// A closed fd is refused with `InvalidFd` (exclusive: the number must stay closed).
 pub fn closed_fd_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
-    let (a, _b) = unix_pair();
-    let closed = a.as_raw_fd();
+    let (a, _b) = stream_pair();
+    let closed = raw(&a);
     drop(a); // the number stays free: no other test opens fds while we hold the lock
     let backend_fds = el.ctx().backend().len();
     let e = el.ctx().add_io_raw(closed, Token(1), Watch::read());
@@ -68,6 +68,7 @@ pub fn closed_fd_is_refused<B: Backend>() {
     bystander_fires(&mut el, &pair);
 }
 
+#[cfg(unix)]
 /// An fd number beyond the backend's limit (select: `FD_SETSIZE`) is refused with
 /// `FdTooLarge`, also through a slab, which stays unchanged; backends without a limit
 /// watch it like any other (exclusive: it raises the fd limit and takes a high number).
@@ -78,8 +79,8 @@ pub fn fd_beyond_backend_limit<B: Backend>() {
         eprintln!("skipped: RLIMIT_NOFILE hard limit {limit} leaves no fd above {min}");
         return;
     }
-    let (a, mut b) = unix_pair();
-    let high = UnixStream::from(dup_at_least(a.as_fd(), min).unwrap());
+    let (a, mut b) = stream_pair();
+    let high = Stream::from(dup_at_least(a.as_fd(), min).unwrap());
     let fd = high.as_raw_fd();
     assert!(fd >= min);
     let (mut el, pair) = with_bystander::<B>(Builder::new());
@@ -90,7 +91,7 @@ pub fn fd_beyond_backend_limit<B: Backend>() {
                 matches!(r, Err(Error::FdTooLarge { fd: f, max: m, backend }) if f == fd && m == max && backend == B::NAME),
                 "{r:?}"
             );
-            let mut slab: Slab<UnixStream> = Slab::with_capacity(2);
+            let mut slab: Slab<Stream> = Slab::with_capacity(2);
             slab.attach(el.ctx(), 1, Watch::read()).unwrap();
             let e = slab.insert_with(el.ctx(), high, Watch::read());
             assert!(matches!(e, Err(Error::FdTooLarge { .. })), "{e:?}");
@@ -146,10 +147,10 @@ pub fn stale_source_id_is_refused<B: Backend>() {
 /// entry that reuses its slot.
 pub fn stale_key_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
-    let mut slab: Slab<UnixStream> = Slab::with_capacity(1);
+    let mut slab: Slab<Stream> = Slab::with_capacity(1);
     slab.attach(el.ctx(), 2, Watch::read()).unwrap();
-    let (a, _pa) = unix_pair();
-    let (b, _pb) = unix_pair();
+    let (a, _pa) = stream_pair();
+    let (b, _pb) = stream_pair();
     let old = slab.insert_with(el.ctx(), a, Watch::read()).unwrap();
     slab.remove(el.ctx(), old).unwrap();
     assert!(matches!(slab.remove(el.ctx(), old), Err(Error::StaleKey)));
@@ -171,21 +172,21 @@ pub fn stale_key_is_refused<B: Backend>() {
 /// makes room again.
 pub fn full_slab_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
-    let mut slab: Slab<UnixStream> = Slab::with_capacity(2);
+    let mut slab: Slab<Stream> = Slab::with_capacity(2);
     slab.attach(el.ctx(), 2, Watch::read()).unwrap();
     let mut peers = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..2 {
-        let (a, b) = unix_pair();
+        let (a, b) = stream_pair();
         keys.push(slab.insert_with(el.ctx(), a, Watch::read()).unwrap());
         peers.push(b);
     }
-    let (c, _pc) = unix_pair();
+    let (c, _pc) = stream_pair();
     let e = slab.insert_with(el.ctx(), c, Watch::read());
     assert!(matches!(e, Err(Error::SlabFull { capacity: 2 })), "{e:?}");
     assert_eq!(el.ctx().source_count(), 3);
     slab.remove(el.ctx(), keys[0]).unwrap();
-    let (d, _pd) = unix_pair();
+    let (d, _pd) = stream_pair();
     slab.insert_with(el.ctx(), d, Watch::read()).unwrap();
     assert_eq!(slab.len(), 2);
     bystander_fires(&mut el, &pair);
@@ -197,7 +198,7 @@ pub fn full_source_table_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new().sources(4));
     let ctx = el.ctx();
     let users: Vec<_> = (0..3).map(|i| ctx.add_user(Token(i)).unwrap()).collect();
-    let (a, _pa) = unix_pair();
+    let (a, _pa) = stream_pair();
     let kernel = ctx.backend().len();
     let full = |r: Result<evloop_core::SourceId, Error>| {
         matches!(r, Err(Error::SourcesFull { capacity: 4 }))
@@ -231,7 +232,7 @@ pub fn timer_capacity_is_enforced<B: Backend>() {
     let t1 = ctx.add_timer(Token(1), Duration::from_secs(60)).unwrap();
     ctx.add_periodic(Token(2), Duration::from_secs(60)).unwrap();
     assert!(over(&ctx.add_timer(Token(3), Duration::from_secs(1))));
-    let (a, _pa) = unix_pair();
+    let (a, _pa) = stream_pair();
     let kernel = ctx.backend().len();
     let r = ctx.add_io(&a, Token(4), Watch::read().timeout(Duration::from_secs(1)));
     assert!(over(&r), "{r:?}");
@@ -258,7 +259,7 @@ pub fn wrong_kind_is_refused<B: Backend>() {
     let (mut el, pair) = with_bystander::<B>(Builder::new());
     let ctx = el.ctx();
     let t = ctx.add_timer(Token(1), Duration::from_secs(60)).unwrap();
-    let (a, _pa) = unix_pair();
+    let (a, _pa) = stream_pair();
     let io = ctx.add_io(&a, Token(2), Watch::read()).unwrap();
     let wrong = |r: Result<(), Error>| matches!(r, Err(Error::WrongKind { .. }));
     assert!(wrong(ctx.set_idle_timeout(t, Some(Duration::from_secs(1)))));

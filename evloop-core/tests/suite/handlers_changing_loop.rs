@@ -3,7 +3,6 @@
 //! source, and del -> add -> del in one pass.
 
 use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use evloop_core::{Backend, Builder, Ctx, Error, Event, Exit, SourceId, Token, Watch};
@@ -31,7 +30,7 @@ fn remove_victim<B: Backend>(s: &mut Victim, ctx: &mut Ctx<Harness<B, Victim>>, 
 }
 
 fn check_victim<B: Backend>(stop_only: bool) {
-    let ((a, mut pa), (b, mut pb)) = (unix_pair(), unix_pair());
+    let ((a, mut pa), (b, mut pb)) = (stream_pair(), stream_pair());
     let state = Victim {
         victim: None,
         stop_only,
@@ -91,7 +90,7 @@ fn remove_the_other<B: Backend>(s: &mut Pair, ctx: &mut Ctx<Harness<B, Pair>>, e
 }
 
 fn check_first_of_two<B: Backend>(stop_only: bool) {
-    let ((a, mut pa), (b, mut pb)) = (unix_pair(), unix_pair());
+    let ((a, mut pa), (b, mut pb)) = (stream_pair(), stream_pair());
     let state = Pair {
         ids: Vec::new(),
         stop_only,
@@ -120,8 +119,8 @@ pub fn first_of_two_stops_the_other<B: Backend>() {
 }
 
 struct Reregister {
-    sock: UnixStream,
-    other: Option<UnixStream>,
+    sock: Stream,
+    other: Option<Stream>,
     old: Option<SourceId>,
     new: Option<SourceId>,
 }
@@ -141,7 +140,7 @@ fn reregister_self<B: Backend>(
 /// A handler removes its own source and registers the same fd again: the old id is
 /// stale, the new registration is dispatched from the next iteration on.
 pub fn handler_removes_and_readds_itself<B: Backend>() {
-    let (a, mut peer) = unix_pair();
+    let (a, mut peer) = stream_pair();
     let state = Reregister {
         sock: a,
         other: None,
@@ -188,7 +187,7 @@ fn reregister_other<B: Backend>(
 /// A handler removes another source that is ready in this iteration and registers its fd
 /// again: the old registration is not dispatched, the new one is, from the next iteration.
 pub fn handler_removes_and_readds_another<B: Backend>() {
-    let ((a, mut pa), (b, mut pb)) = (unix_pair(), unix_pair());
+    let ((a, mut pa), (b, mut pb)) = (stream_pair(), stream_pair());
     let state = Reregister {
         sock: a,
         other: Some(b),
@@ -223,7 +222,7 @@ pub fn handler_removes_and_readds_another<B: Backend>() {
 }
 
 struct Churn {
-    sock: UnixStream,
+    sock: Stream,
     registered: Option<SourceId>,
 }
 
@@ -278,7 +277,7 @@ fn check_quiet_after_churn<B: Backend>(el: &mut evloop_core::EventLoop<Harness<B
 /// register -> deregister -> register -> deregister of a ready fd inside one handler:
 /// nothing fires afterwards and waiting costs no CPU.
 pub fn del_add_del_in_one_pass_fires_nothing<B: Backend>() {
-    let (a, mut peer) = unix_pair();
+    let (a, mut peer) = stream_pair();
     peer.write_all(b"pending").unwrap();
     drop(peer);
     let state = Churn {
@@ -295,7 +294,7 @@ pub fn del_add_del_in_one_pass_fires_nothing<B: Backend>() {
 /// coalesces it): the pending dispatch is cancelled, nothing fires afterwards, and
 /// waiting costs no CPU.
 pub fn stop_start_stop_in_one_pass_fires_nothing<B: Backend>() {
-    let (a, mut peer) = unix_pair();
+    let (a, mut peer) = stream_pair();
     peer.write_all(b"pending").unwrap();
     drop(peer);
     let state = Churn {

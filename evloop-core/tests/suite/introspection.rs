@@ -10,7 +10,7 @@ use super::util::*;
 /// stopping keeps a source counted, removing it does not, and a failed removal of a stale
 /// id changes nothing.
 pub fn source_count_tracks_every_kind<B: Backend>() {
-    let (a, _pa) = unix_pair();
+    let (a, _pa) = stream_pair();
     let mut el = harness::<B, ()>((), nothing);
     let ctx = el.ctx();
     assert_eq!(ctx.source_count(), 0);
@@ -38,7 +38,7 @@ pub fn source_count_tracks_every_kind<B: Backend>() {
 /// The dump names the backend and lists every source with its kind, token, priority,
 /// state, fd and interest, armed timers and pending readiness.
 pub fn dump_lists_every_source<B: Backend>() {
-    let (a, _pa) = unix_pair();
+    let (a, _pa) = stream_pair();
     let mut el = harness::<B, ()>((), nothing);
     let ctx = el.ctx();
     let io = ctx.add_io(&a, Token(101), Watch::read().oneshot()).unwrap();
@@ -65,7 +65,7 @@ pub fn dump_lists_every_source<B: Backend>() {
             .find(|l| l.contains(&format!("token={token} ")))
             .unwrap_or_else(|| panic!("token {token} missing from:\n{dump}"))
     };
-    let fd = format!("fd={}", std::os::fd::AsRawFd::as_raw_fd(&a));
+    let fd = format!("fd={}", raw(&a));
     let l = line(101);
     assert!(
         l.contains(" io ") && l.contains(&fd) && l.contains("READ") && l.contains("oneshot"),

@@ -11,7 +11,7 @@ use super::util::*;
 /// Ready sources of one iteration run most urgent (0) first, whatever their registration
 /// order and kind.
 pub fn ready_sources_run_most_urgent_first<B: Backend>() {
-    let pairs: Vec<_> = (0..4).map(|_| unix_pair()).collect();
+    let pairs: Vec<_> = (0..4).map(|_| stream_pair()).collect();
     let mut el = harness_with::<B, ()>(Builder::new().priorities(4), (), nothing);
     for (prio, (a, b)) in [3u8, 1, 2, 0].into_iter().zip(&pairs) {
         el.ctx()
@@ -61,7 +61,7 @@ fn escalate<B: Backend>(s: &mut Escalate, ctx: &mut Ctx<Harness<B, Escalate>>, e
 /// A source activated by a handler with a more urgent priority runs before the less
 /// urgent sources still queued in this iteration; one re-prioritised while queued moves.
 pub fn later_activation_with_higher_priority_runs_first<B: Backend>() {
-    let pairs: Vec<_> = (0..3).map(|_| unix_pair()).collect();
+    let pairs: Vec<_> = (0..3).map(|_| stream_pair()).collect();
     let state = Escalate {
         urgent: None,
         bump: None,
@@ -103,7 +103,7 @@ pub fn later_activation_with_higher_priority_runs_first<B: Backend>() {
 /// Sources default to the middle level; a level out of range is refused and registers
 /// nothing.
 pub fn default_and_invalid_priorities<B: Backend>() {
-    let (a, _b) = unix_pair();
+    let (a, _b) = stream_pair();
     let mut el = harness_with::<B, ()>(Builder::new().priorities(5), (), nothing);
     el.ctx().add_io(&a, Token(1), Watch::read()).unwrap();
     el.ctx().add_user(Token(2)).unwrap();

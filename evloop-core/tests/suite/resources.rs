@@ -4,7 +4,6 @@
 
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use evloop_core::{Backend, Builder, Ctx, Event, Ready, Slab, Source, Token, Watch};
@@ -13,8 +12,8 @@ use super::util::*;
 
 struct Owner {
     listener: TcpListener,
-    ends: Vec<UnixStream>,
-    slab: Slab<UnixStream>,
+    ends: Vec<Stream>,
+    slab: Slab<Stream>,
 }
 
 /// A loop dropped with sources of every kind still active (fds with timeouts, one-shot
@@ -34,7 +33,7 @@ pub fn dropping_the_loop_closes_what_it_owns<B: Backend>() {
         let s = &mut m.state;
         ctx.add_io(&s.listener, Token(1), Watch::read()).unwrap();
         for i in 0..3 {
-            let (a, b) = unix_pair();
+            let (a, b) = stream_pair();
             s.ends.push(a);
             s.ends.push(b);
             let w = match i {
@@ -48,7 +47,7 @@ pub fn dropping_the_loop_closes_what_it_owns<B: Backend>() {
             }
         }
         for _ in 0..4 {
-            let (a, b) = unix_pair();
+            let (a, b) = stream_pair();
             s.slab.insert_with(ctx, a, Watch::read()).unwrap();
             s.ends.push(b);
         }

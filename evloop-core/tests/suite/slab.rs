@@ -2,7 +2,6 @@
 //! entry that reuses its slot.
 
 use std::io::Write;
-use std::os::unix::net::UnixStream;
 
 use evloop_core::{Backend, Builder, Ctx, Event, Exit, Key, Slab, Source, Token, Watch};
 
@@ -12,9 +11,9 @@ const CONNS: u16 = 3;
 const CONTROL: Token = Token(0);
 
 struct Conns {
-    slab: Slab<UnixStream>,
+    slab: Slab<Stream>,
     old: Option<Key>,
-    replacement: Option<UnixStream>,
+    replacement: Option<Stream>,
     new: Option<Key>,
     /// Keys of the slab events, in order.
     events: Vec<Key>,
@@ -40,9 +39,9 @@ fn replace_on_control<B: Backend>(s: &mut Conns, ctx: &mut Ctx<Harness<B, Conns>
 /// same iteration: the old entry's event is not dispatched, the new one gets only its own
 /// events under its own key, and the old key stays dead.
 pub fn new_occupant_never_gets_old_events<B: Backend>() {
-    let (ctl, mut pctl) = unix_pair();
-    let (a, mut pa) = unix_pair(); // `pa` stays open: `a` must read as ready, not hung up
-    let (b, mut pb) = unix_pair();
+    let (ctl, mut pctl) = stream_pair();
+    let (a, mut pa) = stream_pair(); // `pa` stays open: `a` must read as ready, not hung up
+    let (b, mut pb) = stream_pair();
     let state = Conns {
         slab: Slab::with_capacity(1),
         old: None,
@@ -96,12 +95,12 @@ pub fn new_occupant_never_gets_old_events<B: Backend>() {
 /// removing leaves the slab and the loop as they were.
 pub fn insert_lookup_remove<B: Backend>() {
     let mut el = harness::<B, ()>((), nothing);
-    let mut slab: Slab<UnixStream> = Slab::with_capacity(4);
+    let mut slab: Slab<Stream> = Slab::with_capacity(4);
     slab.attach(el.ctx(), CONNS, Watch::read()).unwrap();
     let mut peers = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..4 {
-        let (a, b) = unix_pair();
+        let (a, b) = stream_pair();
         keys.push(slab.insert_with(el.ctx(), a, Watch::read()).unwrap());
         peers.push(b);
     }

@@ -67,7 +67,7 @@ pub fn periodic_timer_fires_every_period<B: Backend>() {
 /// An I/O idle timeout is pushed back by every I/O dispatch, and fires (only) once the
 /// source has been idle for the whole timeout; a persistent source keeps timing out.
 pub fn io_timeout_reset_by_activity<B: Backend>() {
-    let (a, mut b) = unix_pair();
+    let (a, mut b) = stream_pair();
     let mut el = harness::<B, ()>((), nothing);
     let timeout = Duration::from_millis(200);
     let id = el
@@ -133,7 +133,7 @@ pub fn stalled_periodic_timer_fires_once_with_count<B: Backend>() {
 /// never overflow, never fire early, and a loop waiting on them still wakes for its other
 /// timers.
 pub fn huge_timeouts_never_fire_or_overflow<B: Backend>() {
-    let (a, _b) = unix_pair();
+    let (a, _b) = stream_pair();
     let mut el = harness::<B, ()>((), nothing);
     let day = Duration::from_secs(86_400);
     let ctx = el.ctx();

@@ -6,8 +6,8 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::marker::PhantomData;
 use std::net::{TcpListener, TcpStream};
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -106,12 +106,35 @@ pub fn turn_until<M: Machine>(
 // Sockets
 // ---------------------------------------------------------------------------------------
 
-/// A connected pair of non-blocking Unix stream sockets.
-pub fn unix_pair() -> (UnixStream, UnixStream) {
-    let (a, b) = UnixStream::pair().expect("socketpair");
+/// The stream the suite connects in pairs: a Unix stream socket on Unix, TCP on
+/// 127.0.0.1 on Windows (which has no socket pairs).
+#[cfg(unix)]
+pub type Stream = std::os::unix::net::UnixStream;
+/// The stream the suite connects in pairs (see the Unix definition).
+#[cfg(windows)]
+pub type Stream = TcpStream;
+
+/// A connected pair of non-blocking [`Stream`]s.
+#[cfg(unix)]
+pub fn stream_pair() -> (Stream, Stream) {
+    let (a, b) = Stream::pair().expect("socketpair");
     a.set_nonblocking(true).expect("nonblocking");
     b.set_nonblocking(true).expect("nonblocking");
     (a, b)
+}
+
+/// A connected pair of non-blocking [`Stream`]s.
+#[cfg(windows)]
+pub fn stream_pair() -> (Stream, Stream) {
+    tcp_pair()
+}
+
+/// The raw handle of a source (an fd, or a socket on Windows).
+pub fn raw<S: evloop_core::AsSource>(s: &S) -> evloop_core::RawSource {
+    #[cfg(unix)]
+    return std::os::fd::AsRawFd::as_raw_fd(&s.as_fd());
+    #[cfg(windows)]
+    return std::os::windows::io::AsRawSocket::as_raw_socket(&s.as_socket());
 }
 
 /// A connected pair of non-blocking TCP sockets on 127.0.0.1: (accepted, connecting).
@@ -159,6 +182,7 @@ pub fn fill(mut w: impl Write) -> usize {
 // fds
 // ---------------------------------------------------------------------------------------
 
+#[cfg(unix)]
 /// How many fds this process has open: `fcntl(F_GETFD)` on every number below the soft
 /// limit (at most 65 536), which works on every Unix (macOS and the BSDs have no
 /// `/proc/self/fd`) and opens nothing itself, so differences are exact. Only meaningful
@@ -180,6 +204,7 @@ pub fn open_fds() -> usize {
         .count()
 }
 
+#[cfg(unix)]
 /// A duplicate of `fd` numbered at least `min`.
 pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC only reads `fd`, which is open for the borrow's lifetime.
@@ -191,6 +216,7 @@ pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+#[cfg(unix)]
 /// A duplicate of `fd` with exactly the number `target`, which must not be open (callers
 /// hold [`exclusive`], so no other test takes that number meanwhile).
 pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> OwnedFd {
@@ -202,6 +228,7 @@ pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(new) }
 }
 
+#[cfg(unix)]
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
     let mut rl = libc::rlimit {
@@ -230,6 +257,7 @@ pub fn raise_fd_limit() -> u64 {
 
 /// CPU time consumed by the calling thread: what a spinning loop burns and a waiting one
 /// does not, whatever else the machine is doing.
+#[cfg(unix)]
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -239,6 +267,24 @@ pub fn thread_cpu_time() -> Duration {
     let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(r, 0, "clock_gettime: {}", io::Error::last_os_error());
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// CPU time consumed by the calling thread (kernel and user time, as the system counts
+/// it in 100 ns units).
+#[cfg(windows)]
+pub fn thread_cpu_time() -> Duration {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::{GetCurrentThread, GetThreadTimes};
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut c, mut e, mut k, mut u) = (zero, zero, zero, zero);
+    // SAFETY: four valid, writable FILETIMEs; the pseudo-handle names this thread.
+    let ok = unsafe { GetThreadTimes(GetCurrentThread(), &mut c, &mut e, &mut k, &mut u) };
+    assert_ne!(ok, 0, "GetThreadTimes: {}", io::Error::last_os_error());
+    let t = |f: FILETIME| (u64::from(f.dwHighDateTime) << 32) | u64::from(f.dwLowDateTime);
+    Duration::from_nanos((t(k) + t(u)) * 100)
 }
 
 /// The most CPU an idle loop may burn while it waits for `wall` to pass (a spinning one
