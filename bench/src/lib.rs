@@ -11,6 +11,9 @@
 //! limit, socketpair creation, one-byte read/write helpers, a deterministic PRNG for the
 //! random 60..120 s timeouts, and the statistics / `SUMMARY` line. Each binary keeps its own
 //! event-loop code so that it reads the way a user of that library would write it.
+//!
+//! Unix only: AF_UNIX socket pairs, and the C loops it is compared with.
+#![cfg(unix)]
 
 use std::ffi::c_void;
 use std::fmt;

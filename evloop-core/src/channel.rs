@@ -7,7 +7,8 @@
 //! receiver reads it and frees the slot for the next lap. The storage is allocated once,
 //! by [`channel`]; sending and receiving allocate nothing.
 //!
-//! The receiver owns a wake fd (an eventfd on Linux, a pipe elsewhere) and is [`AsFd`],
+//! The receiver owns a wake fd (an eventfd on Linux, a pipe elsewhere; a loopback socket
+//! pair on Windows) and is [`AsSource`](crate::AsSource),
 //! so a loop watches it like a socket: `ctx.add_io(&rx, token, Watch::read())`, or a
 //! field `inbox: Receiver<Job, 256>` with `#[on_read(inbox)]`. Wakes coalesce: the first
 //! message after the receiver found the queue empty writes the fd, and the messages
@@ -44,12 +45,10 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use evloop_backends::Waker;
-
+use crate::sys::{AsSource, BorrowedSource, Notify};
 use crate::Result;
 
 /// Keeps the producers' and the consumer's hot counters on separate cache lines.
@@ -73,7 +72,7 @@ struct Inner<T, const N: usize> {
     notified: AtomicBool,
     senders: AtomicUsize,
     receiver_alive: AtomicBool,
-    waker: Waker,
+    waker: Notify,
 }
 
 // SAFETY: a slot's value is written only by the one sender whose compare-and-swap on
@@ -99,7 +98,7 @@ impl<T, const N: usize> Inner<T, N> {
             notified: AtomicBool::new(false),
             senders: AtomicUsize::new(0),
             receiver_alive: AtomicBool::new(true),
-            waker: Waker::new()?,
+            waker: Notify::new()?,
         }))
     }
 
@@ -514,10 +513,19 @@ impl<T, const N: usize> Drop for Receiver<T, N> {
     }
 }
 
-impl<T, const N: usize> AsFd for Receiver<T, N> {
+#[cfg(unix)]
+impl<T, const N: usize> AsSource for Receiver<T, N> {
     /// The wake fd: readable while messages wait (or after the last sender left).
-    fn as_fd(&self) -> BorrowedFd<'_> {
+    fn as_fd(&self) -> BorrowedSource<'_> {
         self.inner.waker.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl<T, const N: usize> AsSource for Receiver<T, N> {
+    /// The wake socket: readable while messages wait (or after the last sender left).
+    fn as_socket(&self) -> BorrowedSource<'_> {
+        self.inner.waker.as_socket()
     }
 }
 
@@ -530,7 +538,7 @@ impl<T, const N: usize> fmt::Debug for Receiver<T, N> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;

@@ -34,21 +34,16 @@
 //! ```
 #![deny(missing_docs)]
 
-// Not ported to Windows yet (they make Unix socket calls of their own).
-#[cfg(unix)]
 pub mod buffered;
-#[cfg(unix)]
 pub mod channel;
 mod ctx;
 mod error;
 mod event_loop;
-#[cfg(unix)]
 mod listener;
 mod machine;
 mod ready_queue;
 mod signal;
 mod slab;
-#[cfg(unix)]
 mod socket;
 mod source;
 mod sys;
@@ -56,7 +51,6 @@ mod timer;
 mod token;
 mod wake;
 mod watch;
-#[cfg(unix)]
 pub mod workers;
 
 pub use ctx::{Ctx, Dump};
@@ -87,13 +81,12 @@ pub use evloop_backends::{DevPoll, EventPorts};
 pub use evloop_backends::{Poll, Select};
 #[cfg(target_os = "linux")]
 pub use evloop_backends::{Uring, UringOrEpoll};
-#[cfg(unix)]
 pub use listener::{AcceptError, AcceptReport, Accepted, Listener, ListenerBuilder, ListenerStats};
 pub use machine::{Event, Machine};
 pub use signal::{can_watch_signal, realtime_signals, signal_number, SIGNALS};
 pub use slab::{Key, Slab};
 pub use source::{kind, Source};
-pub use sys::{AsSource, BorrowedSource};
+pub use sys::{raw_source, AsSource, BorrowedSource};
 pub use token::{SourceId, Token};
 pub use wake::WakeHandle;
 pub use watch::Watch;

@@ -22,18 +22,31 @@
 //! keeps a multishot accept running and [`accept`](Listener::accept) takes the
 //! connections it queued (the same batches, errors and fd-exhaustion handling, no
 //! `accept4` syscall per connection). [`ListenerBuilder::completion_io`] turns it off.
+//!
+//! On Windows, accepting is `accept` (the accepted socket is non-blocking, like the
+//! listener). Windows has no per-process descriptor limit to reserve against: when it
+//! runs out of sockets or buffers (`WSAEMFILE`, `WSAENOBUFS`) the listener pauses, as it
+//! does on Unix without a reserve. Unix-domain listeners are Unix-only.
 
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+#[cfg(unix)]
+use std::os::fd::{AsFd, AsRawFd};
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
+#[cfg(windows)]
+use std::os::windows::io::AsSocket;
+#[cfg(unix)]
 use std::path::Path;
+
+use evloop_backends::{OwnedSource, RawSource};
 use std::time::Duration;
 
 use evloop_backends::{Interest, Ready};
 
-use crate::socket;
+use crate::socket::{self, AcceptFailure};
+use crate::sys::{AsSource, BorrowedSource};
 use crate::{Ctx, Error, Key, Machine, Result, Source, SourceId, Token, Watch};
 
 /// Options for a [`Listener`]. Defaults: `SO_REUSEADDR` on, `SO_REUSEPORT` off, backlog
@@ -214,6 +227,7 @@ impl ListenerBuilder {
     /// assert!(l.local_addr().is_err()); // not TCP
     /// std::fs::remove_file(&path).unwrap();
     /// ```
+    #[cfg(unix)]
     pub fn unix(&self, path: impl AsRef<Path>) -> io::Result<Listener> {
         let l = UnixListener::bind(path)?;
         l.set_nonblocking(true)?;
@@ -247,21 +261,24 @@ impl ListenerBuilder {
     /// assert!(l.local_addr().is_err()); // not TCP
     /// std::fs::remove_file(&path).unwrap();
     /// ```
+    #[cfg(unix)]
     pub fn wrap_unix(&self, listener: UnixListener) -> io::Result<Listener> {
         listener.set_nonblocking(true)?;
         self.finish(Inner::Unix(listener))
     }
 
     fn finish(&self, inner: Inner) -> io::Result<Listener> {
-        let reserve = if self.reserve {
-            Some(File::open("/dev/null")?)
+        // Windows has no descriptor limit a reserve could get around.
+        let use_reserve = self.reserve && cfg!(unix);
+        let reserve = if use_reserve {
+            Some(socket::open_reserve()?)
         } else {
             None
         };
         Ok(Listener {
             inner,
             reserve,
-            use_reserve: self.reserve,
+            use_reserve,
             batch: self.batch,
             pause: self.pause,
             id: None,
@@ -283,6 +300,7 @@ enum Dropped {
 #[derive(Debug)]
 enum Inner {
     Tcp(TcpListener),
+    #[cfg(unix)]
     Unix(UnixListener),
 }
 
@@ -372,7 +390,7 @@ pub struct AcceptReport {
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct Accepted(OwnedFd);
+pub struct Accepted(OwnedSource);
 
 impl Accepted {
     /// As a TCP stream (from a TCP listener).
@@ -392,24 +410,33 @@ impl Accepted {
     /// let _s: std::os::unix::net::UnixStream = a.into_unix();
     /// # }
     /// ```
+    #[cfg(unix)]
     pub fn into_unix(self) -> UnixStream {
         UnixStream::from(self.0)
     }
-    /// The fd itself.
+    /// The fd itself (the socket, on Windows).
     ///
     /// ```no_run
     /// # fn f(a: evloop_core::Accepted) {
-    /// let _fd: std::os::fd::OwnedFd = a.into_fd();
+    /// let _fd: evloop_core::OwnedSource = a.into_fd();
     /// # }
     /// ```
-    pub fn into_fd(self) -> OwnedFd {
+    pub fn into_fd(self) -> OwnedSource {
         self.0
     }
 }
 
-impl AsFd for Accepted {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+#[cfg(unix)]
+impl AsSource for Accepted {
+    fn as_fd(&self) -> BorrowedSource<'_> {
         self.0.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl AsSource for Accepted {
+    fn as_socket(&self) -> BorrowedSource<'_> {
+        self.0.as_socket()
     }
 }
 
@@ -492,6 +519,7 @@ impl Listener {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.inner {
             Inner::Tcp(l) => l.local_addr(),
+            #[cfg(unix)]
             Inner::Unix(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "a Unix listener has no socket address",
@@ -499,18 +527,28 @@ impl Listener {
         }
     }
 
-    /// The listening fd.
+    /// The listening fd (the socket, on Windows).
     ///
     /// ```
+    /// # #[cfg(unix)] {
     /// use std::os::fd::AsRawFd;
     /// let l = evloop_core::Listener::tcp("127.0.0.1:0".parse().unwrap()).unwrap();
     /// assert!(l.fd().as_raw_fd() >= 0);
+    /// # }
     /// ```
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub fn fd(&self) -> BorrowedSource<'_> {
         match &self.inner {
+            #[cfg(unix)]
             Inner::Tcp(l) => l.as_fd(),
+            #[cfg(windows)]
+            Inner::Tcp(l) => l.as_socket(),
+            #[cfg(unix)]
             Inner::Unix(l) => l.as_fd(),
         }
+    }
+
+    fn raw(&self) -> RawSource {
+        crate::sys::raw(&self.fd())
     }
 
     /// Its counters.
@@ -552,18 +590,35 @@ impl Listener {
                 Err(e) => return Err(e),
             }
         }
+        self.close_socket()?;
+        self.closed = true;
+        self.paused = false;
+        Ok(())
+    }
+
+    /// Close the listening socket so new connections are refused, keeping `fd()`
+    /// valid: on Unix the number is kept open on `/dev/null` (`dup2`, atomically), on
+    /// Windows the socket is swapped for a fresh one that is neither bound nor listening.
+    #[cfg(unix)]
+    fn close_socket(&mut self) -> io::Result<()> {
         // The reserve fd is /dev/null already; without one, open it now.
         let opened;
         let devnull = match &self.reserve {
             Some(f) => f.as_raw_fd(),
             None => {
-                opened = File::open("/dev/null")?;
+                opened = socket::open_reserve()?;
                 opened.as_raw_fd()
             }
         };
-        socket::close_in_place(self.fd().as_raw_fd(), devnull)?;
-        self.closed = true;
-        self.paused = false;
+        socket::close_in_place(self.raw(), devnull)
+    }
+
+    /// See the Unix definition.
+    #[cfg(windows)]
+    fn close_socket(&mut self) -> io::Result<()> {
+        let addr = self.local_addr()?;
+        let fresh = socket::socket_for(&addr, socket::STREAM)?;
+        self.inner = Inner::Tcp(TcpListener::from(fresh));
         Ok(())
     }
 
@@ -611,7 +666,7 @@ impl Listener {
         if self.paused || self.closed {
             return report;
         }
-        let fd = self.fd().as_raw_fd();
+        let fd = self.raw();
         let mut tries = 0;
         // Completion mode: take what the kernel accepted. Called with nothing queued (not
         // on a readiness the kernel's accept reported: by hand, or after a pause), it
@@ -639,14 +694,12 @@ impl Listener {
                 }
                 Err(e) => e,
             };
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) => break,
-                #[allow(unreachable_patterns)] // EWOULDBLOCK == EAGAIN on Linux
-                Some(libc::EWOULDBLOCK) => break,
+            match socket::accept_failure(&e) {
+                AcceptFailure::WouldBlock => break,
                 // The connection went away before we took it, or a transient
                 // per-connection failure: on to the next one.
-                Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => {}
-                Some(errno @ (libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
+                AcceptFailure::Transient => {}
+                AcceptFailure::Exhausted(errno) => {
                     self.stats.exhausted += 1;
                     report.error = Some(AcceptError::FdLimit { errno });
                     match self.drop_one(fd) {
@@ -664,7 +717,7 @@ impl Listener {
                         }
                     }
                 }
-                _ => {
+                AcceptFailure::Other => {
                     report.error = Some(AcceptError::Io(e));
                     report.paused = self.pause(ctx);
                     break;
@@ -676,7 +729,7 @@ impl Listener {
 
     /// Free the reserved fd, accept one connection with it and close it, take the
     /// reserve back.
-    fn drop_one(&mut self, fd: RawFd) -> Dropped {
+    fn drop_one(&mut self, fd: RawSource) -> Dropped {
         let Some(reserve) = self.reserve.take() else {
             return Dropped::Failed;
         };
@@ -692,7 +745,7 @@ impl Listener {
         // If another thread took the freed number meanwhile this fails; then the next
         // exhaustion pauses instead.
         self.reserve = if self.use_reserve {
-            File::open("/dev/null").ok()
+            socket::open_reserve().ok()
         } else {
             None
         };
@@ -732,7 +785,7 @@ impl Listener {
         let _ = ctx.set_interest(id, self.interest(Interest::READ));
         self.paused = false;
         if self.use_reserve && self.reserve.is_none() {
-            self.reserve = File::open("/dev/null").ok();
+            self.reserve = socket::open_reserve().ok();
         }
     }
 }
@@ -758,8 +811,7 @@ impl Source for Listener {
         watch.interest = self.interest(Interest::READ);
         watch.timeout = None;
         watch.oneshot = false;
-        let fd = self.fd().as_raw_fd();
-        self.id = Some(ctx.add_io_raw(fd, Token::tagged(tag, 0), watch)?);
+        self.id = Some(ctx.add_io_raw(self.raw(), Token::tagged(tag, 0), watch)?);
         Ok(())
     }
 

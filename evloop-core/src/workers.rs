@@ -14,7 +14,8 @@
 //!   DragonFly with `SO_REUSEPORT`; FreeBSD with `SO_REUSEPORT_LB`), every worker gets
 //!   a socket of its own ([`reuseport_listener`]) and the workers share nothing and
 //!   never lock. Elsewhere (macOS, iOS, NetBSD, OpenBSD: `SO_REUSEPORT` does not
-//!   balance there; illumos, Solaris: no such option) every worker registers a
+//!   balance there; illumos, Solaris, Windows: no such option; on Windows
+//!   `SO_REUSEADDR` would let a second socket take the port over) every worker registers a
 //!   duplicate of one listening socket and whichever loop accepts first wins; see
 //!   [`PortSharing`].
 //! * Stopping: [`Workers::stop`] sends every worker [`WakeHandle::exit`], the
@@ -45,7 +46,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 
-use evloop_backends::Waker;
+use crate::sys::Notify;
 
 use crate::socket;
 pub use crate::socket::{PortSharing, PORT_SHARING};
@@ -87,7 +88,7 @@ pub struct Stopped<M> {
 /// Counts finished worker threads and wakes the controller.
 struct Finished {
     count: AtomicUsize,
-    waker: Waker,
+    waker: Notify,
 }
 
 /// Dropped when a worker thread ends, however it ends.
@@ -270,7 +271,7 @@ impl WorkersBuilder {
     {
         let finished = Arc::new(Finished {
             count: AtomicUsize::new(0),
-            waker: Waker::new()?,
+            waker: Notify::new()?,
         });
         let mut control = EventLoop::new(Control {
             finished: finished.clone(),

@@ -10,6 +10,7 @@
 //! | `check` | the traits whose `#[diagnostic::on_unimplemented]` messages report a field used wrongly |
 //! | `nudge` | the warning on `#[on_read]` of a plain `TcpListener`/`UnixListener` (a `#[deprecated]` method picked by the field's type), and `raw_accept`'s check |
 //! | `TIMER_TAG`, `SIGNAL_TAG`, `WAKE_TAG` | the token tags generated code reserves |
+//! | `signals`, `signal_number` | `#[on_signal(NAME)]`'s number on the target, or a compile error on the name where the target has no such signal |
 //! | `sigrtmin_plus`, `sigrtmax_minus` | `#[on_signal(SIGRTMIN + n)]`'s number, resolved on the target |
 //!
 //! The checks are trait-method calls (`<_ as check::WatchRead<_>>::check(&self.field, shape)`):
@@ -21,6 +22,141 @@ pub use evloop_core;
 pub use libc;
 
 use evloop_core::{Backend, Builder, Ctx, Event, Machine, Ready};
+
+/// `#[on_signal(NAME)]`'s number on the target, through [`signal_number`]: on Unix the
+/// libc constant, on Windows the console event's number. A name the target does not
+/// have is a value of [`NotOnThisTarget`], which [`signal_number`] refuses at compile
+/// time, on the signal's token, with the list of what the target has.
+pub mod signals {
+    #[cfg(unix)]
+    pub use libc::{
+        SIGABRT, SIGALRM, SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGIO, SIGPIPE, SIGPROF, SIGQUIT,
+        SIGSYS, SIGTERM, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGUSR1, SIGUSR2, SIGVTALRM,
+        SIGWINCH, SIGXCPU, SIGXFSZ,
+    };
+    /// Ctrl-Break: a Windows console event.
+    #[cfg(unix)]
+    pub const SIGBREAK: super::NotOnThisTarget = super::NotOnThisTarget;
+
+    /// A Windows console event as a signal (see `evloop_core`'s `SIGNALS`).
+    #[cfg(windows)]
+    pub const SIGHUP: i32 = 1;
+    /// A Windows console event as a signal (see `evloop_core`'s `SIGNALS`).
+    #[cfg(windows)]
+    pub const SIGINT: i32 = 2;
+    /// A Windows console event as a signal (see `evloop_core`'s `SIGNALS`).
+    #[cfg(windows)]
+    pub const SIGTERM: i32 = 15;
+    /// A Windows console event as a signal (see `evloop_core`'s `SIGNALS`).
+    #[cfg(windows)]
+    pub const SIGBREAK: i32 = 21;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGQUIT: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGTRAP: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGABRT: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGUSR1: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGUSR2: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGPIPE: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGALRM: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGCHLD: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGCONT: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGTSTP: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGTTIN: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGTTOU: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGURG: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGXCPU: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGXFSZ: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGVTALRM: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGPROF: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGWINCH: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGIO: super::NotOnThisTarget = super::NotOnThisTarget;
+    /// Not a signal on Windows.
+    #[cfg(windows)]
+    pub const SIGSYS: super::NotOnThisTarget = super::NotOnThisTarget;
+}
+
+/// A signal name the target does not have (see [`signals`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NotOnThisTarget;
+
+/// What [`signal_number`] accepts: a signal number the target has.
+#[cfg_attr(
+    windows,
+    diagnostic::on_unimplemented(
+        message = "this signal does not exist on Windows",
+        label = "not a Windows signal",
+        note = "on Windows a loop can watch the console's events: `SIGINT` (Ctrl-C), `SIGBREAK` (Ctrl-Break), `SIGHUP` (the console closing) and `SIGTERM` (logoff, shutdown); put other handlers under `#[cfg(unix)]`"
+    )
+)]
+#[cfg_attr(
+    unix,
+    diagnostic::on_unimplemented(
+        message = "`SIGBREAK` exists only on Windows (Ctrl-Break)",
+        label = "not a signal on this system",
+        note = "on Unix, `SIGQUIT` is what a terminal's Ctrl-\\ sends; put the handler under `#[cfg(windows)]`"
+    )
+)]
+pub trait SignalOnTarget {
+    /// The number.
+    fn number(self) -> i32;
+}
+
+#[diagnostic::do_not_recommend]
+impl SignalOnTarget for i32 {
+    #[inline]
+    fn number(self) -> i32 {
+        self
+    }
+}
+
+/// The number of a signal named in `#[on_signal]` (a compile error if the target has no
+/// such signal).
+///
+/// ```
+/// # #[cfg(unix)]
+/// assert_eq!(evloop::__private::signal_number(evloop::__private::signals::SIGINT), libc::SIGINT);
+/// ```
+#[inline]
+pub fn signal_number<S: SignalOnTarget>(s: S) -> i32 {
+    s.number()
+}
 
 /// Token tag of the machine's timers; the payload is the timer's index.
 pub const TIMER_TAG: u16 = 0xFFF0;
@@ -485,6 +621,7 @@ pub mod check {
 pub mod nudge {
     use super::shape::Probe;
     use std::net::TcpListener;
+    #[cfg(unix)]
     use std::os::unix::net::UnixListener;
 
     /// A field of type `std::net::TcpListener`.
@@ -511,6 +648,13 @@ pub mod nudge {
             PlainTcpListener
         }
     }
+    /// Where there is no `UnixListener` (Windows), a type nothing has stands in for it,
+    /// so `ProbePlain` keeps two impls: with a single impl, the compiler would take it
+    /// as the answer for every field (inference from the only candidate) and nudge them
+    /// all.
+    #[cfg(not(unix))]
+    pub struct UnixListener(());
+
     impl ProbePlain for &Probe<'_, UnixListener> {
         type Plain = PlainUnixListener;
         #[inline(always)]

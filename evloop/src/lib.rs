@@ -78,6 +78,8 @@ pub use evloop_macros::{
 /// assert!(Once { fired: false }.run().unwrap().fired);
 /// ```
 pub mod prelude {
+    #[cfg(windows)]
+    pub use crate::Afd;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub use crate::Epoll;
     #[cfg(any(
@@ -98,11 +100,12 @@ pub mod prelude {
     };
     pub use crate::{
         Backend, Ctx, DefaultBackend, Error, Event, EventLoop, Exit, Interest, Key, Listener,
-        ListenerBuilder, Machine, Poll, Ready, Result, Select, Slab, Source, SourceId, Token,
-        WakeHandle, Watch,
+        ListenerBuilder, Machine, Ready, Result, Slab, Source, SourceId, Token, WakeHandle, Watch,
     };
     #[cfg(any(target_os = "illumos", target_os = "solaris"))]
     pub use crate::{DevPoll, EventPorts};
+    #[cfg(unix)]
+    pub use crate::{Poll, Select};
     #[cfg(target_os = "linux")]
     pub use crate::{Uring, UringOrEpoll};
 }

@@ -3,6 +3,9 @@
 //! `writev` and `sendfile`. Every wait is bounded by a deadline (a guard timer or a
 //! wall-clock check), never by sleeping.
 
+// Unix socket pairs and libc socket options: Unix only so far (the buffered types run on Windows through the examples' tests under Wine).
+#![cfg(unix)]
+
 use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;

@@ -5,7 +5,26 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+
+/// A connected pair of streams: Unix sockets on Unix, TCP on 127.0.0.1 on Windows.
+#[cfg(unix)]
+type Stream = std::os::unix::net::UnixStream;
+/// A connected pair of streams (see the Unix definition).
+#[cfg(windows)]
+type Stream = std::net::TcpStream;
+
+#[cfg(unix)]
+fn pair() -> (Stream, Stream) {
+    Stream::pair().unwrap()
+}
+
+#[cfg(windows)]
+fn pair() -> (Stream, Stream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = Stream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (s, c)
+}
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -166,9 +185,9 @@ fn timers_periodic_and_once() {
 
 #[event_machine]
 struct Idle {
-    quiet: UnixStream,
-    chatty: UnixStream,
-    conns: Slab<UnixStream>,
+    quiet: Stream,
+    chatty: Stream,
+    conns: Slab<Stream>,
     started: Option<Instant>,
     quiet_timeout: Option<Duration>,
     chatty_reads: u32,
@@ -213,10 +232,10 @@ impl Idle {
 
 #[test]
 fn idle_timeouts() {
-    let (quiet, _q) = UnixStream::pair().unwrap();
-    let (chatty, mut peer) = UnixStream::pair().unwrap();
-    let (c1, _c1) = UnixStream::pair().unwrap();
-    let (c2, _c2) = UnixStream::pair().unwrap();
+    let (quiet, _q) = pair();
+    let (chatty, mut peer) = pair();
+    let (c1, _c1) = pair();
+    let (c2, _c2) = pair();
     let mut el = Idle {
         quiet,
         chatty,
@@ -413,7 +432,7 @@ fn priorities_option() {
 #[event_machine]
 struct Cfgd {
     #[allow(dead_code)] // its only handler is cfg'd out
-    sock: UnixStream,
+    sock: Stream,
     ticks: u32,
 }
 
@@ -433,7 +452,7 @@ impl Cfgd {
         unreachable!("not a handler: its cfg_attr is off");
     }
 
-    #[cfg(unix)]
+    #[cfg(not(any()))]
     #[on_timer(2, once)]
     fn real_timer(&mut self, _ctx: &mut Ctx<Self>) {
         self.ticks += 1;
@@ -442,7 +461,7 @@ impl Cfgd {
 
 #[test]
 fn cfgd_out_handlers_are_absent() {
-    let (sock, mut peer) = UnixStream::pair().unwrap();
+    let (sock, mut peer) = pair();
     peer.write_all(b"readable, but nobody listens").unwrap();
     let mut el = Cfgd { sock, ticks: 0 }.event_loop().unwrap();
     assert_eq!(
@@ -461,7 +480,7 @@ fn cfgd_out_handlers_are_absent() {
 
 #[event_machine]
 struct Writer {
-    sock: UnixStream,
+    sock: Stream,
     writes: u32,
     hangups: u32,
 }
@@ -485,7 +504,7 @@ impl Writer {
 
 #[test]
 fn oneshot_write_rearmed_by_hand() {
-    let (sock, _peer) = UnixStream::pair().unwrap();
+    let (sock, _peer) = pair();
     let mut el = Writer {
         sock,
         writes: 0,
@@ -503,9 +522,32 @@ fn oneshot_write_rearmed_by_hand() {
     );
 }
 
+/// Hang `peer` up on `sock`, and wait until `sock` knows: a socket pair's close on Unix;
+/// on Windows (TCP) a close, then writes until one fails: the peer's system answers a
+/// write to a closed socket with a reset (after a plain close, a FIN, the socket would
+/// stay writable).
+#[cfg(unix)]
+fn hang_up(_sock: &Stream, peer: Stream) {
+    drop(peer);
+}
+
+/// See the Unix definition.
+#[cfg(windows)]
+fn hang_up(sock: &Stream, peer: Stream) {
+    drop(peer);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (&*sock).write(b"x").is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reset after the peer closed"
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[event_machine]
 struct HupWatcher {
-    sock: UnixStream,
+    sock: Stream,
     seen: Ready,
 }
 
@@ -520,8 +562,8 @@ impl HupWatcher {
 
 #[test]
 fn write_only_field_hears_hangups() {
-    let (sock, peer) = UnixStream::pair().unwrap();
-    drop(peer);
+    let (sock, peer) = pair();
+    hang_up(&sock, peer);
     let m = HupWatcher {
         sock,
         seen: Ready::EMPTY,

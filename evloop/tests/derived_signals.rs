@@ -5,6 +5,9 @@
 //! `EVLOOP_DERIVED_SIGNAL_CHILD=<its name>`; in that child the same function runs the
 //! real body. The parent checks the child's exit status and shows its output on failure.
 
+// Unix signals (SIGUSR1, SIGWINCH, ...); Windows's console events are tested in evloop-core/tests/console_signals.rs.
+#![cfg(unix)]
+
 use std::marker::PhantomData;
 
 use evloop::prelude::*;

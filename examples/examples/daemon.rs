@@ -2,8 +2,16 @@
 //! ./daemon.conf, created if missing). Then: `kill -HUP <pid>` re-reads the config,
 //! Ctrl-C or `kill <pid>` stops it gracefully.
 
+#[cfg(unix)]
 use std::path::PathBuf;
 
+#[cfg(not(unix))]
+fn main() {
+    eprintln!("the daemon example is Unix only (fork, setsid, SIGHUP)");
+    std::process::exit(2);
+}
+
+#[cfg(unix)]
 fn main() {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7879".into());

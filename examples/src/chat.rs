@@ -356,7 +356,13 @@ fn catch_up(c: &mut BufConn<Client>) {
     }
 }
 
+/// Set `SO_SNDBUF` (best effort: a refusal leaves the kernel's default; on Windows,
+/// whose send buffering differs, it is left alone).
+#[cfg(windows)]
+fn set_send_buffer(_stream: &TcpStream, _size: usize) {}
+
 /// Set `SO_SNDBUF` (best effort: a refusal leaves the kernel's default).
+#[cfg(unix)]
 fn set_send_buffer(stream: &TcpStream, size: usize) {
     let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
     // SAFETY: a valid socket fd, and a pointer to a c_int with its size.

@@ -14,7 +14,6 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
 
 use evloop::prelude::*;
 use evloop::ListenerStats;
@@ -31,11 +30,7 @@ pub struct Conn {
     end: usize,
 }
 
-impl AsFd for Conn {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-}
+evloop::impl_as_source!(Conn => stream);
 
 /// The echo server's state.
 #[event_machine(timers = 16)]

@@ -3,6 +3,8 @@
 //! `cargo run --example` starts.
 
 pub mod chat;
+// A Unix daemon (fork, setsid, waitpid, SIGHUP): Unix only.
+#[cfg(unix)]
 pub mod daemon;
 pub mod echo;
 pub mod http;

@@ -47,7 +47,8 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+#[cfg(unix)]
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -173,6 +174,12 @@ impl Shared {
     }
 }
 
+#[cfg(windows)]
+fn rusage() -> (Duration, Duration) {
+    (Duration::ZERO, Duration::ZERO) // not measured on Windows
+}
+
+#[cfg(unix)]
 fn rusage() -> (Duration, Duration) {
     // SAFETY: all-zero bytes are a valid `rusage` (plain integers).
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -262,11 +269,7 @@ pub struct Conn {
     tx: Vec<u8>,
 }
 
-impl AsFd for Conn {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-}
+evloop::impl_as_source!(Conn => stream);
 
 impl Conn {
     fn new(stream: TcpStream, reqs_per_event: u32) -> Conn {
@@ -370,6 +373,26 @@ impl Conn {
             self.input.reserve_exact(READ_SIZE);
             self.out = Replies::with_capacity(OUT_SIZE, 64);
         }
+        #[cfg(windows)]
+        return self.fill_windows();
+        #[cfg(unix)]
+        self.fill_unix()
+    }
+
+    /// `fill` on Windows: a `recv` through `Read` into zeroed spare room.
+    #[cfg(windows)]
+    fn fill_windows(&mut self) -> io::Result<usize> {
+        let len = self.input.len();
+        let room = self.input.capacity() - len;
+        self.input.resize(len + room, 0);
+        let r = io::Read::read(&mut &self.stream, &mut self.input[len..]);
+        self.input.truncate(len + r.as_ref().map_or(0, |n| *n));
+        r
+    }
+
+    /// `fill` on Unix: one `read(2)` into the spare capacity.
+    #[cfg(unix)]
+    fn fill_unix(&mut self) -> io::Result<usize> {
         let spare = self.input.spare_capacity_mut();
         // With the `fault-injection` feature: a short read, `EAGAIN` or a reset first.
         #[cfg(feature = "fault-injection")]
@@ -545,7 +568,7 @@ impl Memcached {
         if let Ok(c) = self.conns.remove(ctx, key) {
             self.shared.closed();
             if self.shared.verbosity() > 1 {
-                eprintln!("<{} connection closed.", c.stream.as_raw_fd());
+                eprintln!("<{} connection closed.", evloop::raw_source(&c.stream));
             }
             // A descriptor is free again (memcached's `allow_new_conns`).
             self.resume_accepting(ctx);
@@ -766,7 +789,7 @@ impl Memcached {
                         continue;
                     }
                     if <ServerBackend as Backend>::MAX_FD
-                        .is_some_and(|max| stream.as_raw_fd() > max)
+                        .is_some_and(|max| evloop::raw_source(&stream) > max)
                     {
                         // The backend cannot watch this fd (select(2) past FD_SETSIZE):
                         // to the client, as to memcached's, the server is full.
@@ -780,7 +803,7 @@ impl Memcached {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let fd = stream.as_raw_fd();
+                    let fd = evloop::raw_source(&stream);
                     let mut conn = Conn::new(stream, self.shared.config.reqs_per_event);
                     // A full slab drops the connection (closing it), not the server.
                     let inserted = if ctx.completion_io() {
@@ -957,6 +980,13 @@ pub fn fds_needed(config: &Config, addresses: usize) -> u64 {
 /// Raise `RLIMIT_NOFILE` to `needed` if it is lower (the soft limit, and the hard one
 /// if that is lower too, which only a privileged process may), as memcached raises it
 /// to `-c`. Never lowers it.
+#[cfg(windows)]
+pub fn raise_fd_limit(_needed: u64) -> Result<(), FdLimitError> {
+    Ok(()) // Windows has no per-process descriptor limit to raise
+}
+
+/// See the Unix definition above.
+#[cfg(unix)]
 pub fn raise_fd_limit(needed: u64) -> Result<(), FdLimitError> {
     let mut rl = libc::rlimit {
         rlim_cur: 0,

@@ -4,6 +4,9 @@
 //! under its high watermark; the slow one is told how many lines it missed once it
 //! reads again. Every wait is bounded by a deadline or a read timeout, never a sleep.
 
+// The slow reader's small receive buffer is set with SO_RCVBUF through libc: Unix only so far.
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;

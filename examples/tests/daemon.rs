@@ -2,6 +2,9 @@
 //! signal handlers, so it runs in a child process: this test binary re-executed with
 //! `EVLOOP_DAEMON_CHILD` set, printing its port on stdout.
 
+// The daemon example is Unix only (fork, setsid, SIGHUP).
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -9,6 +9,9 @@
 //! The fd limit is process-wide, so the server runs in a process of its own: this test
 //! binary re-executed through `sh -c 'ulimit -n 64; exec ...'` with `EVLOOP_FD_CHILD`
 //! naming the server, which prints its port on stdout and runs until `SIGTERM`.
+
+// Descriptor exhaustion through RLIMIT_NOFILE: Unix only (Windows has no such limit).
+#![cfg(unix)]
 #![cfg(target_os = "linux")] // `/proc/<pid>/stat` and `/proc/<pid>/fd`
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -6,7 +6,6 @@
 //! [`BufConn::on_ready`] and [`BufConn::flush`].
 
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use evloop_backends::Ready;
 
@@ -119,7 +118,7 @@ impl<S> BufConn<S> {
             }
             let chunk = (f.remaining.min(FILE_CHUNK as u64)) as usize;
             buf.resize(chunk, 0);
-            let got = f.file.read_at(&mut buf, f.offset)?;
+            let got = crate::sys::read_at(&f.file, &mut buf, f.offset)?;
             if got == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

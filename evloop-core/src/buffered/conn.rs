@@ -1,11 +1,11 @@
 //! [`BufConn`]: a stream with an input and an output [`Buffer`] (libevent's bufferevent),
 //! and [`BufSlab`]: a collection of them that does their I/O for its handlers.
 
+use crate::sys::{AsSource, BorrowedSource};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use evloop_backends::{Interest, Ready};
@@ -398,28 +398,21 @@ impl<S> fmt::Debug for BufConn<S> {
     }
 }
 
-impl<S: AsFd> AsFd for BufConn<S> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+#[cfg(unix)]
+impl<S: AsSource> AsSource for BufConn<S> {
+    fn as_fd(&self) -> BorrowedSource<'_> {
         self.stream.as_fd()
     }
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an fd we borrow; F_GETFL/F_SETFL touch only its status flags.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
+#[cfg(windows)]
+impl<S: AsSource> AsSource for BufConn<S> {
+    fn as_socket(&self) -> BorrowedSource<'_> {
+        self.stream.as_socket()
     }
-    if flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
-impl<S: AsFd> BufConn<S> {
+impl<S: AsSource> BufConn<S> {
     /// Wrap `stream` (switched to non-blocking mode) with buffers sized by `cfg`. The
     /// buffers are allocated here, once.
     ///
@@ -430,7 +423,7 @@ impl<S: AsFd> BufConn<S> {
     /// assert_eq!(conn.input().capacity(), 512);
     /// ```
     pub fn new(stream: S, cfg: &BufConfig) -> io::Result<BufConn<S>> {
-        set_nonblocking(stream.as_fd().as_raw_fd())?;
+        crate::socket::set_nonblocking(crate::sys::raw(&stream))?;
         let mut input = Buffer::with_capacity(cfg.input);
         input.set_line_limit(cfg.read_high);
         Ok(BufConn {
@@ -463,8 +456,8 @@ impl BufConn<TcpStream> {
     /// assert!(conn.is_connecting());
     /// ```
     pub fn connect(addr: SocketAddr, cfg: &BufConfig) -> io::Result<BufConn<TcpStream>> {
-        let fd = crate::socket::socket_for(&addr, libc::SOCK_STREAM)?;
-        crate::socket::connect(fd.as_raw_fd(), &addr)?;
+        let fd = crate::socket::socket_for(&addr, crate::socket::STREAM)?;
+        crate::socket::connect(crate::sys::raw(&fd), &addr)?;
         // Connecting even if it completed at once: the first writable readiness checks
         // `SO_ERROR` and reports `CONNECTED` either way.
         let mut conn = BufConn::new(TcpStream::from(fd), cfg)?;
@@ -879,7 +872,7 @@ impl<S> BufConn<S> {
     }
 }
 
-impl<S: Read + Write + AsFd> BufConn<S> {
+impl<S: Read + Write + AsSource> BufConn<S> {
     /// Do the I/O one readiness calls for and say what happened: complete a connect,
     /// flush pending output (`WRITABLE`), read into the input buffer up to the read
     /// high watermark (`READABLE`, hang-ups, errors), classify a `TIMEOUT`. The result is
@@ -901,7 +894,7 @@ impl<S: Read + Write + AsFd> BufConn<S> {
         if self.flags & CONNECTING != 0
             && ready.intersects(Ready::WRITABLE | Ready::ERROR | Ready::HUP)
         {
-            match so_error(self.stream.as_fd().as_raw_fd()) {
+            match crate::socket::so_error(crate::sys::raw(&self.stream)) {
                 Ok(()) => {
                     self.flags &= !CONNECTING;
                     ev |= BufEvents::CONNECTED;
@@ -999,7 +992,12 @@ impl<S: Read + Write + AsFd> BufConn<S> {
                 self.file = None;
                 continue;
             }
-            match send_file_chunk(self.stream.as_fd().as_raw_fd(), f) {
+            match crate::socket::send_file_chunk(
+                crate::sys::raw(&self.stream),
+                &f.file,
+                &mut f.offset,
+                &mut f.remaining,
+            ) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -1100,66 +1098,6 @@ fn write_vectored_once<S: Write>(stream: &mut S, slices: &[IoSlice<'_>]) -> io::
         }
     }
     stream.write_vectored(slices)
-}
-
-fn so_error(fd: RawFd) -> io::Result<()> {
-    let mut err: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` and `len` are valid for writes of the sizes given.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            &mut err as *mut libc::c_int as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if err != 0 {
-        return Err(io::Error::from_raw_os_error(err));
-    }
-    Ok(())
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
-    let mut off = f.offset as libc::off_t;
-    let count = f.remaining.min(1 << 30) as usize;
-    #[cfg(feature = "fault-injection")]
-    let count = evloop_backends::fault::before_write(count)?;
-    // SAFETY: both fds are open (the stream's and the file's); `off` is a valid off_t.
-    let n = unsafe { libc::sendfile(out, f.file.as_raw_fd(), &mut off, count) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    f.offset = off as u64;
-    f.remaining -= n as u64;
-    Ok(n as usize)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn send_file_chunk(out: RawFd, f: &mut FileSend) -> io::Result<usize> {
-    // No portable sendfile: read a chunk at the offset and write what the socket takes.
-    use std::os::unix::fs::FileExt;
-    let mut chunk = [0u8; 8192];
-    let want = f.remaining.min(chunk.len() as u64) as usize;
-    #[cfg(feature = "fault-injection")]
-    let want = evloop_backends::fault::before_write(want)?;
-    let got = f.file.read_at(&mut chunk[..want], f.offset)?;
-    if got == 0 {
-        return Ok(0);
-    }
-    // SAFETY: `chunk[..got]` is initialised and `out` is open.
-    let n = unsafe { libc::write(out, chunk.as_ptr() as *const libc::c_void, got) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    f.offset += n as u64;
-    f.remaining -= n as u64;
-    Ok(n as usize)
 }
 
 /// The interest registered for a connection of a [`BufSlab`] that wants `wanted`: with
@@ -1417,7 +1355,7 @@ impl<S> BufSlab<S> {
     }
 }
 
-impl<S: Read + Write + AsFd> BufSlab<S> {
+impl<S: Read + Write + AsSource> BufSlab<S> {
     /// Wrap `stream` in a [`BufConn`] with the collection's configuration and insert it.
     ///
     /// ```
@@ -1613,7 +1551,7 @@ impl<S: Read + Write + AsFd> BufSlab<S> {
     }
 }
 
-impl<S: Read + Write + AsFd> Source for BufSlab<S> {
+impl<S: Read + Write + AsSource> Source for BufSlab<S> {
     type Kind = kind::Collection;
 
     #[inline]

@@ -1,7 +1,7 @@
 //! [`WithState`]: a stream together with the program's own per-connection state.
 
+use crate::sys::{AsSource, BorrowedSource};
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
 
 /// A stream plus the program's state for that connection, usable wherever a stream is
 /// (`Read`, `Write` and `AsFd` go to `stream`). A [`BufSlab`](super::BufSlab) of
@@ -61,13 +61,21 @@ impl<S: Write, T> Write for WithState<S, T> {
     }
 }
 
-impl<S: AsFd, T> AsFd for WithState<S, T> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
+#[cfg(unix)]
+impl<S: AsSource, T> AsSource for WithState<S, T> {
+    fn as_fd(&self) -> BorrowedSource<'_> {
         self.stream.as_fd()
     }
 }
 
-#[cfg(test)]
+#[cfg(windows)]
+impl<S: AsSource, T> AsSource for WithState<S, T> {
+    fn as_socket(&self) -> BorrowedSource<'_> {
+        self.stream.as_socket()
+    }
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::fd::AsRawFd;

@@ -42,3 +42,16 @@ pub(crate) fn is_invalid(raw: RawSource) -> bool {
 pub(crate) fn is_bad_handle(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EBADF)
 }
+
+/// Read from `file` at `offset`, without moving a shared cursor (`pread` on Unix;
+/// `seek_read` on Windows, which moves the file's own cursor, unused here).
+pub(crate) fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    file.read_at(buf, offset)
+}
+
+/// What wakes a loop watching a [`channel`](crate::channel) receiver: a [`Waker`]'s fd,
+/// watched like a socket.
+///
+/// [`Waker`]: evloop_backends::Waker
+pub(crate) type Notify = evloop_backends::Waker;

@@ -41,3 +41,65 @@ pub(crate) fn is_invalid(raw: RawSource) -> bool {
 pub(crate) fn is_bad_handle(e: &io::Error) -> bool {
     e.raw_os_error() == Some(10038)
 }
+
+/// Read from `file` at `offset`, without moving a shared cursor (`pread` on Unix;
+/// `seek_read` on Windows, which moves the file's own cursor, unused here).
+pub(crate) fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::windows::fs::FileExt;
+    file.seek_read(buf, offset)
+}
+
+/// What wakes a loop watching a [`channel`](crate::channel) receiver: a connected pair
+/// of loopback TCP sockets (the receiving end is the source; a wake is one byte), since
+/// a source on Windows is a socket. The pair is checked to be our own: a connection
+/// from anyone else to the short-lived listener is refused.
+#[derive(Debug)]
+pub(crate) struct Notify {
+    rx: std::net::TcpStream,
+    tx: std::net::TcpStream,
+}
+
+impl Notify {
+    pub(crate) fn new() -> io::Result<Notify> {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let tx = std::net::TcpStream::connect(l.local_addr()?)?;
+        let me = tx.local_addr()?;
+        let rx = loop {
+            let (rx, from) = l.accept()?;
+            if from == me {
+                break rx;
+            }
+        };
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        tx.set_nodelay(true)?;
+        Ok(Notify { rx, tx })
+    }
+
+    /// Make the receiving end readable (a full buffer is readable already).
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        use std::io::Write;
+        match (&self.tx).write(&[1]) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Take every pending wake; whether there was one.
+    pub(crate) fn drain(&self) -> bool {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        let mut any = false;
+        while let Ok(1..) = (&self.rx).read(&mut buf) {
+            any = true;
+        }
+        any
+    }
+}
+
+impl AsSource for Notify {
+    fn as_socket(&self) -> BorrowedSource<'_> {
+        self.rx.as_socket()
+    }
+}

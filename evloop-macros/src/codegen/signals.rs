@@ -1,5 +1,6 @@
 //! Signals: `ctx.add_signal(number, Token::tagged(SIGNAL_TAG, index))`. The number is the
-//! target's, named through `::evloop::__private::libc` (a constant), or for real-time
+//! target's, named through `::evloop::__private::signals` (a constant, passed through
+//! `SignalOnTarget::number`, which refuses a name the target lacks on the name's token), or for real-time
 //! signals computed by `::evloop::__private::sigrtmin_plus(n)?` / `sigrtmax_minus(n)?`
 //! (which fail setup on a system without them): the macro runs on the build host and
 //! never decides it. Names were checked by `crate::signals` while parsing.
@@ -17,7 +18,7 @@ fn number(s: &Signal) -> TokenStream {
     match &s.which {
         SignalName::Named(n) => {
             let id = syn::Ident::new(n, span);
-            quote_spanned!(span=> ::evloop::__private::libc::#id)
+            quote_spanned!(span=> <_ as ::evloop::__private::SignalOnTarget>::number(::evloop::__private::signals::#id))
         }
         SignalName::RtMin(n) => {
             let n = *n as i32;

@@ -1,105 +1,33 @@
-//! Socket plumbing shared by [`Listener`](crate::Listener), [`workers`](crate::workers)
-//! and [`BufConn::connect`](crate::buffered::BufConn::connect): every `unsafe` socket
-//! call of the crate lives here, once, with the per-OS differences next to each other.
-//!
-//! | what | Linux, Android | FreeBSD, DragonFly, NetBSD, OpenBSD, illumos | macOS, iOS |
-//! |---|---|---|---|
-//! | new socket | `socket(SOCK_NONBLOCK \| SOCK_CLOEXEC)` | same | `socket` + `fcntl` |
-//! | accept | `accept4(SOCK_NONBLOCK \| SOCK_CLOEXEC)` | same | `accept` + `fcntl` |
-//! | no `SIGPIPE` on a socket | (the caller ignores `SIGPIPE`) | same | also `SO_NOSIGPIPE` |
-//! | port sharing ([`PORT_SHARING`]) | `SO_REUSEPORT`, balanced | see [`PortSharing`] | `SO_REUSEPORT`, not balanced |
-//!
-//! With the `fault-injection` feature, `accept` may fail first with an injected `EMFILE`
-//! or `EAGAIN` (`evloop_backends::fault::before_accept`).
+//! The Unix socket calls (see `mod.rs`).
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// How several listening sockets bound to one TCP port share its connections on this
-/// system, and therefore how [`workers::SharedPort`](crate::workers::SharedPort) hands a
-/// port to several workers.
-///
-/// | system | option | sharing |
-/// |---|---|---|
-/// | Linux ≥ 3.9, Android | `SO_REUSEPORT` | [`Balanced`](PortSharing::Balanced): the kernel hashes each new connection to one of the sockets |
-/// | FreeBSD ≥ 12 | `SO_REUSEPORT_LB` | [`Balanced`](PortSharing::Balanced) (plain `SO_REUSEPORT` would not balance) |
-/// | DragonFly | `SO_REUSEPORT` | [`Balanced`](PortSharing::Balanced) |
-/// | macOS, iOS, NetBSD, OpenBSD | `SO_REUSEPORT` | [`Unbalanced`](PortSharing::Unbalanced): the port can be bound again, but one socket gets the connections |
-/// | illumos, Solaris, others | none | [`Unsupported`](PortSharing::Unsupported): a second bind fails with `EADDRINUSE` |
-///
-/// ```
-/// use evloop_core::workers::{PortSharing, PORT_SHARING};
-/// # #[cfg(target_os = "linux")]
-/// assert_eq!(PORT_SHARING, PortSharing::Balanced);
-/// println!("{PORT_SHARING:?}");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortSharing {
-    /// Several sockets may bind the port and the kernel spreads new connections across
-    /// them.
-    Balanced,
-    /// Several sockets may bind the port, but the kernel does not spread connections
-    /// across them (typically the last one bound gets them all).
-    Unbalanced,
-    /// Only one socket may bind the port.
-    Unsupported,
+use super::TcpOptions;
+
+/// The stream socket type, for [`socket_for`].
+pub(crate) const STREAM: libc::c_int = libc::SOCK_STREAM;
+
+/// What an `accept` error means (see [`AcceptFailure`](super::AcceptFailure)).
+pub(crate) fn accept_failure(e: &io::Error) -> super::AcceptFailure {
+    use super::AcceptFailure::*;
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => WouldBlock,
+        #[allow(unreachable_patterns)] // EWOULDBLOCK == EAGAIN on Linux
+        Some(libc::EWOULDBLOCK) => WouldBlock,
+        Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => Transient,
+        Some(errno @ (libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) => {
+            Exhausted(errno)
+        }
+        _ => Other,
+    }
 }
 
-/// This system's [`PortSharing`].
-///
-/// ```
-/// use evloop_core::workers::{PortSharing, PORT_SHARING};
-/// let one_socket_per_worker = PORT_SHARING == PortSharing::Balanced;
-/// # let _ = one_socket_per_worker;
-/// ```
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly"
-))]
-pub const PORT_SHARING: PortSharing = PortSharing::Balanced;
-
-/// This system's [`PortSharing`].
-///
-/// ```
-/// use evloop_core::workers::{PortSharing, PORT_SHARING};
-/// let one_socket_per_worker = PORT_SHARING == PortSharing::Balanced;
-/// # let _ = one_socket_per_worker;
-/// ```
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "visionos",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
-pub const PORT_SHARING: PortSharing = PortSharing::Unbalanced;
-
-/// This system's [`PortSharing`].
-///
-/// ```
-/// use evloop_core::workers::{PortSharing, PORT_SHARING};
-/// let one_socket_per_worker = PORT_SHARING == PortSharing::Balanced;
-/// # let _ = one_socket_per_worker;
-/// ```
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "tvos",
-    target_os = "watchos",
-    target_os = "visionos",
-    target_os = "netbsd",
-    target_os = "openbsd"
-)))]
-pub const PORT_SHARING: PortSharing = PortSharing::Unsupported;
+/// The descriptor a listener keeps in reserve for running out of them (`/dev/null`).
+pub(crate) fn open_reserve() -> io::Result<std::fs::File> {
+    std::fs::File::open("/dev/null")
+}
 
 /// The socket option that lets several sockets bind one port, balanced where the system
 /// can balance (see [`PortSharing`]).
@@ -373,15 +301,6 @@ pub(crate) fn close_in_place(fd: RawFd, devnull: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// How [`tcp_listener`] sets up its socket.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TcpOptions {
-    pub reuse_addr: bool,
-    pub reuse_port: bool,
-    pub v6_only: Option<bool>,
-    pub backlog: i32,
-}
-
 /// A non-blocking, close-on-exec TCP socket bound to `addr` and listening.
 pub(crate) fn tcp_listener(addr: &SocketAddr, opts: &TcpOptions) -> io::Result<OwnedFd> {
     let fd = socket_for(addr, libc::SOCK_STREAM)?;
@@ -417,4 +336,91 @@ pub(crate) fn connect(fd: RawFd, addr: &SocketAddr) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Switch an fd to non-blocking mode (if it is not already).
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd we borrow; F_GETFL/F_SETFL touch only its status flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The pending error of a socket (`SO_ERROR`), as an `Err`; `Ok` if there is none.
+pub(crate) fn so_error(fd: RawFd) -> io::Result<()> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    Ok(())
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn send_file_chunk(
+    out: RawFd,
+    file: &std::fs::File,
+    offset: &mut u64,
+    remaining: &mut u64,
+) -> io::Result<usize> {
+    let mut off = *offset as libc::off_t;
+    let count = (*remaining).min(1 << 30) as usize;
+    #[cfg(feature = "fault-injection")]
+    let count = evloop_backends::fault::before_write(count)?;
+    // SAFETY: both fds are open (the stream's and the file's); `off` is a valid off_t.
+    let n = unsafe { libc::sendfile(out, file.as_raw_fd(), &mut off, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset = off as u64;
+    *remaining -= n as u64;
+    Ok(n as usize)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn send_file_chunk(
+    out: RawFd,
+    file: &std::fs::File,
+    offset: &mut u64,
+    remaining: &mut u64,
+) -> io::Result<usize> {
+    // No portable sendfile: read a chunk at the offset and write what the socket takes.
+    use std::os::unix::fs::FileExt;
+    let mut chunk = [0u8; 8192];
+    let want = (*remaining).min(chunk.len() as u64) as usize;
+    #[cfg(feature = "fault-injection")]
+    let want = evloop_backends::fault::before_write(want)?;
+    let got = file.read_at(&mut chunk[..want], *offset)?;
+    if got == 0 {
+        return Ok(0);
+    }
+    // SAFETY: `chunk[..got]` is initialised and `out` is open.
+    let n = unsafe { libc::write(out, chunk.as_ptr() as *const libc::c_void, got) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset += n as u64;
+    *remaining -= n as u64;
+    Ok(n as usize)
 }
