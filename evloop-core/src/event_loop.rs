@@ -426,6 +426,7 @@ impl<M: Machine> EventLoop<M> {
     ///     std::process::exit(0);
     /// }
     /// ```
+    #[cfg(unix)]
     pub fn reinit_after_fork(&mut self) -> Result<()> {
         self.ctx.reinit()
     }

@@ -120,6 +120,7 @@ pub struct Ctx<M: Machine> {
     level_count: [u32; crate::ready_queue::MAX_LEVELS],
     direct: bool,
     shared: Arc<Shared>,
+    #[cfg_attr(windows, allow(dead_code))] // read by `reinit` (after fork: Unix only)
     activation_capacity: usize,
     signal_slots: [u32; registry::MAX_SIGNAL + 1],
     signal_mask: u128,
@@ -184,6 +185,7 @@ impl<M: Machine> Ctx<M> {
     }
 
     /// After `fork()`, in the child: fresh backend kernel objects and a fresh wake fd.
+    #[cfg(unix)]
     pub(crate) fn reinit(&mut self) -> Result<()> {
         self.backend.reinit()?;
         let shared = Shared::new(self.activation_capacity)?;

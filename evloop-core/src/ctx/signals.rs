@@ -1,7 +1,9 @@
 //! Signal sources: subscribing to the process-wide registry (`crate::signal`), collecting
 //! arrivals after a wake, and giving every disposition back when the loop goes.
 
-use evloop_backends::{Ready, Waker};
+use evloop_backends::Ready;
+#[cfg(unix)]
+use evloop_backends::Waker;
 
 use super::slots::SlotKind;
 use super::Ctx;
@@ -107,6 +109,7 @@ impl<M: Machine> Ctx<M> {
     }
 
     /// After `fork()`: point every watched signal at the new waker.
+    #[cfg(unix)]
     pub(super) fn rebind_signals(&self, waker: &Waker) {
         for (signo, _, sub) in self.watched_signals() {
             registry::rebind(signo, sub, waker);

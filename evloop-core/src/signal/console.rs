@@ -124,16 +124,6 @@ pub(crate) fn subscribe(signo: i32, waker: &Waker) -> Result<usize, Refusal> {
     Ok(slot)
 }
 
-/// Point a subscription at another waker (after the loop replaced its own).
-pub(crate) fn rebind(signo: i32, slot: usize, waker: &Waker) {
-    let mut subs = SUBS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = subs.iter_mut().find(|s| s.signo == signo && s.slot == slot) {
-        if let Ok(w) = waker.try_clone() {
-            s.waker = w;
-        }
-    }
-}
-
 /// Arrivals of `signo` for the subscriber in `slot` since the last call.
 pub(crate) fn take(signo: i32, slot: usize) -> u32 {
     let subs = SUBS.lock().unwrap_or_else(|e| e.into_inner());
