@@ -850,7 +850,13 @@ pub trait Backend: Sized {
     /// ```
     #[cfg(unix)]
     fn register_waker(&mut self, waker: &Waker, token: u64) -> io::Result<()> {
-        self.register(waker.wake_fd(), token, Interest::READ)
+        // The fd that becomes readable (a pipe waker's read end; `wake_fd` is the end
+        // that is written).
+        self.register(
+            std::os::fd::AsRawFd::as_raw_fd(waker),
+            token,
+            Interest::READ,
+        )
     }
     /// Watch `waker` under `token` (see the Unix definition).
     #[cfg(windows)]
@@ -868,7 +874,7 @@ pub trait Backend: Sized {
     /// ```
     #[cfg(unix)]
     fn deregister_waker(&mut self, waker: &Waker) -> io::Result<()> {
-        self.deregister(waker.wake_fd())
+        self.deregister(std::os::fd::AsRawFd::as_raw_fd(waker))
     }
     /// Stop watching `waker` (see the Unix definition).
     #[cfg(windows)]

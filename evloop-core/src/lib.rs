@@ -14,14 +14,15 @@
 //! | `slab.rs` | [`Slab`] and [`Key`]: collections of sources |
 //! | `source.rs` | [`Source`]: a watchable field, single or collection |
 //! | `timer/` | the indexed 4-ary heap and common-timeout queues |
-//! | `signal/` | the process-wide sigaction registry |
+//! | `signal/` | the process-wide sigaction registry (`registry.rs`), the Windows console's events as signals (`console.rs`) |
 //! | `ready_queue.rs` | per-priority dispatch queues |
 //! | `wake.rs` | [`WakeHandle`]: cross-thread wake and activation |
 //! | `channel.rs` | [`channel`]: a fixed-capacity cross-thread channel whose receiver is a source |
 //! | `workers.rs` | [`workers::Workers`]: one loop per thread, one shutdown for all |
 //! | `buffered/` | [`buffered`]: fixed-capacity buffers, buffered connections, [`buffered::BufSlab`] |
-//! | `listener.rs` | [`Listener`]: batched `accept4`, fd-exhaustion recovery |
-//! | `socket.rs` | the socket calls (per-OS flags, port sharing) of the listener, the workers and `BufConn` |
+//! | `listener.rs` | [`Listener`]: batched `accept4` (`accept` on Windows), fd-exhaustion recovery |
+//! | `socket/` | the socket calls (per-OS flags, port sharing) of the listener, the workers and `BufConn`: `unix.rs`, `windows.rs` |
+//! | `sys/` | what differs between Unix and Windows: [`AsSource`], raw handles, the per-handle source index, the channel's wake |
 //!
 //! ```
 //! use evloop_core::*;

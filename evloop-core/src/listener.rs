@@ -565,7 +565,8 @@ impl Listener {
     /// loop and its socket is closed, so the kernel refuses new connections and resets
     /// the ones still waiting in the backlog, instead of completing handshakes nobody
     /// will answer. Connections already accepted are not touched. The fd number stays
-    /// open (on `/dev/null`) until the `Listener` is dropped; `accept` then takes
+    /// open (on `/dev/null`; on Windows the socket is swapped for one that is neither
+    /// bound nor listening) until the `Listener` is dropped; `accept` then takes
     /// nothing and `attach` is refused. Calling it twice is harmless.
     ///
     /// ```

@@ -2,10 +2,6 @@
 //! sending never blocks and a full channel is an error value; two loops on two threads
 //! talk through a pair of channels.
 
-// Not ported to Windows yet: Unix sockets, pipes, signals, fork or the Unix-only core
-// modules (the Windows backend runs the conformance suite: `conformance.rs`).
-#![cfg(unix)]
-
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -230,10 +226,12 @@ mod epoll_channel {
     channel_tests!(evloop_core::Epoll);
 }
 
+#[cfg(unix)]
 mod poll_channel {
     channel_tests!(evloop_core::Poll);
 }
 
+#[cfg(unix)]
 mod select_channel {
     channel_tests!(evloop_core::Select);
 }
@@ -263,8 +261,15 @@ mod devpoll_channel {
     channel_tests!(evloop_core::DevPoll);
 }
 
+#[cfg(windows)]
+mod afd_channel {
+    channel_tests!(evloop_core::Afd);
+}
+
 /// Producers spin on a small channel; the receiver reads only when `poll(2)` says its fd
 /// is readable. A lost wake-up shows as a poll that times out while messages wait.
+/// (Unix: it asks `poll(2)` directly.)
+#[cfg(unix)]
 #[test]
 fn no_lost_wakeup_under_contention() {
     use std::os::fd::{AsFd, AsRawFd};

@@ -13,9 +13,16 @@
 //! | `CTRL_LOGOFF_EVENT`, `CTRL_SHUTDOWN_EVENT` | `SIGTERM` (15) |
 //!
 //! An event nobody watches is passed on (the handler returns `FALSE`), so the default
-//! (ending the process) still applies. Windows ends the process anyway a few seconds
-//! after a close, logoff or shutdown event, watched or not: a loop has that long to
-//! clean up.
+//! (ending the process) still applies. For a watched close, logoff or shutdown event,
+//! Windows ends the process as soon as the handler returns; so the handler does not
+//! return: its thread waits (as libuv's does) while the loops handle the event, and the
+//! process ends when the program exits, or when Windows's own time limit for these events
+//! runs out (about 5 s for a close, longer for a shutdown). A loop has that long to clean
+//! up.
+//!
+//! `AllocConsole`, `AttachConsole` and `FreeConsole` clear a process's control handlers:
+//! a program that calls them after a loop first watched one of these signals stops
+//! hearing them.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -83,12 +90,27 @@ unsafe extern "system" fn on_console_event(ctrl: u32) -> windows_sys::core::BOOL
     let Some(signo) = signal_of(ctrl) else {
         return 0;
     };
-    let subs = SUBS.lock().unwrap_or_else(|e| e.into_inner());
     let mut heard = false;
-    for s in subs.iter().filter(|s| s.signo == signo) {
-        s.count.fetch_add(1, Ordering::AcqRel);
-        let _ = s.waker.wake();
-        heard = true;
+    {
+        let subs = SUBS.lock().unwrap_or_else(|e| e.into_inner());
+        for s in subs.iter().filter(|s| s.signo == signo) {
+            s.count.fetch_add(1, Ordering::AcqRel);
+            let _ = s.waker.wake();
+            heard = true;
+        }
+    }
+    if heard
+        && matches!(
+            ctrl,
+            CTRL_CLOSE_EVENT | CTRL_LOGOFF_EVENT | CTRL_SHUTDOWN_EVENT
+        )
+    {
+        // Returning would end the process now; the loops need time to run their
+        // handlers. The process ends when the program exits or Windows's limit for this
+        // event runs out. (The lock is released: loops may still unsubscribe.)
+        loop {
+            std::thread::park();
+        }
     }
     i32::from(heard)
 }

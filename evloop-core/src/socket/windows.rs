@@ -42,9 +42,11 @@ pub(crate) fn open_reserve() -> io::Result<std::fs::File> {
 fn startup() {
     static START: Once = Once::new();
     START.call_once(|| {
-        // SAFETY: `data` is a valid, writable WSADATA; version 2.2.
+        // SAFETY: WSADATA is integers, byte arrays and a nullable pointer: all-zero bytes
+        // are a valid value.
         let mut data: WSADATA = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
+        // SAFETY: `data` is a valid, writable WSADATA; version 2.2. A failure shows up as
+        // `WSANOTINITIALISED` from the first socket call, with its own error.
         unsafe { ws::WSAStartup(0x202, &mut data) };
     });
 }
@@ -196,7 +198,10 @@ pub(crate) fn listen(s: RawSocket, backlog: i32) -> io::Result<()> {
 
 /// A non-blocking TCP socket bound to `addr` and listening. `reuse_addr` is not set on
 /// Windows: there it would let another socket take over the port, and what it gives on
-/// Unix (binding a port with connections in `TIME_WAIT`) is Windows's default.
+/// Unix (binding a port with connections in `TIME_WAIT`) is Windows's default. (Nor is
+/// `SO_EXCLUSIVEADDRUSE`: like std's `TcpListener`, a listener does not stop another
+/// process that sets `SO_REUSEADDR` from binding the port too.) An IPv6 listener is
+/// IPv6-only unless `v6_only(false)` says otherwise: Windows's default, unlike Linux's.
 pub(crate) fn tcp_listener(addr: &SocketAddr, opts: &TcpOptions) -> io::Result<OwnedSocket> {
     let s = socket_for(addr, SOCK_STREAM)?;
     let raw = s.as_raw_socket();

@@ -52,7 +52,8 @@ pub(crate) fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::
 /// What wakes a loop watching a [`channel`](crate::channel) receiver: a connected pair
 /// of loopback TCP sockets (the receiving end is the source; a wake is one byte), since
 /// a source on Windows is a socket. The pair is checked to be our own: a connection
-/// from anyone else to the short-lived listener is refused.
+/// from anyone else to the short-lived listener is accepted and closed at once, and the
+/// wait goes on for ours (already queued: it connected before the first accept).
 #[derive(Debug)]
 pub(crate) struct Notify {
     rx: std::net::TcpStream,
