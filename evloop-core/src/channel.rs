@@ -48,7 +48,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::sys::{AsSource, BorrowedSource, Notify};
+use crate::sys::Notify;
 use crate::Result;
 
 /// Keeps the producers' and the consumer's hot counters on separate cache lines.
@@ -513,21 +513,9 @@ impl<T, const N: usize> Drop for Receiver<T, N> {
     }
 }
 
-#[cfg(unix)]
-impl<T, const N: usize> AsSource for Receiver<T, N> {
-    /// The wake fd: readable while messages wait (or after the last sender left).
-    fn as_fd(&self) -> BorrowedSource<'_> {
-        self.inner.waker.as_fd()
-    }
-}
-
-#[cfg(windows)]
-impl<T, const N: usize> AsSource for Receiver<T, N> {
-    /// The wake socket: readable while messages wait (or after the last sender left).
-    fn as_socket(&self) -> BorrowedSource<'_> {
-        self.inner.waker.as_socket()
-    }
-}
+// The wake fd (socket, on Windows): readable while messages wait, or after the last
+// sender left.
+crate::impl_as_source!([T, const N: usize] Receiver<T, N> => inner.waker);
 
 impl<T, const N: usize> fmt::Debug for Receiver<T, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -545,7 +533,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn readable(rx: &Receiver<impl Sized, 8>) -> bool {
-        use std::os::fd::AsRawFd;
+        use std::os::fd::{AsFd, AsRawFd};
         let mut p = libc::pollfd {
             fd: rx.as_fd().as_raw_fd(),
             events: libc::POLLIN,

@@ -46,7 +46,7 @@ use std::time::Duration;
 use evloop_backends::{Interest, Ready};
 
 use crate::socket::{self, AcceptFailure};
-use crate::sys::{AsSource, BorrowedSource};
+use crate::sys::BorrowedSource;
 use crate::{Ctx, Error, Key, Machine, Result, Source, SourceId, Token, Watch};
 
 /// Options for a [`Listener`]. Defaults: `SO_REUSEADDR` on, `SO_REUSEPORT` off, backlog
@@ -426,19 +426,7 @@ impl Accepted {
     }
 }
 
-#[cfg(unix)]
-impl AsSource for Accepted {
-    fn as_fd(&self) -> BorrowedSource<'_> {
-        self.0.as_fd()
-    }
-}
-
-#[cfg(windows)]
-impl AsSource for Accepted {
-    fn as_socket(&self) -> BorrowedSource<'_> {
-        self.0.as_socket()
-    }
-}
+crate::impl_as_source!(Accepted => 0);
 
 /// A listening socket as a loop source (libevent's evconnlistener): a field of an
 /// `#[event_machine]` whose `#[on_read]` handler calls [`accept`](Self::accept). Built
@@ -548,7 +536,7 @@ impl Listener {
     }
 
     fn raw(&self) -> RawSource {
-        crate::sys::raw(&self.fd())
+        crate::sys::raw_source(&self.fd())
     }
 
     /// Its counters.

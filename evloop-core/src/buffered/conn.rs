@@ -1,7 +1,7 @@
 //! [`BufConn`]: a stream with an input and an output [`Buffer`] (libevent's bufferevent),
 //! and [`BufSlab`]: a collection of them that does their I/O for its handlers.
 
-use crate::sys::{AsSource, BorrowedSource};
+use crate::sys::AsSource;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
@@ -398,19 +398,7 @@ impl<S> fmt::Debug for BufConn<S> {
     }
 }
 
-#[cfg(unix)]
-impl<S: AsSource> AsSource for BufConn<S> {
-    fn as_fd(&self) -> BorrowedSource<'_> {
-        self.stream.as_fd()
-    }
-}
-
-#[cfg(windows)]
-impl<S: AsSource> AsSource for BufConn<S> {
-    fn as_socket(&self) -> BorrowedSource<'_> {
-        self.stream.as_socket()
-    }
-}
+crate::impl_as_source!([S: AsSource] BufConn<S> => stream);
 
 impl<S: AsSource> BufConn<S> {
     /// Wrap `stream` (switched to non-blocking mode) with buffers sized by `cfg`. The
@@ -423,7 +411,7 @@ impl<S: AsSource> BufConn<S> {
     /// assert_eq!(conn.input().capacity(), 512);
     /// ```
     pub fn new(stream: S, cfg: &BufConfig) -> io::Result<BufConn<S>> {
-        crate::socket::set_nonblocking(crate::sys::raw(&stream))?;
+        crate::socket::set_nonblocking(crate::sys::raw_source(&stream))?;
         let mut input = Buffer::with_capacity(cfg.input);
         input.set_line_limit(cfg.read_high);
         Ok(BufConn {
@@ -457,7 +445,7 @@ impl BufConn<TcpStream> {
     /// ```
     pub fn connect(addr: SocketAddr, cfg: &BufConfig) -> io::Result<BufConn<TcpStream>> {
         let fd = crate::socket::socket_for(&addr, crate::socket::STREAM)?;
-        crate::socket::connect(crate::sys::raw(&fd), &addr)?;
+        crate::socket::connect(crate::sys::raw_source(&fd), &addr)?;
         // Connecting even if it completed at once: the first writable readiness checks
         // `SO_ERROR` and reports `CONNECTED` either way.
         let mut conn = BufConn::new(TcpStream::from(fd), cfg)?;
@@ -894,7 +882,7 @@ impl<S: Read + Write + AsSource> BufConn<S> {
         if self.flags & CONNECTING != 0
             && ready.intersects(Ready::WRITABLE | Ready::ERROR | Ready::HUP)
         {
-            match crate::socket::so_error(crate::sys::raw(&self.stream)) {
+            match crate::socket::so_error(crate::sys::raw_source(&self.stream)) {
                 Ok(()) => {
                     self.flags &= !CONNECTING;
                     ev |= BufEvents::CONNECTED;
@@ -993,7 +981,7 @@ impl<S: Read + Write + AsSource> BufConn<S> {
                 continue;
             }
             match crate::socket::send_file_chunk(
-                crate::sys::raw(&self.stream),
+                crate::sys::raw_source(&self.stream),
                 &f.file,
                 &mut f.offset,
                 &mut f.remaining,

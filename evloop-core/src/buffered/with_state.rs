@@ -1,6 +1,6 @@
 //! [`WithState`]: a stream together with the program's own per-connection state.
 
-use crate::sys::{AsSource, BorrowedSource};
+use crate::sys::AsSource;
 use std::io::{self, IoSlice, Read, Write};
 
 /// A stream plus the program's state for that connection, usable wherever a stream is
@@ -61,19 +61,7 @@ impl<S: Write, T> Write for WithState<S, T> {
     }
 }
 
-#[cfg(unix)]
-impl<S: AsSource, T> AsSource for WithState<S, T> {
-    fn as_fd(&self) -> BorrowedSource<'_> {
-        self.stream.as_fd()
-    }
-}
-
-#[cfg(windows)]
-impl<S: AsSource, T> AsSource for WithState<S, T> {
-    fn as_socket(&self) -> BorrowedSource<'_> {
-        self.stream.as_socket()
-    }
-}
+crate::impl_as_source!([S: AsSource, T] WithState<S, T> => stream);
 
 #[cfg(all(test, unix))]
 mod tests {

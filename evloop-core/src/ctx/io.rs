@@ -36,7 +36,7 @@ impl<M: Machine> Ctx<M> {
         token: Token,
         watch: impl Into<Watch>,
     ) -> Result<SourceId> {
-        self.add_io_raw(sys::raw(source), token, watch)
+        self.add_io_raw(sys::raw_source(source), token, watch)
     }
 
     /// Like [`add_io`](Self::add_io) for a raw fd. The caller keeps `fd` open until
@@ -236,7 +236,7 @@ impl<M: Machine> Ctx<M> {
     /// assert_eq!(el.ctx().source_of(&a), Some(id));
     /// ```
     pub fn source_of<S: AsSource + ?Sized>(&self, source: &S) -> Option<SourceId> {
-        let head = self.fd_heads.get(sys::raw(source));
+        let head = self.fd_heads.get(sys::raw_source(source));
         (head != NONE).then(|| self.id(head))
     }
 
@@ -255,7 +255,7 @@ impl<M: Machine> Ctx<M> {
     /// assert_eq!(el.ctx().source_count(), 0);
     /// ```
     pub fn remove_fd<S: AsSource + ?Sized>(&mut self, source: &S) -> Result<usize> {
-        let fd = sys::raw(source);
+        let fd = sys::raw_source(source);
         let mut n = 0;
         loop {
             let head = self.fd_heads.get(fd);

@@ -67,19 +67,6 @@ impl SourceIndex {
     }
 }
 
-/// The raw handle of a source: its fd on Unix, its socket on Windows (what
-/// [`Ctx::add_io_raw`](crate::Ctx::add_io_raw) takes).
-///
-/// ```
-/// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-/// let raw: evloop_core::RawSource = evloop_core::raw_source(&l);
-/// # let _ = raw;
-/// ```
-#[inline]
-pub fn raw_source<S: AsSource + ?Sized>(s: &S) -> RawSource {
-    raw(s)
-}
-
 /// Implement [`AsSource`] (`AsFd` on Unix, `AsSocket` on Windows) for a type by
 /// forwarding to one of its fields, so a connection type of your own is watchable on
 /// both without a `#[cfg]`:
@@ -94,20 +81,31 @@ pub fn raw_source<S: AsSource + ?Sized>(s: &S) -> RawSource {
 /// fn watchable<S: evloop_core::AsSource>(_: &S) {}
 /// # fn f(c: Conn) { watchable(&c) }
 /// ```
+///
+/// A generic type names its parameters in brackets first, and the field may be a path
+/// or a tuple index:
+///
+/// ```
+/// struct Tagged<S>(u32, S);
+/// evloop_core::impl_as_source!([S: evloop_core::AsSource] Tagged<S> => 1);
+/// ```
 #[macro_export]
 macro_rules! impl_as_source {
-    ($ty:ty => $field:ident) => {
+    ([$($generics:tt)*] $ty:ty => $($field:tt)+) => {
         #[cfg(unix)]
-        impl $crate::AsSource for $ty {
+        impl<$($generics)*> $crate::AsSource for $ty {
             fn as_fd(&self) -> $crate::BorrowedSource<'_> {
-                $crate::AsSource::as_fd(&self.$field)
+                $crate::AsSource::as_fd(&self.$($field)+)
             }
         }
         #[cfg(windows)]
-        impl $crate::AsSource for $ty {
+        impl<$($generics)*> $crate::AsSource for $ty {
             fn as_socket(&self) -> $crate::BorrowedSource<'_> {
-                $crate::AsSource::as_socket(&self.$field)
+                $crate::AsSource::as_socket(&self.$($field)+)
             }
         }
+    };
+    ($ty:ty => $($field:tt)+) => {
+        $crate::impl_as_source!([] $ty => $($field)+);
     };
 }

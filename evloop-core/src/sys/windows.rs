@@ -23,9 +23,16 @@ pub use std::os::windows::io::AsSocket as AsSource;
 /// ```
 pub use std::os::windows::io::BorrowedSocket as BorrowedSource;
 
-/// The raw handle of a source.
+/// The raw handle of a source: its fd on Unix, its socket on Windows (what
+/// [`Ctx::add_io_raw`](crate::Ctx::add_io_raw) takes).
+///
+/// ```
+/// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let raw: evloop_core::RawSource = evloop_core::raw_source(&l);
+/// # let _ = raw;
+/// ```
 #[inline]
-pub(crate) fn raw<S: AsSource + ?Sized>(s: &S) -> RawSource {
+pub fn raw_source<S: AsSource + ?Sized>(s: &S) -> RawSource {
     use std::os::windows::io::AsRawSocket;
     s.as_socket().as_raw_socket()
 }
@@ -99,8 +106,4 @@ impl Notify {
     }
 }
 
-impl AsSource for Notify {
-    fn as_socket(&self) -> BorrowedSource<'_> {
-        self.rx.as_socket()
-    }
-}
+crate::impl_as_source!(Notify => rx);
