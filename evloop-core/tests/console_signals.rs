@@ -113,4 +113,6 @@ mod windows {
 fn main() {
     #[cfg(windows)]
     windows::main();
+    #[cfg(not(windows))]
+    println!("console_signals: SKIPPED (Windows only): nothing ran");
 }

@@ -486,4 +486,6 @@ mod unix {
 fn main() {
     #[cfg(unix)]
     unix::main();
+    #[cfg(not(unix))]
+    println!("pipechain: SKIPPED (Unix only): nothing ran");
 }

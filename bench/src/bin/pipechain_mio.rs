@@ -257,4 +257,6 @@ mod unix {
 fn main() {
     #[cfg(unix)]
     unix::main();
+    #[cfg(not(unix))]
+    println!("pipechain_mio: SKIPPED (Unix only): nothing ran");
 }
